@@ -1,0 +1,102 @@
+"""Reading HTCondor ads (`.job.ad`, `.machine.ad`, hook stdin) with the real ClassAd library.
+
+The files are in HTCondor's "old" format: one `Attr = Value` line per attribute.
+Values are evaluated by classad2, so an attribute holding an expression
+(`RequestMemory = ifthenelse(...)`) yields its value, as HTCondor would see it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import classad2
+
+from .failures import Code, Failure
+
+_MISSING = object()
+
+
+def parse_ad(text: str, what: str = "ad") -> classad2.ClassAd:
+    """Parse one ad from `Attr = Value` lines; an unparsable ad is a HOLD naming `what`."""
+    try:
+        ads = list(classad2.parseAds(text))
+    except Exception as err:  # classad2 raises ClassAdException / ValueError
+        raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: {err}") from err
+    if not ads:
+        if text.strip():
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: no attributes found")
+        return classad2.ClassAd()
+    return ads[0]
+
+
+def read_ad_file(path: str | os.PathLike, what: str | None = None) -> classad2.ClassAd:
+    """Read an ad file; a missing file is a HOLD that names the path."""
+    what = what or os.fspath(path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            text = stream.read()
+    except OSError as err:
+        raise Failure(Code.BAD_JOB_AD, f"cannot read {what}: {err.strerror}") from err
+    return parse_ad(text, what)
+
+
+def evaluate(ad: classad2.ClassAd, attr: str) -> Any:
+    """The attribute's value, or None when it is missing, undefined or an error."""
+    if attr not in ad:
+        return None
+    try:
+        value = ad.eval(attr)
+    except Exception:
+        return None
+    if value is classad2.Value.Undefined or value is classad2.Value.Error:
+        return None
+    return value
+
+
+def get_str(ad: classad2.ClassAd, attr: str, default: str | None = None) -> str | None:
+    value = evaluate(ad, attr)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise Failure(Code.BAD_JOB_AD, f"job attribute {attr} must be a string, not {value!r}")
+    return value
+
+
+def get_int(ad: classad2.ClassAd, attr: str, default: int | None = None) -> int | None:
+    value = evaluate(ad, attr)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Failure(Code.BAD_JOB_AD, f"attribute {attr} must be a number, not {value!r}")
+    return int(value)
+
+
+def get_bool(ad: classad2.ClassAd, attr: str, default: bool = False) -> bool:
+    value = evaluate(ad, attr)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise Failure(Code.BAD_JOB_AD, f"attribute {attr} must be a boolean, not {value!r}")
+
+
+def format_value(value: Any) -> str:
+    """A Python value as ClassAd text, for hook output (`Attr = <this>`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return classad2.quote(value)
+    if isinstance(value, (list, tuple)):
+        return "{ " + ", ".join(format_value(v) for v in value) + " }"
+    raise TypeError(f"cannot write {value!r} as a ClassAd value")
+
+
+def format_ad_lines(attrs: dict[str, Any]) -> str:
+    """`Attr = Value` lines, as a startd cron job or a hook prints them."""
+    return "".join(f"{name} = {format_value(value)}\n" for name, value in attrs.items())

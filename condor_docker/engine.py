@@ -1,0 +1,320 @@
+"""The thin layer over the Docker Engine SDK; the only module that imports `docker`.
+
+Two rules from the drivers we learn from (Nomad's docker driver, docker-py):
+- classify at the boundary: every engine error leaves this module as a
+  `Failure` (HOLD or REQUEUE) that keeps the engine's own words, via
+  `translate_engine_errors`, which also wraps the pull stream;
+- two clients: ordinary calls time out, `wait`/`attach`/`stats` never do (a job
+  may run for days).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import docker
+import docker.errors
+import docker.types
+import requests
+
+from . import imageref
+from .failures import Code, Failure
+from .spec import MANAGED_LABEL, ContainerSpec
+
+log = logging.getLogger("condor_docker.engine")
+
+# Engine/registry texts -> classification.  Checked in order; first match wins.
+# Recorded texts are replayed in tests/unit/test_engine_classify.py.
+_PULL_TEXTS: tuple[tuple[tuple[str, ...], Code], ...] = (
+    (("invalid reference format", "invalid repository name"), Code.INVALID_IMAGE),
+    (("unauthorized", "denied", "authentication required", "forbidden"), Code.IMAGE_ACCESS_DENIED),
+    (("manifest unknown", "not found", "does not exist", "no such image", "name unknown"), Code.IMAGE_NOT_FOUND),
+    (("timeout", "timed out", "deadline exceeded"), Code.PULL_TIMEOUT),
+)
+_START_TEXTS: tuple[tuple[tuple[str, ...], Code], ...] = (
+    (("executable file not found", "no such file or directory", "permission denied",
+      "exec format error", "not a directory"), Code.EXECUTABLE_NOT_FOUND),
+)
+
+
+def classify_engine_text(text: str, status: int | None, during: str) -> Code:
+    """Pure classification of an engine/registry error message (`during`: pull/create/start/other)."""
+    lowered = text.lower()
+    if during == "pull":
+        for needles, code in _PULL_TEXTS:
+            if any(n in lowered for n in needles):
+                return code
+        return Code.REGISTRY_UNREACHABLE if status is None or status >= 500 else Code.IMAGE_NOT_FOUND
+    if during == "start":
+        for needles, code in _START_TEXTS:
+            if any(n in lowered for n in needles):
+                return code
+    if status is not None and 400 <= status < 500:
+        return Code.CONTAINER_REFUSED if during in ("create", "start") else Code.ENGINE_ERROR
+    return Code.ENGINE_ERROR
+
+
+def _what(during: str, subject: str) -> str:
+    return {"pull": f"Cannot pull image {subject}",
+            "create": f"Cannot create container {subject}",
+            "start": f"Cannot start container {subject}"}.get(during, f"Docker engine error ({subject})")
+
+
+@contextlib.contextmanager
+def translate_engine_errors(during: str, subject: str) -> Iterator[None]:
+    """Turn docker-py and requests errors into a classified Failure with the engine's words."""
+    try:
+        yield
+    except Failure:
+        raise
+    except docker.errors.APIError as err:
+        text = err.explanation or str(err)
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        code = classify_engine_text(text, err.status_code, during)
+        raise Failure(code, f"{_what(during, subject)}: {text}") from err
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as err:
+        if "timed out" in str(err).lower() and during == "pull":
+            raise Failure(Code.PULL_TIMEOUT, f"{_what(during, subject)}: the pull made no progress") from err
+        raise Failure(Code.ENGINE_UNAVAILABLE, f"{_what(during, subject)}: the Docker engine does not answer ({err})") from err
+    except docker.errors.DockerException as err:  # e.g. client construction on a dead socket
+        raise Failure(Code.ENGINE_UNAVAILABLE, f"{_what(during, subject)}: {err}") from err
+    except OSError as err:
+        raise Failure(Code.ENGINE_UNAVAILABLE, f"{_what(during, subject)}: {err}") from err
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What `inspect` says about a finished (or running) container."""
+    id: str
+    running: bool
+    paused: bool
+    exit_code: int
+    oom_killed: bool
+    error: str
+    labels: dict
+    created: str
+    name: str
+
+
+class Engine:
+    """One engine endpoint; methods are one engine call each, errors already classified."""
+
+    def __init__(self, url: str = "unix:///var/run/docker.sock", timeout: float = 60) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._api: docker.APIClient | None = None
+        self._waiter: docker.APIClient | None = None
+
+    # -- clients -----------------------------------------------------------------
+    @property
+    def api(self) -> docker.APIClient:
+        if self._api is None:
+            with translate_engine_errors("other", "connect"):
+                self._api = docker.APIClient(base_url=self.url, timeout=self.timeout, version="auto")
+        return self._api
+
+    @property
+    def waiter(self) -> docker.APIClient:
+        """A client with no timeout, for calls that last as long as the job."""
+        if self._waiter is None:
+            with translate_engine_errors("other", "connect"):
+                self._waiter = docker.APIClient(base_url=self.url, timeout=None,
+                                                version=self.api.api_version)
+        return self._waiter
+
+    def close(self) -> None:
+        for client in (self._api, self._waiter):
+            if client is not None:
+                client.close()
+        self._api = self._waiter = None
+
+    # -- engine ------------------------------------------------------------------
+    def version(self) -> dict:
+        with translate_engine_errors("other", "version"):
+            return self.api.version()
+
+    # -- images ------------------------------------------------------------------
+    def image_inspect(self, reference: str) -> dict | None:
+        with translate_engine_errors("other", reference):
+            try:
+                return self.api.inspect_image(reference)
+            except docker.errors.NotFound:
+                return None
+
+    def images(self) -> list[dict]:
+        with translate_engine_errors("other", "images"):
+            return self.api.images()
+
+    def remove_image(self, reference: str) -> bool:
+        """Remove an image; False when it is in use or already gone."""
+        with translate_engine_errors("other", reference):
+            try:
+                self.api.remove_image(reference, noprune=False)
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as err:
+                if err.status_code == 409:  # in use by a container
+                    return False
+                raise
+
+    def pull(self, reference: str, *, timeout: float, stall_timeout: float,
+             on_progress: Callable[[dict], None] | None = None) -> dict:
+        """Pull with an overall deadline and a no-progress deadline; returns the image's inspect.
+
+        docker-py's own pull has no timeout and reports a failure in the middle of
+        the stream only as an item of it, so we drive the stream ourselves: the
+        HTTP read timeout is the stall deadline, and every item is checked for
+        `error`.
+        """
+        repository, tag = imageref.repository_and_tag(reference)
+        deadline = time.monotonic() + timeout
+        with translate_engine_errors("pull", reference):
+            api = self.api
+            headers = {}
+            registry = imageref.registry_of(reference)
+            auth_header = docker.auth.get_config_header(api, registry or "https://index.docker.io/v1/")
+            if auth_header:
+                headers["X-Registry-Auth"] = auth_header
+            response = api._post(api._url("/images/create"), params={"fromImage": repository, "tag": tag},
+                                 headers=headers, stream=True, timeout=(min(10.0, stall_timeout), stall_timeout))
+            try:
+                api._raise_for_status(response)
+                for item in api._stream_helper(response, decode=True):
+                    if "error" in item or "errorDetail" in item:
+                        text = item.get("error") or item["errorDetail"].get("message", "")
+                        raise Failure(classify_engine_text(text, None, "pull"), f"Cannot pull image {reference}: {text}")
+                    if on_progress is not None:
+                        on_progress(item)
+                    if time.monotonic() > deadline:
+                        raise Failure(Code.PULL_TIMEOUT,
+                                      f"Cannot pull image {reference}: not done after {timeout:g} s")
+            finally:
+                response.close()
+        inspected = self.image_inspect(reference)
+        if inspected is None:
+            raise Failure(Code.IMAGE_NOT_FOUND, f"Cannot pull image {reference}: the engine reported no image after the pull")
+        return inspected
+
+    # -- containers --------------------------------------------------------------
+    def create(self, spec: ContainerSpec) -> str:
+        """Create the container; a name conflict is returned to the caller as-is (409)."""
+        api = self.api
+        host_config = api.create_host_config(
+            mounts=[docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
+                    for m in spec.mounts],
+            network_mode=spec.network_mode,
+            cpu_shares=spec.cpu_shares,
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,
+            pids_limit=spec.pids_limit or None,
+            init=spec.init,
+            cap_drop=list(spec.cap_drop) or None,
+            cap_add=list(spec.cap_add) or None,
+            security_opt=list(spec.security_opt),
+            shm_size=spec.shm_size or None,
+            group_add=list(spec.group_add),
+            log_config=docker.types.LogConfig(type="none"),
+            ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.extras.ulimits] or None,
+            devices=list(spec.extras.devices) or None,
+            tmpfs=dict(spec.extras.tmpfs) or None,
+            sysctls=dict(spec.extras.sysctls) or None,
+            runtime=spec.extras.runtime,
+        )
+        with translate_engine_errors("create", spec.name):
+            created = api.create_container(
+                image=spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                user=spec.user,
+                environment=[f"{k}={v}" for k, v in spec.environment],
+                working_dir=spec.working_dir,
+                labels=dict(spec.labels),
+                hostname=spec.hostname,
+                name=spec.name,
+                stdin_open=spec.stdin_open,
+                network_disabled=spec.network_mode == "none",
+                host_config=host_config,
+            )
+        return created["Id"]
+
+    def attach(self, container_id: str, stdin: bool) -> Any:
+        """The raw attach socket (stdout/stderr frames; stdin if asked), before start."""
+        with translate_engine_errors("other", container_id[:12]):
+            params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+            return self.waiter.attach_socket(container_id, params=params)
+
+    def start(self, container_id: str, name: str) -> None:
+        with translate_engine_errors("start", name):
+            self.api.start(container_id)
+
+    def wait(self, container_id: str) -> int:
+        with translate_engine_errors("other", container_id[:12]):
+            return int(self.waiter.wait(container_id).get("StatusCode", -1))
+
+    def inspect(self, container_id: str) -> ContainerState | None:
+        with translate_engine_errors("other", container_id[:12]):
+            try:
+                data = self.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+        state = data.get("State", {})
+        return ContainerState(
+            id=data["Id"], running=bool(state.get("Running")), paused=bool(state.get("Paused")),
+            exit_code=int(state.get("ExitCode", -1)), oom_killed=bool(state.get("OOMKilled")),
+            error=state.get("Error", "") or "", labels=data.get("Config", {}).get("Labels") or {},
+            created=data.get("Created", ""), name=data.get("Name", "").lstrip("/"))
+
+    def stats_stream(self, container_id: str) -> Iterator[dict]:
+        """One sample a second until the container stops (no timeout)."""
+        with translate_engine_errors("other", container_id[:12]):
+            yield from self.waiter.stats(container_id, stream=True, decode=True)
+
+    def kill(self, container_id: str, signal: int | str = "SIGKILL") -> bool:
+        """Send a signal; False when the container is gone or not running."""
+        with translate_engine_errors("other", container_id[:12]):
+            try:
+                self.api.kill(container_id, signal=signal)
+                return True
+            except docker.errors.APIError as err:
+                if err.status_code in (404, 409):
+                    return False
+                raise
+
+    def pause(self, container_id: str) -> None:
+        with translate_engine_errors("other", container_id[:12]):
+            self.api.pause(container_id)
+
+    def unpause(self, container_id: str) -> None:
+        with translate_engine_errors("other", container_id[:12]):
+            self.api.unpause(container_id)
+
+    def remove(self, container_id: str) -> bool:
+        """Force-remove with volumes; "not found" counts as done (returns False)."""
+        with translate_engine_errors("other", container_id[:12]):
+            try:
+                self.api.remove_container(container_id, force=True, v=True)
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as err:
+                if err.status_code == 409 and "already in progress" in str(err.explanation):
+                    return False
+                raise
+
+    def managed_containers(self, extra_filters: dict | None = None) -> list[dict]:
+        """Every container (running or not) that carries our label."""
+        filters = {"label": [f"{MANAGED_LABEL}=true"]}
+        filters.update(extra_filters or {})
+        with translate_engine_errors("other", "list"):
+            return self.api.containers(all=True, filters=filters)
+
+    def exec_run(self, container_id: str, argv: list[str], user: str) -> tuple[int, bytes]:
+        with translate_engine_errors("other", container_id[:12]):
+            exec_id = self.api.exec_create(container_id, argv, user=user)["Id"]
+            output = self.api.exec_start(exec_id)
+            return int(self.api.exec_inspect(exec_id).get("ExitCode") or 0), output

@@ -1,0 +1,107 @@
+"""The failure taxonomy shared by every path (local runner, hooks, launcher, agent).
+
+Every way a docker job can fail ends as one `Failure`:
+
+    Failure(kind, code, reason)
+      kind   HOLD     the job cannot succeed as submitted; a person must act
+                      (fix the image name, the submit file, the memory request)
+             REQUEUE  the fault is on this machine or network and may pass
+                      (engine down, registry unreachable, pull timed out);
+                      the job goes back to idle and is matched again
+      code   a stable number; HOLD codes are 1..299 and REQUEUE codes are >= 300,
+             because HTCondor reads a PREPARE_JOB hook's HookStatusCode that way
+             (1..299 holds the job with HoldReasonCode 19 and this subcode;
+             >= 300 sends it back to idle)
+      reason one line for the job's HoldReason; it keeps the engine's own words
+
+Codes (also published in the README):
+
+    HOLD
+      10  BAD_JOB_AD           the job ad is missing or has an invalid attribute
+      11  INVALID_IMAGE        DockerImage is not a valid image reference
+      12  IMAGE_NOT_FOUND      the registry has no such image or tag
+      13  IMAGE_ACCESS_DENIED  the registry refused access to the image
+      14  IMAGE_NOT_TRUSTED    a locally loaded image, and local images are not trusted
+      15  NETWORK_NOT_ALLOWED  DockerNetworkType names a network this machine refuses
+      16  POLICY_REFUSED       the agent's policy refused the request (uid 0, foreign
+                               scratch dir, privileges beyond the admin's list, ...)
+      17  EXECUTABLE_NOT_FOUND the command does not exist in the image
+      18  CONTAINER_REFUSED    the engine refused the container's configuration
+      19  TOO_MANY_REQUEUES    a transient fault repeated too often; the last one is
+                               in the reason
+      102 OVER_MEMORY          the job went over its memory limit (the same subcode
+                               HTCondor's own docker universe uses)
+    REQUEUE
+      301 ENGINE_UNAVAILABLE   the Docker engine does not answer
+      302 REGISTRY_UNREACHABLE the registry could not be reached
+      303 PULL_TIMEOUT         the pull took too long or stalled
+      304 AGENT_UNAVAILABLE    the condor_docker agent does not answer
+      305 ENGINE_ERROR         the engine failed with a server-side error
+      306 JOB_INTERRUPTED      the job was stopped before it finished (vacate,
+                               agent or launcher lost)
+"""
+from __future__ import annotations
+
+import enum
+
+
+class Kind(enum.Enum):
+    HOLD = "hold"
+    REQUEUE = "requeue"
+
+
+class Code(enum.IntEnum):
+    BAD_JOB_AD = 10
+    INVALID_IMAGE = 11
+    IMAGE_NOT_FOUND = 12
+    IMAGE_ACCESS_DENIED = 13
+    IMAGE_NOT_TRUSTED = 14
+    NETWORK_NOT_ALLOWED = 15
+    POLICY_REFUSED = 16
+    EXECUTABLE_NOT_FOUND = 17
+    CONTAINER_REFUSED = 18
+    TOO_MANY_REQUEUES = 19
+    OVER_MEMORY = 102
+    ENGINE_UNAVAILABLE = 301
+    REGISTRY_UNREACHABLE = 302
+    PULL_TIMEOUT = 303
+    AGENT_UNAVAILABLE = 304
+    ENGINE_ERROR = 305
+    JOB_INTERRUPTED = 306
+
+    @property
+    def kind(self) -> Kind:
+        """The kind follows from the number, as HTCondor reads HookStatusCode."""
+        return Kind.HOLD if self.value < 300 else Kind.REQUEUE
+
+
+class Failure(Exception):
+    """A classified failure: what happened (`reason`) and what HTCondor should do."""
+
+    def __init__(self, code: Code, reason: str) -> None:
+        reason = " ".join(str(reason).split())  # one line, whatever the engine said
+        super().__init__(reason)
+        self.code = Code(code)
+        self.reason = reason
+
+    @property
+    def kind(self) -> Kind:
+        return self.code.kind
+
+    @property
+    def is_hold(self) -> bool:
+        return self.kind is Kind.HOLD
+
+    def with_context(self, context: str) -> "Failure":
+        """Prefix the reason with context, keeping the classification."""
+        return Failure(self.code, f"{context}: {self.reason}")
+
+    def to_dict(self) -> dict:
+        return {"code": int(self.code), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Failure":
+        return cls(Code(int(data["code"])), str(data["reason"]))
+
+    def __repr__(self) -> str:
+        return f"Failure({self.code.name}, {self.reason!r})"

@@ -1,0 +1,40 @@
+"""Making a job's image present on the engine, per the job's pull policy.
+
+The agent wraps `ensure_image` in a single-flight coordinator and a cache with
+garbage collection (see `image_cache.py`); the local runner calls it directly.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .engine import Engine
+from .failures import Code, Failure
+
+log = logging.getLogger("condor_docker.images")
+
+
+def is_local_only(inspected: dict) -> bool:
+    """An image with no registry digest was loaded, imported or built here, never pulled."""
+    return not inspected.get("RepoDigests")
+
+
+def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_images: bool,
+                 pull_timeout: float, stall_timeout: float,
+                 on_progress: Callable[[dict], None] | None = None) -> dict:
+    """Return the image's inspect data, pulling when absent or when the policy is `always`.
+
+    A present image that exists only on this machine is used only when
+    DOCKER_TRUST_LOCAL_IMAGES is true: otherwise a job could succeed here and
+    fail on every other machine of the pool, and anyone who can load an image
+    on this engine could substitute what a job runs.
+    """
+    present = engine.image_inspect(reference)
+    if present is not None and policy != "always":
+        if is_local_only(present) and not trust_local_images:
+            raise Failure(Code.IMAGE_NOT_TRUSTED,
+                          f"Image {reference} exists only on this machine and DOCKER_TRUST_LOCAL_IMAGES is false: "
+                          "push it to a registry, or ask the admin to trust local images")
+        return present
+    log.info("pulling %s (policy %s)", reference, policy)
+    return engine.pull(reference, timeout=pull_timeout, stall_timeout=stall_timeout, on_progress=on_progress)

@@ -1,0 +1,285 @@
+"""One job's container, from create to remove: the lifecycle shared by every path.
+
+    ensure image -> create -> attach -> start -> wait -> inspect -> remove
+
+The local runner calls it in-process; the agent calls it on behalf of a
+launcher.  Once the container exists, every outcome (exit, failure, stop,
+crash of this thread) ends with the container force-removed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal as signals
+import socket
+import stat
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from docker.utils.socket import frames_iter
+
+from .engine import Engine
+from .failures import Code, Failure
+from .spec import ContainerSpec
+
+log = logging.getLogger("condor_docker.lifecycle")
+
+_TINI_EXEC_FAILED = re.compile(rb"\[FATAL tini \(\d+\)\] exec (.+?) failed: ([^\n]+)")
+_CREATE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the container used, from the engine's cgroup statistics."""
+    cpu_user_s: float = 0.0
+    cpu_sys_s: float = 0.0
+    peak_memory_mb: int = 0
+
+
+@dataclass(frozen=True)
+class ExitResult:
+    """How the job ended: an exit code, or a signal, plus any runtime failure."""
+    exit_code: int | None
+    signal: int | None
+    oom: bool = False
+    usage: Usage = field(default_factory=Usage)
+    failure: Failure | None = None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            return f"killed by signal {self.signal}"
+        return f"exited with code {self.exit_code}"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["failure"] = self.failure.to_dict() if self.failure else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExitResult":
+        failure = Failure.from_dict(data["failure"]) if data.get("failure") else None
+        return cls(data.get("exit_code"), data.get("signal"), bool(data.get("oom")),
+                   Usage(**(data.get("usage") or {})), failure)
+
+
+@dataclass
+class JobIO:
+    """Where the container's streams go: file descriptors owned by the caller."""
+    stdout_fd: int
+    stderr_fd: int
+    stdin_fd: int | None = None
+
+
+def prepare_scratch(scratch_dir: str, uid: int, gid: int) -> None:
+    """Make `<scratch>/tmp` and `<scratch>/var/tmp` (the job's private /tmp and /var/tmp).
+
+    They must be real directories: a symlink planted there would make the engine,
+    which runs as root, bind-mount whatever it points to.
+    """
+    for relative in ("tmp", "var", "var/tmp"):
+        path = os.path.join(scratch_dir, relative)
+        try:
+            os.mkdir(path, 0o1777 if relative.endswith("tmp") else 0o755)
+            if os.geteuid() == 0:
+                os.chown(path, uid, gid, follow_symlinks=False)
+            if relative.endswith("tmp"):
+                os.chmod(path, 0o1777)
+        except FileExistsError:
+            pass
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise Failure(Code.POLICY_REFUSED, f"{path} must be a directory, not a link or a file: remove it")
+
+
+class ContainerRun:
+    """One container's life; `stop`, `suspend` and `resume` may be called from other threads."""
+
+    def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, *, kill_grace: float = 10.0,
+                 on_created: Callable[[str], None] | None = None) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.io = io
+        self.kill_grace = kill_grace
+        self.on_created = on_created
+        self.container_id: str | None = None
+        self._lock = threading.Lock()
+        self._signals_sent: list[int] = []
+        self._stopping = threading.Event()
+        self._finished = threading.Event()
+        self._stderr_head = bytearray()
+        self._usage = Usage()
+
+    # -- control from other threads -------------------------------------------
+    def stop(self, signum: int = signals.SIGTERM, grace: float | None = None) -> None:
+        """Soft kill now, hard kill after the grace period if the container still runs."""
+        grace = self.kill_grace if grace is None else grace
+        with self._lock:
+            self._stopping.set()
+            self._signals_sent.append(int(signum))
+            container_id = self.container_id
+        if container_id is None:
+            return
+        log.info("stopping %s with signal %d, hard kill in %.0f s", self.spec.name, signum, grace)
+        self._safe_kill(container_id, int(signum))
+        threading.Thread(target=self._hard_kill_after, args=(container_id, grace), daemon=True).start()
+
+    def _hard_kill_after(self, container_id: str, grace: float) -> None:
+        if not self._finished.wait(grace):
+            with self._lock:
+                self._signals_sent.append(signals.SIGKILL)
+            log.info("grace of %.0f s is over for %s: SIGKILL", grace, self.spec.name)
+            self._safe_kill(container_id, signals.SIGKILL)
+
+    def _safe_kill(self, container_id: str, signum: int) -> None:
+        try:
+            self.engine.kill(container_id, signum)
+        except Failure as failure:
+            log.warning("cannot signal %s: %s", self.spec.name, failure.reason)
+
+    def suspend(self) -> None:
+        if self.container_id:
+            self.engine.pause(self.container_id)
+
+    def resume(self) -> None:
+        if self.container_id:
+            self.engine.unpause(self.container_id)
+
+    # -- the lifecycle ---------------------------------------------------------
+    def run(self) -> ExitResult:
+        """Create, attach, start, wait, inspect; always remove. Raises Failure when it cannot start."""
+        try:
+            self.container_id = self._create()
+            if self.on_created is not None:
+                self.on_created(self.container_id)
+            attach = self.engine.attach(self.container_id, stdin=self.spec.stdin_open)
+            pumps = self._start_pumps(attach)
+            if self._stopping.is_set():
+                return ExitResult(None, self._signals_sent[0])
+            self.engine.start(self.container_id, self.spec.name)
+            log.info("started %s (%s) image %s", self.spec.name, self.container_id[:12], self.spec.image)
+            threading.Thread(target=self._collect_usage, daemon=True).start()
+            self.engine.wait(self.container_id)
+            self._finished.set()
+            for pump in pumps:
+                pump.join(timeout=10)
+            return self._result()
+        finally:
+            self._finished.set()
+            if self.container_id is not None:
+                self._remove()
+
+    def _create(self) -> str:
+        """Create; a leftover container of the same name is removed first (bounded retries)."""
+        for attempt in range(_CREATE_RETRIES):
+            try:
+                return self.engine.create(self.spec)
+            except Failure as failure:
+                if "already in use" not in failure.reason or attempt == _CREATE_RETRIES - 1:
+                    raise
+                self._remove_leftover()
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _remove_leftover(self) -> None:
+        state = self.engine.inspect(self.spec.name)
+        if state is None:
+            return
+        mine = self.spec.label("uid")
+        if state.labels.get("org.condor_docker.uid") != mine:
+            raise Failure(Code.POLICY_REFUSED,
+                          f"a container named {self.spec.name} exists and is not this job's: remove it by hand")
+        log.warning("removing leftover container %s (%s) of an earlier attempt", self.spec.name, state.id[:12])
+        self.engine.remove(state.id)
+
+    def _remove(self) -> None:
+        try:
+            self.engine.remove(self.container_id)
+            log.info("removed %s (%s)", self.spec.name, self.container_id[:12])
+        except Failure as failure:
+            log.error("cannot remove %s (%s): %s; the reaper will retry",
+                      self.spec.name, self.container_id[:12], failure.reason)
+
+    def _start_pumps(self, attach) -> list[threading.Thread]:
+        pumps = [threading.Thread(target=self._pump_output, args=(attach,), daemon=True)]
+        if self.spec.stdin_open and self.io.stdin_fd is not None:
+            pumps.append(threading.Thread(target=self._pump_input, args=(attach,), daemon=True))
+        for pump in pumps:
+            pump.start()
+        return pumps[:1]  # only output must be drained before the result is read
+
+    def _pump_output(self, attach) -> None:
+        try:
+            for stream, data in frames_iter(attach, tty=False):
+                if stream == 2 and len(self._stderr_head) < 4096:
+                    self._stderr_head += data[:4096 - len(self._stderr_head)]
+                _write_all(self.io.stderr_fd if stream == 2 else self.io.stdout_fd, data)
+        except (OSError, ValueError) as err:
+            log.warning("output relay of %s ended: %s", self.spec.name, err)
+        finally:
+            try:
+                attach.close()
+            except OSError:
+                pass
+
+    def _pump_input(self, attach) -> None:
+        raw = getattr(attach, "_sock", attach)
+        try:
+            while True:
+                chunk = os.read(self.io.stdin_fd, 65536)
+                if not chunk:
+                    break
+                raw.sendall(chunk)
+        except OSError as err:
+            log.warning("input relay of %s ended: %s", self.spec.name, err)
+        finally:
+            try:
+                raw.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _collect_usage(self) -> None:
+        peak = 0
+        try:
+            for sample in self.engine.stats_stream(self.container_id):
+                cpu = sample.get("cpu_stats", {}).get("cpu_usage", {})
+                memory = sample.get("memory_stats", {})
+                peak = max(peak, int(memory.get("max_usage") or memory.get("usage") or 0))
+                if cpu.get("total_usage"):
+                    self._usage = Usage(cpu.get("usage_in_usermode", 0) / 1e9,
+                                        cpu.get("usage_in_kernelmode", 0) / 1e9,
+                                        (peak + 1024 * 1024 - 1) // (1024 * 1024))
+                if self._finished.is_set():
+                    break
+        except Exception as err:  # statistics are best effort; never fail the job for them
+            log.debug("stats of %s ended: %s", self.spec.name, err)
+
+    def _result(self) -> ExitResult:
+        state = self.engine.inspect(self.container_id)
+        if state is None:
+            raise Failure(Code.JOB_INTERRUPTED, f"container {self.spec.name} vanished before it was inspected")
+        if state.error:
+            raise Failure(Code.CONTAINER_REFUSED, f"Cannot run container {self.spec.name}: {state.error}")
+        code = state.exit_code
+        if state.oom_killed:
+            return ExitResult(None, signals.SIGKILL, True, self._usage, Failure(
+                Code.OVER_MEMORY, f"Docker job has gone over memory limit of {self.spec.memory_mb} Mb"))
+        missing = _TINI_EXEC_FAILED.search(bytes(self._stderr_head))
+        if code == 127 and missing:
+            what, why = (part.decode(errors="replace") for part in missing.groups())
+            return ExitResult(code, None, False, self._usage, Failure(
+                Code.EXECUTABLE_NOT_FOUND, f"Cannot run {what} in image {self.spec.image}: {why}"))
+        with self._lock:
+            sent = set(self._signals_sent)
+        if code > 128 and code - 128 in sent:
+            return ExitResult(None, code - 128, False, self._usage)
+        return ExitResult(code, None, False, self._usage)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -1,0 +1,249 @@
+"""Every knob, declared once: name, type, default, minimum, one line of doc.
+
+Knobs are read from the HTCondor configuration with `htcondor2.param` (so an admin
+sets them in `config.d/` like any HTCondor knob) and validated into a frozen
+`Settings`.  Where HTCondor's own docker universe has a knob with the same
+meaning we use its name (`DOCKER_VOLUMES`, `DOCKER_SHM_SIZE`, ...); our own knobs
+start with `CONDOR_DOCKER_`.  A bad value stops the agent at start with a message
+naming the knob, rather than failing jobs one by one later.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+
+class SettingsError(ValueError):
+    """A knob has a value we cannot use; the message names the knob and the fix."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    kind: str          # "str", "int", "bool", "list", "duration"
+    default: str
+    doc: str
+    minimum: int | None = None
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob("CONDOR_DOCKER_ENGINE_URL", "str", "unix:///var/run/docker.sock",
+         "How the agent reaches the Docker engine."),
+    Knob("CONDOR_DOCKER_ENGINE_TIMEOUT", "duration", "60",
+         "Seconds an ordinary engine call may take (wait and attach have none).", 1),
+    Knob("CONDOR_DOCKER_AGENT_SOCKET", "str", "/run/condor_docker/agent.sock",
+         "The agent's unix socket; its directory must be owned by root."),
+    Knob("CONDOR_DOCKER_STATE_DIR", "str", "/var/lib/condor/condor_docker",
+         "Where the agent keeps image last-use times and pull counts."),
+    Knob("CONDOR_DOCKER_EXECUTE_DIRS", "list", "/var/lib/condor/execute",
+         "Directories under which a job's scratch dir must be (HTCondor's EXECUTE)."),
+    Knob("CONDOR_DOCKER_DEFAULT_NETWORK", "str", "nat",
+         "Network for jobs with no docker_network_type: nat, none, host or an admin network."),
+    Knob("CONDOR_DOCKER_ALLOW_HOST_NETWORK", "bool", "true",
+         "Whether docker_network_type = host is allowed."),
+    Knob("DOCKER_NETWORKS", "list", "",
+         "Admin-defined engine networks a job may name in docker_network_type."),
+    Knob("DOCKER_VOLUMES", "list", "",
+         "Names of admin volumes; each is defined by DOCKER_VOLUME_DIR_<NAME>."),
+    Knob("DOCKER_MOUNT_VOLUMES", "list", "",
+         "Volumes mounted into every job (others only when DOCKER_VOLUME_DIR_<NAME>_MOUNT_IF is true)."),
+    Knob("DOCKER_SHM_SIZE", "int", "0",
+         "Size of /dev/shm in bytes; 0 keeps the engine's default.", 0),
+    Knob("DOCKER_DROP_ALL_CAPABILITIES", "bool", "true",
+         "Drop every Linux capability in the container."),
+    Knob("CONDOR_DOCKER_ADD_CAPABILITIES", "list", "",
+         "Capabilities added back after dropping (HTCondor adds SYS_PTRACE; we add none by default)."),
+    Knob("DOCKER_RUN_UNDER_INIT", "bool", "true",
+         "Run the job under the engine's init, so signals reach it and zombies are reaped."),
+    Knob("DOCKER_EXTRA_ARGUMENTS", "str", "",
+         "A few docker-run style options added to every container (see README for the list)."),
+    Knob("CONDOR_DOCKER_PIDS_LIMIT", "int", "4096",
+         "Most processes a job may have; 0 for no limit.", 0),
+    Knob("CONDOR_DOCKER_MAX_CPUS", "int", "0",
+         "Most Cpus a single container may get; 0 means the machine's cores.", 0),
+    Knob("CONDOR_DOCKER_MAX_MEMORY_MB", "int", "0",
+         "Most memory a single container may get; 0 means the machine's memory.", 0),
+    Knob("CONDOR_DOCKER_KILL_GRACE", "duration", "10",
+         "Seconds between the soft kill and the hard kill when the job does not say.", 0),
+    Knob("CONDOR_DOCKER_PULL_TIMEOUT", "duration", "1800",
+         "Seconds a pull may take in all before it is abandoned (the job is requeued).", 1),
+    Knob("CONDOR_DOCKER_PULL_STALL_TIMEOUT", "duration", "120",
+         "Seconds a pull may go without progress before it is abandoned.", 1),
+    Knob("CONDOR_DOCKER_MAX_REQUEUES", "int", "3",
+         "Transient failures of one job before it is held instead of requeued.", 0),
+    Knob("DOCKER_IMAGE_CACHE_SIZE", "int", "20",
+         "Most images kept in the cache (least recently used ones go first).", 1),
+    Knob("CONDOR_DOCKER_IMAGE_CACHE_MB", "int", "20480",
+         "Most megabytes of images kept in the cache.", 1),
+    Knob("CONDOR_DOCKER_PINNED_IMAGES", "list", "",
+         "Images the cache never removes."),
+    Knob("CONDOR_DOCKER_GC_FOREIGN_IMAGES", "bool", "false",
+         "Whether the cache may remove images this product did not pull."),
+    Knob("DOCKER_TRUST_LOCAL_IMAGES", "bool", "false",
+         "Whether a job may use an image that exists only on this machine (loaded, not pulled)."),
+    Knob("DOCKER_PERFORM_TEST", "bool", "true",
+         "Run a tiny container at agent start and after the engine recovers."),
+    Knob("CONDOR_DOCKER_TEST_IMAGE", "str", "",
+         "A locally present image for the self-test; empty to skip the test."),
+    Knob("CONDOR_DOCKER_REAP_PERIOD", "duration", "30",
+         "Seconds between sweeps for containers whose job is gone.", 1),
+    Knob("CONDOR_DOCKER_REAP_GRACE", "duration", "60",
+         "Seconds a container may exist untracked before a sweep removes it.", 0),
+    Knob("CONDOR_DOCKER_HEALTH_PERIOD", "duration", "15",
+         "Seconds between the agent's engine health checks.", 1),
+)
+
+_BY_NAME = {knob.name: knob for knob in KNOBS}
+_VOLUME_DIR = re.compile(r"^DOCKER_VOLUME_DIR_(\w+?)(_MOUNT_IF)?$")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """An admin volume: DOCKER_VOLUME_DIR_<NAME> = source[:target][:ro]."""
+    name: str
+    source: str
+    target: str
+    read_only: bool
+    mount_if: str | None  # a ClassAd expression over the job ad, or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated knob values; build with load_settings(), never by hand."""
+
+    engine_url: str
+    engine_timeout: float
+    agent_socket: str
+    state_dir: str
+    execute_dirs: tuple[str, ...]
+    default_network: str
+    allow_host_network: bool
+    networks: tuple[str, ...]
+    volumes: tuple[Volume, ...]
+    mount_volumes: tuple[str, ...]
+    shm_size: int
+    drop_all_capabilities: bool
+    add_capabilities: tuple[str, ...]
+    run_under_init: bool
+    extra_arguments: str
+    pids_limit: int
+    max_cpus: int
+    max_memory_mb: int
+    kill_grace: float
+    pull_timeout: float
+    pull_stall_timeout: float
+    max_requeues: int
+    image_cache_size: int
+    image_cache_mb: int
+    pinned_images: tuple[str, ...]
+    gc_foreign_images: bool
+    trust_local_images: bool
+    perform_test: bool
+    test_image: str
+    reap_period: float
+    reap_grace: float
+    health_period: float
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+_PREFIXES = ("CONDOR_DOCKER_", "DOCKER_")
+
+
+def field_name(knob_name: str) -> str:
+    """The Settings field of a knob: its name without the prefix, lower case."""
+    for prefix in _PREFIXES:
+        if knob_name.startswith(prefix):
+            return knob_name[len(prefix):].lower()
+    raise AssertionError(knob_name)
+
+
+def _convert(knob: Knob, raw: str) -> Any:
+    text = raw.strip()
+    if knob.kind == "str":
+        return text
+    if knob.kind == "list":
+        return tuple(item for item in re.split(r"[\s,]+", text) if item)
+    if knob.kind == "bool":
+        if text.lower() in ("true", "yes", "1", "on"):
+            return True
+        if text.lower() in ("false", "no", "0", "off"):
+            return False
+        raise SettingsError(f"{knob.name} = {raw!r} is not a boolean: write true or false")
+    try:
+        number = float(text.rstrip("s")) if knob.kind == "duration" else int(text)
+    except ValueError:
+        unit = "a number of seconds" if knob.kind == "duration" else "a whole number"
+        raise SettingsError(f"{knob.name} = {raw!r} is not {unit}: {knob.doc}") from None
+    if knob.minimum is not None and number < knob.minimum:
+        raise SettingsError(f"{knob.name} = {raw!r} is below its minimum {knob.minimum}: {knob.doc}")
+    return number
+
+
+def _volumes(lookup: Callable[[str], str | None], names: tuple[str, ...]) -> tuple[Volume, ...]:
+    volumes = []
+    for name in names:
+        knob = f"DOCKER_VOLUME_DIR_{name}"
+        raw = lookup(knob)
+        if not raw:
+            raise SettingsError(f"DOCKER_VOLUMES names {name} but {knob} is not set: "
+                                f"set {knob} = /host/path[:/container/path][:ro]")
+        parts = raw.strip().split(":")
+        read_only = parts[-1] in ("ro", "rw") and parts.pop() == "ro"
+        if not 1 <= len(parts) <= 2 or not all(p.startswith("/") for p in parts):
+            raise SettingsError(f"{knob} = {raw!r}: write /host/path[:/container/path][:ro]")
+        volumes.append(Volume(name, parts[0], parts[-1], read_only, lookup(f"{knob}_MOUNT_IF")))
+    return tuple(volumes)
+
+
+def load_settings(lookup: Callable[[str], str | None] | None = None,
+                  overrides: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from a knob lookup (default: htcondor2.param) and overrides.
+
+    `overrides` take precedence; tests and the local runner use them so nothing
+    depends on a machine's HTCondor configuration.
+    """
+    base = lookup or _param_lookup()
+    overrides = dict(overrides or {})
+
+    def get(name: str) -> str | None:
+        if name in overrides:
+            return overrides[name]
+        return base(name)
+
+    values: dict[str, Any] = {}
+    for knob in KNOBS:
+        raw = get(knob.name)
+        values[field_name(knob.name)] = _convert(knob, knob.default if raw is None else raw)
+    values["volumes"] = _volumes(get, values["volumes"])
+    unknown = set(values["mount_volumes"]) - {v.name for v in values["volumes"]}
+    if unknown:
+        raise SettingsError(f"DOCKER_MOUNT_VOLUMES names {', '.join(sorted(unknown))} "
+                            "which DOCKER_VOLUMES does not define: add them to DOCKER_VOLUMES")
+    if values["default_network"] not in ("nat", "none", "host") + values["networks"]:
+        raise SettingsError(f"CONDOR_DOCKER_DEFAULT_NETWORK = {values['default_network']!r}: "
+                            "use nat, none, host or a network listed in DOCKER_NETWORKS")
+    return Settings(**values)
+
+
+def _param_lookup() -> Callable[[str], str | None]:
+    import htcondor2  # only where the HTCondor configuration is wanted
+
+    def lookup(name: str) -> str | None:
+        value = htcondor2.param.get(name)
+        return None if value is None else str(value)
+
+    return lookup
+
+
+def default_settings(**overrides: str) -> Settings:
+    """Settings from the defaults alone (plus knob overrides), ignoring the machine's config."""
+    return load_settings(lambda _name: None, overrides)
+
+
+def knob_table() -> list[Knob]:
+    """For the README and config.d generation."""
+    return list(KNOBS)

@@ -1,0 +1,274 @@
+"""The pure mapping: (JobRequest, Settings) -> ContainerSpec.
+
+No I/O and no engine here, so every rule is unit tested on its own.  The spec
+says what HTCondor's docker universe does (shares = 100 x Cpus, memory = the
+slot's Memory with no extra swap, scratch dir mounted at the same path and used
+as working dir, private /tmp and /var/tmp, the job's uid:gid, --init, all
+capabilities dropped, no-new-privileges) plus what it lacks (a pids limit,
+labels that let the agent find and reap its containers).  `engine.py` alone
+turns the spec into Docker SDK arguments.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+
+import classad2
+
+from .failures import Code, Failure
+from .request import JobRequest
+from .settings import Settings, SettingsError
+
+LABEL_PREFIX = "org.condor_docker."
+MANAGED_LABEL = LABEL_PREFIX + "managed"
+
+# The starter's environment that makes no sense inside an image, or that belongs
+# to the host (paths into the host's filesystem, our own internals).
+_HOST_ONLY_ENV = {"PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "SHELL", "USER",
+                  "LOGNAME", "MAIL", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH",
+                  "PYTHONHOME", "VIRTUAL_ENV"}
+_HOST_ONLY_PREFIXES = ("_CONDOR_ANCESTOR_", "CONDOR_DOCKER_")
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What DOCKER_EXTRA_ARGUMENTS may add; see parse_extra_arguments."""
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+    devices: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    tmpfs: tuple[tuple[str, str], ...] = ()
+    cap_add: tuple[str, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    runtime: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything the engine needs to create one job's container."""
+    name: str
+    image: str
+    entrypoint: tuple[str, ...] | None      # None: the image's entrypoint
+    command: tuple[str, ...] | None         # None: the image's default command
+    user: str                               # "uid:gid"
+    group_add: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...]
+    working_dir: str
+    mounts: tuple[Mount, ...]
+    labels: tuple[tuple[str, str], ...]
+    hostname: str
+    network_mode: str
+    cpu_shares: int
+    memory_mb: int
+    pids_limit: int
+    init: bool
+    cap_drop: tuple[str, ...]
+    cap_add: tuple[str, ...]
+    security_opt: tuple[str, ...]
+    shm_size: int
+    stdin_open: bool
+    extras: Extras = field(default_factory=Extras)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mb * 1024 * 1024
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(LABEL_PREFIX + key)
+
+
+def container_name(cluster: int, proc: int, slot: str) -> str:
+    """`HTCJob_<cluster>_<proc>_<slot>`, with anything the engine refuses made `_`.
+
+    A slot runs one job at a time, so the name is unique on the machine; a
+    leftover of an earlier attempt with the same name is removed before create.
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"HTCJob_{cluster}_{proc}_{slot}")
+
+
+def hostname(request: JobRequest) -> str:
+    """Like HTCondor's `<owner>-<cluster>.<proc>-<machine>`, cut to a legal host name."""
+    raw = f"{request.owner}-{request.cluster}.{request.proc}-{request.machine}"
+    return re.sub(r"[^A-Za-z0-9.-]", "-", raw)[:63].strip("-.") or "condor-job"
+
+
+def _command(request: JobRequest) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """(entrypoint, command): a transferred executable runs as ./<basename> in the scratch dir."""
+    if request.cmd is None:
+        return None, (request.args or None)
+    executable = request.cmd
+    if request.transfer_executable:
+        executable = "./" + os.path.basename(executable)
+    if request.override_entrypoint:
+        return (executable,), request.args
+    return None, (executable,) + request.args
+
+
+def _environment(request: JobRequest, extras: Extras) -> tuple[tuple[str, str], ...]:
+    env = dict(extras.environment)
+    env.update(request.environment)
+    for name, value in request.starter_env:
+        if name in _HOST_ONLY_ENV or name.startswith(_HOST_ONLY_PREFIXES):
+            continue
+        env[name] = value
+    return tuple(env.items())
+
+
+def _mount_if(volume_expr: str | None, job_ad: classad2.ClassAd, knob: str) -> bool:
+    if volume_expr is None:
+        return False
+    try:
+        return classad2.ExprTree(volume_expr).eval(job_ad) is True
+    except Exception as err:
+        raise SettingsError(f"{knob}_MOUNT_IF = {volume_expr!r} is not a ClassAd expression: {err}") from err
+
+
+def _mounts(request: JobRequest, settings: Settings) -> tuple[Mount, ...]:
+    scratch = request.scratch_dir
+    mounts = [Mount(scratch, scratch),
+              Mount(os.path.join(scratch, "tmp"), "/tmp"),
+              Mount(os.path.join(scratch, "var", "tmp"), "/var/tmp")]
+    for volume in settings.volumes:
+        if volume.name in settings.mount_volumes or _mount_if(
+                volume.mount_if, request.job_ad, f"DOCKER_VOLUME_DIR_{volume.name}"):
+            mounts.append(Mount(volume.source, volume.target, volume.read_only))
+    return tuple(mounts)
+
+
+def network_mode(request: JobRequest, settings: Settings) -> str:
+    """The engine network for DockerNetworkType; a refused network is a HOLD."""
+    wanted = (request.network_type or settings.default_network).strip()
+    if wanted == "none":
+        return "none"
+    if wanted == "nat":
+        return "bridge"
+    if wanted == "host":
+        if not settings.allow_host_network:
+            raise Failure(Code.NETWORK_NOT_ALLOWED,
+                          "docker_network_type = host is not allowed on this machine: use nat or none")
+        return "host"
+    if wanted in settings.networks:
+        return wanted
+    offered = ", ".join(("nat", "none") + (("host",) if settings.allow_host_network else ()) + settings.networks)
+    raise Failure(Code.NETWORK_NOT_ALLOWED,
+                  f"docker_network_type = {wanted!r} is not a network of this machine: use one of {offered}")
+
+
+def _labels(request: JobRequest, extras: Extras) -> tuple[tuple[str, str], ...]:
+    ours = {
+        "managed": "true",
+        "cluster": str(request.cluster),
+        "proc": str(request.proc),
+        "slot": request.slot,
+        "owner": request.owner,
+        "uid": str(request.uid),
+        "scratch_dir": request.scratch_dir,
+        "image": request.image,
+    }
+    labels = dict(extras.labels)
+    labels.update({LABEL_PREFIX + key: value for key, value in ours.items()})
+    return tuple(labels.items())
+
+
+def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
+    """The container for this job on this machine: pure, deterministic, no engine."""
+    if request.uid == 0 or request.gid == 0:
+        raise Failure(Code.POLICY_REFUSED, "docker jobs never run as root (uid or gid 0): submit as an ordinary user")
+    extras = parse_extra_arguments(settings.extra_arguments)
+    cpus = min(request.cpus, settings.max_cpus) if settings.max_cpus else request.cpus
+    memory = min(request.memory_mb, settings.max_memory_mb) if settings.max_memory_mb else request.memory_mb
+    entrypoint, command = _command(request)
+    cap_add = tuple(dict.fromkeys(settings.add_capabilities + extras.cap_add))
+    return ContainerSpec(
+        name=container_name(request.cluster, request.proc, request.slot),
+        image=request.image,
+        entrypoint=entrypoint,
+        command=command,
+        user=f"{request.uid}:{request.gid}",
+        group_add=(str(request.gid),),
+        environment=_environment(request, extras),
+        working_dir=request.scratch_dir,
+        mounts=_mounts(request, settings),
+        labels=_labels(request, extras),
+        hostname=hostname(request),
+        network_mode=network_mode(request, settings),
+        cpu_shares=max(2, 100 * cpus),
+        memory_mb=memory,
+        pids_limit=settings.pids_limit,
+        init=settings.run_under_init,
+        cap_drop=("ALL",) if settings.drop_all_capabilities else (),
+        cap_add=cap_add,
+        security_opt=("no-new-privileges",) + extras.security_opt,
+        shm_size=settings.shm_size,
+        stdin_open=request.has_input,
+        extras=extras,
+    )
+
+
+def _pair(option: str, value: str, sep: str = "=") -> tuple[str, str]:
+    key, found, rest = value.partition(sep)
+    if not found or not key:
+        raise SettingsError(f"DOCKER_EXTRA_ARGUMENTS: {option} {value!r} must be KEY{sep}VALUE")
+    return key, rest
+
+
+def _ulimit(value: str) -> tuple[str, int, int]:
+    name, limits = _pair("--ulimit", value)
+    soft, _, hard = limits.partition(":")
+    try:
+        return name, int(soft), int(hard or soft)
+    except ValueError:
+        raise SettingsError(f"DOCKER_EXTRA_ARGUMENTS: --ulimit {value!r} must be NAME=SOFT[:HARD]") from None
+
+
+_EXTRA_OPTIONS = ("--ulimit", "--device", "--security-opt", "--label", "--env", "-e",
+                  "--tmpfs", "--cap-add", "--sysctl", "--runtime")
+
+
+def parse_extra_arguments(text: str) -> Extras:
+    """Parse the docker-run options an admin may add with DOCKER_EXTRA_ARGUMENTS.
+
+    Only options that cannot widen the job's own privileges beyond what the admin
+    writes are accepted; anything else is a SettingsError naming the option, so a
+    typo stops the agent instead of being ignored.
+    """
+    try:
+        words = shlex.split(text or "")
+    except ValueError as err:
+        raise SettingsError(f"DOCKER_EXTRA_ARGUMENTS = {text!r}: {err}") from err
+    found: dict[str, list] = {}
+    index = 0
+    while index < len(words):
+        option, _, value = words[index].partition("=") if words[index].startswith("--") else (words[index], "", "")
+        if option not in _EXTRA_OPTIONS:
+            raise SettingsError(f"DOCKER_EXTRA_ARGUMENTS: {words[index]!r} is not supported: "
+                                f"use only {', '.join(_EXTRA_OPTIONS)}")
+        if not value:
+            index += 1
+            if index >= len(words):
+                raise SettingsError(f"DOCKER_EXTRA_ARGUMENTS: {option} needs a value")
+            value = words[index]
+        found.setdefault("--env" if option == "-e" else option, []).append(value)
+        index += 1
+    runtime = found.get("--runtime", [None])[-1]
+    return Extras(
+        ulimits=tuple(_ulimit(v) for v in found.get("--ulimit", ())),
+        devices=tuple(found.get("--device", ())),
+        security_opt=tuple(found.get("--security-opt", ())),
+        labels=tuple(_pair("--label", v) for v in found.get("--label", ())),
+        environment=tuple(_pair("--env", v) for v in found.get("--env", ())),
+        tmpfs=tuple((v.partition(":")[0], v.partition(":")[2]) for v in found.get("--tmpfs", ())),
+        cap_add=tuple(v.upper().removeprefix("CAP_") for v in found.get("--cap-add", ())),
+        sysctls=tuple(_pair("--sysctl", v) for v in found.get("--sysctl", ())),
+        runtime=runtime,
+    )
