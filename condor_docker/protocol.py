@@ -1,0 +1,142 @@
+"""The agent's wire protocol: JSON lines over a unix stream socket (stdlib only).
+
+Clients (hooks, launcher, advertise) import this module and nothing heavier, so
+they start fast and never touch the Docker SDK.
+
+    request   one JSON object + "\n"; the first request of a connection may carry
+              file descriptors (SCM_RIGHTS): the launcher passes its stdin,
+              stdout and stderr so the agent writes the container's output
+              straight into the job's own output files
+    response  {"ok": true, ...}  or  {"ok": false, "failure": {"code": N, "reason": "..."}}
+    events    a long request (launch) answers with several lines:
+              {"event": "started", ...} ... then a final {"ok": ...} line
+
+The agent learns who is asking from the kernel (SO_PEERCRED), never from a message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from typing import Any, Iterator
+
+DEFAULT_SOCKET = "/run/condor_docker/agent.sock"
+MAX_LINE = 1 << 20
+MAX_FDS = 3
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a protocol message, or went away."""
+
+
+class AgentUnavailable(Exception):
+    """No agent answers on the socket; the message says which socket and why."""
+
+
+def encode(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+class Connection:
+    """One side of a connection: line reading with a buffer, line writing, fd passing."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = b""
+
+    def send(self, message: dict, fds: list[int] | None = None) -> None:
+        data = encode(message)
+        if fds:
+            sent = socket.send_fds(self.sock, [data], fds)
+            data = data[sent:]
+        if data:
+            self.sock.sendall(data)
+
+    def receive(self, with_fds: bool = False) -> tuple[dict | None, list[int]]:
+        """The next message (None at a clean end of stream) and any fds that came with it."""
+        fds: list[int] = []
+        while b"\n" not in self._buffer:
+            if with_fds and not self._buffer:
+                chunk, new_fds, _flags, _addr = socket.recv_fds(self.sock, 65536, MAX_FDS)
+                fds.extend(new_fds)
+            else:
+                chunk = self.sock.recv(65536)
+            if not chunk:
+                if self._buffer:
+                    raise ProtocolError("connection closed in the middle of a message")
+                return None, fds
+            self._buffer += chunk
+            if len(self._buffer) > MAX_LINE:
+                raise ProtocolError("message too long")
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError as err:
+            raise ProtocolError(f"not a JSON message: {err}") from err
+        if not isinstance(message, dict):
+            raise ProtocolError("a message must be a JSON object")
+        return message, fds
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end, as the kernel saw it connect."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", raw)
+
+
+class AgentClient:
+    """What the hooks, the launcher and advertise use to talk to the agent."""
+
+    def __init__(self, path: str | None = None, timeout: float | None = 30.0) -> None:
+        self.path = path or os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or DEFAULT_SOCKET
+        self.timeout = timeout
+
+    def connect(self) -> Connection:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError as err:
+            sock.close()
+            raise AgentUnavailable(f"the condor_docker agent does not answer on {self.path}: "
+                                   f"{err.strerror or err}") from err
+        return Connection(sock)
+
+    def call(self, op: str, **fields: Any) -> dict:
+        """One request, one response."""
+        connection = self.connect()
+        try:
+            connection.send({"op": op, **fields})
+            reply, _ = connection.receive()
+        except (OSError, ProtocolError) as err:
+            raise AgentUnavailable(f"the condor_docker agent on {self.path} failed to answer {op}: {err}") from err
+        finally:
+            connection.close()
+        if reply is None:
+            raise AgentUnavailable(f"the condor_docker agent on {self.path} closed the connection during {op}")
+        return reply
+
+    def stream(self, op: str, fds: list[int] | None = None, **fields: Any) -> Iterator[dict]:
+        """A long request: yields every event line and finally the {"ok": ...} line."""
+        connection = self.connect()
+        connection.sock.settimeout(None)
+        try:
+            connection.send({"op": op, **fields}, fds=fds)
+            while True:
+                message, _ = connection.receive()
+                if message is None:
+                    raise AgentUnavailable(f"the condor_docker agent on {self.path} went away during {op}")
+                yield message
+                if "ok" in message:
+                    return
+        except (OSError, ProtocolError) as err:
+            raise AgentUnavailable(f"lost the condor_docker agent on {self.path} during {op}: {err}") from err
+        finally:
+            connection.close()
