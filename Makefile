@@ -1,0 +1,34 @@
+# condor_docker: two commands on a fresh machine (see README.md)
+#   make demo   set everything up and run examples/hello.sub end to end
+#   make test   set everything up and run the whole test suite
+VENV   ?= /opt/condor_docker/venv
+PYTHON := $(VENV)/bin/python
+DEMO   := demo-output
+
+.PHONY: setup engine install demo test unit bench clean
+
+setup: engine install
+
+engine:
+	bash scripts/engine-up.sh
+
+install:
+	VENV=$(VENV) bash scripts/setup-venv.sh
+
+demo: setup
+	rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/*.sub examples/*.sh examples/*.txt $(DEMO)/ 2>/dev/null || true
+	cd $(DEMO) && $(VENV)/bin/condor_docker run hello.sub
+	@echo "--- $(DEMO)/hello.*.out:"; cat $(DEMO)/hello.*.out
+	@echo "--- $(DEMO)/hello.log (HTCondor job event log):"; cat $(DEMO)/hello.log
+
+test: setup
+	$(PYTHON) -m pytest -q tests
+
+unit: install
+	$(PYTHON) -m pytest -q tests/unit
+
+bench: setup
+	$(PYTHON) bench/trivial_job.py
+
+clean:
+	rm -rf $(DEMO) build *.egg-info .pytest_cache

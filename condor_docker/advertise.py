@@ -1,0 +1,99 @@
+"""Startd cron job: publish whether this machine can run docker jobs (`condor_docker advertise`).
+
+The startd runs it every period as the condor user and merges each `Attr = Value`
+line of its stdout into the slot ads, whatever the exit code.  It asks the agent
+(which alone talks to the engine) and never the engine itself, so it stays
+fast and small: protocol, ads (classad2) and the standard library only.
+
+When the agent cannot be reached the machine says so instead of staying silent:
+`HasDocker = false` and a `DockerOfflineReason` an admin can act on, so docker
+jobs stop matching this machine and `condor_status -af DockerOfflineReason`
+explains why.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import Any, TextIO
+
+from . import ads, protocol
+
+TIMEOUT = 5.0   # connect and read; the cron period is 60 s and a hung agent must not hang us
+_ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HINT = "start it (DAEMON_LIST includes CONDOR_DOCKER_AGENT) or check its log"
+
+
+def _user() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return f"uid {os.geteuid()}"
+
+
+def offline_reason(socket_path: str, err: protocol.AgentUnavailable) -> str:
+    """One line for DockerOfflineReason that says what to do, from how the call failed."""
+    cause = err.__cause__
+    if isinstance(cause, PermissionError):
+        return (f"condor_docker agent socket {socket_path} refused {_user()}: permission denied; "
+                f"check the permissions of the socket and its directory (the agent must let the "
+                f"condor user and job users connect)")
+    if isinstance(cause, OSError) and cause.strerror:
+        detail = cause.strerror
+    elif cause is not None:
+        detail = str(cause) or type(cause).__name__
+    else:
+        detail = str(err)
+    return f"condor_docker agent not running: {socket_path}: {detail}; {HINT}"
+
+
+def query_agent(socket_path: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The slot attributes to publish; never raises."""
+    try:
+        reply = protocol.AgentClient(socket_path, timeout=timeout).call("machine_attrs")
+    except protocol.AgentUnavailable as err:
+        return {"HasDocker": False, "DockerOfflineReason": offline_reason(socket_path, err)}
+    if not reply.get("ok"):
+        reason = (reply.get("failure") or {}).get("reason") or str(reply)[:200]
+        return {"HasDocker": False,
+                "DockerOfflineReason": f"condor_docker agent on {socket_path} failed: {reason}"}
+    attrs = reply.get("attrs")
+    if not isinstance(attrs, dict) or "HasDocker" not in attrs:
+        return {"HasDocker": False,
+                "DockerOfflineReason": f"condor_docker agent on {socket_path} gave an unreadable "
+                                       f"answer to machine_attrs; {HINT}"}
+    return attrs
+
+
+def format_attrs(attrs: dict[str, Any]) -> str:
+    """`Attr = Value` lines; an attribute we cannot write is dropped, not fatal.
+
+    DockerOfflineReason is always printed (undefined when healthy) so that an
+    old reason does not linger in the slot ad after the agent recovers.
+    """
+    lines = []
+    for name, value in attrs.items():
+        if not _ATTR_NAME.match(str(name)) or value is None:
+            continue
+        try:
+            lines.append(ads.format_ad_lines({name: value}))
+        except TypeError:
+            continue
+    if "DockerOfflineReason" not in attrs or attrs["DockerOfflineReason"] is None:
+        lines.append("DockerOfflineReason = undefined\n")
+    return "".join(lines)
+
+
+def main_advertise(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="condor_docker advertise",
+                                     description="startd cron: print HasDocker and the image cache")
+    parser.add_argument("--socket", default=None, help="the agent's socket")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help=argparse.SUPPRESS)
+    args, _unknown = parser.parse_known_args(argv)   # a cron line with extra words still publishes
+    socket_path = args.socket or os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or protocol.DEFAULT_SOCKET
+    out = stdout or sys.stdout
+    out.write(format_attrs(query_agent(socket_path, args.timeout)))
+    out.flush()
+    return 0

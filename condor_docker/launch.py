@@ -1,0 +1,254 @@
+"""`condor_docker launch`: the job process the starter runs in place of the container.
+
+It runs as the job's user with cwd = the scratch dir and the job's stdin/stdout/
+stderr, and asks the agent to run the container, passing those three fds
+(SCM_RIGHTS) so the container's output goes straight into the job's files.  It
+imports neither docker nor htcondor2 (startup budget, and a job's user must never
+hold the engine).
+
+Signals from the starter are relayed on a separate connection:
+SIGTERM/SIGINT/SIGQUIT/SIGHUP -> `signal` (grace = the job's JobMaxVacateTime, or
+the agent's default), SIGTSTP -> `suspend`, SIGCONT -> `resume`.  A signal that
+arrives before the container exists closes the launch connection instead; the
+agent then abandons the launch and removes anything it created.
+
+If the agent goes away while the job runs (agent restart), the container keeps
+running; the launcher retries `reattach` with backoff for up to 60 s.  Output the
+job writes while no agent is attached is lost (the engine keeps no log).
+
+Exit status, what the starter records as the job's ExitCode / ExitBySignal:
+    0..255        the job's own exit code
+    killed by N   the container was killed by signal N: the launcher kills itself
+                  with N, so the starter sees ExitBySignal = true, ExitSignal = N
+    137           the container went over its memory limit (plus one stderr line
+                  and ChirpCondorDockerHoldReason/HoldSubCode=102/OOM=true)
+    1  EX_HOLD    the job could not start for a reason a person must fix (bad
+                  image, refused network, ...): stderr line + Chirp hold attributes
+    75 EX_TEMPFAIL the job could not start or finish because of this machine (agent
+                  or engine unavailable, agent lost for over 60 s): stderr line +
+                  ChirpCondorDockerRequeueReason; an access-point transform may
+                  requeue on it
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal as signals
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from . import chirp
+from .failures import Code, Failure
+from .protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
+
+EX_HOLD = 1
+EX_TEMPFAIL = 75
+EX_OOM = 137
+REATTACH_FOR = 60.0
+RELAYED = (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT, signals.SIGHUP)
+
+
+class LostAgent(Exception):
+    """The agent connection ended before the final answer."""
+
+
+def _say(text: str) -> None:
+    print(f"condor_docker: {text}", file=sys.stderr, flush=True)
+
+
+def _job_grace(env: dict[str, str]) -> float | None:
+    """JobMaxVacateTime from the job ad, if any (the soft-kill grace the job asked for)."""
+    path = env.get("_CONDOR_JOB_AD")
+    if not path:
+        return None
+    try:
+        from . import ads
+
+        value = ads.get_int(ads.read_ad_file(path, "job ad"), "JobMaxVacateTime")
+    except (Failure, OSError):
+        return None
+    return float(value) if value is not None else None
+
+
+class Launcher:
+    """One job: start it through the agent, relay signals, reattach, turn the result into an exit."""
+
+    def __init__(self, socket_path: str | None, env: dict[str, str]) -> None:
+        self.client = AgentClient(socket_path, timeout=30.0)
+        self.env = env
+        self.scratch_dir = env.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
+        self.grace = _job_grace(env)
+        self.container: str | None = None
+        self._events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in signal handlers
+        self._connection: Connection | None = None
+        self._abort_signal: int | None = None
+        self._done = threading.Event()
+
+    # -- signals -----------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        for signum in RELAYED:
+            signals.signal(signum, self._on_signal)
+        signals.signal(signals.SIGTSTP, self._on_signal)
+        signals.signal(signals.SIGCONT, self._on_signal)
+        threading.Thread(target=self._relay, name="signal-relay", daemon=True).start()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._events.put(signum)
+
+    def _relay(self) -> None:
+        while not self._done.is_set():
+            signum = self._events.get()
+            if signum is None:
+                return
+            if self.container is None:
+                if signum in RELAYED:
+                    self._abort_before_start(signum)
+                continue
+            self._send_control(signum)
+
+    def _abort_before_start(self, signum: int) -> None:
+        """No container yet: end the launch connection; the agent abandons the launch."""
+        self._abort_signal = signum
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _send_control(self, signum: int) -> None:
+        if signum == signals.SIGTSTP:
+            op, fields = "suspend", {}
+        elif signum == signals.SIGCONT:
+            op, fields = "resume", {}
+        else:
+            op, fields = "signal", {"signal": int(signum), "grace": self.grace}
+        for attempt in range(int(REATTACH_FOR)):
+            try:
+                reply = self.client.call(op, container=self.container, **fields)
+                if not reply.get("ok"):
+                    _say(f"the agent refused {op} of {self.container}: {reply.get('failure')}")
+                return
+            except AgentUnavailable:
+                if self._done.wait(1.0):  # the agent restarts; the job may be reattached soon
+                    return
+
+    # -- the job -------------------------------------------------------------------
+    def _follow(self, connection: Connection) -> dict:
+        while True:
+            try:
+                message, _ = connection.receive()
+            except (OSError, ProtocolError) as err:
+                raise LostAgent(str(err)) from err
+            if message is None:
+                raise LostAgent("the agent closed the connection")
+            if message.get("event") == "started":
+                self.container = str(message.get("container"))
+            if "ok" in message:
+                return message
+
+    def _stream(self, op: str, **fields: Any) -> dict:
+        connection = self.client.connect()
+        connection.sock.settimeout(None)
+        self._connection = connection
+        try:
+            if self._abort_signal is not None:
+                raise LostAgent("stopped before the job started")
+            try:
+                connection.send({"op": op, **fields}, fds=[0, 1, 2])
+            except OSError as err:
+                raise LostAgent(str(err)) from err
+            return self._follow(connection)
+        finally:
+            self._connection = None
+            connection.close()
+
+    def _reattach(self, why: str) -> dict:
+        """The agent went away mid-job: reconnect to the same container for up to 60 s."""
+        _say(f"lost the agent while {self.container} runs ({why}); reattaching")
+        deadline = time.monotonic() + REATTACH_FOR
+        delay = 0.5
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            try:
+                return self._stream("reattach", container=self.container)
+            except (AgentUnavailable, LostAgent) as err:
+                why = str(err)
+        raise LostAgent(f"could not reattach to {self.container} within {REATTACH_FOR:.0f} s: {why}")
+
+    def run(self) -> int:
+        try:
+            try:
+                final = self._stream("launch", scratch_dir=self.scratch_dir, starter_env=dict(self.env))
+            except LostAgent as err:
+                if self._abort_signal is not None:
+                    return _die_by_signal(self._abort_signal)
+                if self.container is None:
+                    return report_failure(Failure(Code.AGENT_UNAVAILABLE,
+                                                  f"lost the condor_docker agent before the job started: {err}"))
+                final = self._reattach(str(err))
+        except AgentUnavailable as err:
+            return report_failure(Failure(Code.AGENT_UNAVAILABLE, str(err)))
+        except LostAgent as err:
+            return report_failure(Failure(Code.JOB_INTERRUPTED, str(err)))
+        finally:
+            self._done.set()
+            self._events.put(None)
+        return finish(final)
+
+
+def report_failure(failure: Failure, *, oom: bool = False) -> int:
+    """One stderr line and the Chirp attributes; the exit status for a failure."""
+    _say(failure.reason)
+    if failure.is_hold:
+        chirp.set_delayed({chirp.HOLD_REASON: failure.reason, chirp.HOLD_SUBCODE: int(failure.code),
+                           chirp.OOM: oom})
+        return EX_HOLD
+    chirp.set_delayed({chirp.REQUEUE_REASON: failure.reason})
+    return EX_TEMPFAIL
+
+
+def finish(final: dict) -> int:
+    """The agent's final answer as this process's exit status."""
+    if not final.get("ok"):
+        return report_failure(Failure.from_dict(final.get("failure") or {"code": 305, "reason": "no reason"}))
+    result = final.get("result") or {}
+    failure = Failure.from_dict(result["failure"]) if result.get("failure") else None
+    if failure is not None:  # a runtime failure: OOM, executable not found
+        report_failure(failure, oom=bool(result.get("oom")))
+        if result.get("oom"):
+            return EX_OOM
+    if result.get("signal"):
+        return _die_by_signal(int(result["signal"]))
+    code = result.get("exit_code")
+    return int(code) if code is not None else EX_TEMPFAIL
+
+
+def _die_by_signal(signum: int) -> int:
+    """Die by the job's signal, so the starter records ExitBySignal (fallback: 128+N)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if signum not in (signals.SIGKILL, signals.SIGSTOP):
+        signals.signal(signum, signals.SIG_DFL)
+    signals.pthread_sigmask(signals.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+    time.sleep(1.0)
+    return 128 + signum
+
+
+def main_launch(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="condor_docker launch", description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", help="the agent's socket (default: $CONDOR_DOCKER_AGENT_SOCKET "
+                                         "or /run/condor_docker/agent.sock)")
+    args = parser.parse_args(argv)
+    launcher = Launcher(args.socket, dict(os.environ))
+    launcher.install_signal_handlers()
+    return launcher.run()
+
+
+main = main_launch

@@ -1,0 +1,173 @@
+"""Removing containers whose job is gone (Nomad's `reconcile_dangling.go`, in shape).
+
+HTCondor's docker universe reaps leftovers only when the startd starts; a
+starter or agent that dies in between leaves containers (and their memory)
+behind until then.  The reaper runs in the agent, every CONDOR_DOCKER_REAP_PERIOD:
+
+- it only touches containers labelled `org.condor_docker.managed=true`; an
+  unlabelled (foreign) container is never touched;
+- a tracked container (the agent runs or recovered it) is kept;
+- an untracked stopped container is removed whatever its age (nobody will read
+  its exit status any more);
+- an untracked running one is removed only once it is older than
+  CONDOR_DOCKER_REAP_GRACE (a job that is being created is not tracked yet) and
+  its launcher (label `org.condor_docker.launcher_pid`, when present) is gone;
+- the first sweep waits max(period, grace), so that the agent's recovery takes
+  its containers back first, and sweeps run only while the engine is healthy.
+
+Dependencies are callables, so tests swap them; decisions are a pure function.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from .engine import Engine
+from .failures import Failure
+from .settings import Settings
+from .spec import LABEL_PREFIX
+
+log = logging.getLogger("condor_docker.reaper")
+
+LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
+_RUNNING_STATES = ("running", "created", "paused", "restarting")
+
+
+@dataclass(frozen=True)
+class Decision:
+    container_id: str
+    name: str
+    reap: bool
+    why: str
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (signal 0); EPERM means it exists but is not ours."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _name(container: dict) -> str:
+    names = container.get("Names") or [""]
+    return str(names[0]).lstrip("/")
+
+
+def _is_tracked(container: dict, tracked: set[str]) -> bool:
+    """Tracked by full id, short id or name: callers may know any of the three."""
+    cid = str(container.get("Id", ""))
+    return bool({cid, cid[:12], _name(container)} & tracked)
+
+
+def decide(container: dict, tracked: set[str], now: float, grace: float,
+           alive: Callable[[int], bool] = pid_alive) -> Decision:
+    """Reap or keep one container from the engine's container list; pure but for `alive`."""
+    cid, name = str(container.get("Id", "")), _name(container)
+    labels = container.get("Labels") or {}
+    if labels.get(LABEL_PREFIX + "managed") != "true":
+        return Decision(cid, name, False, "not ours")
+    if _is_tracked(container, tracked):
+        return Decision(cid, name, False, "tracked")
+    state = str(container.get("State", "")).lower()
+    if state not in _RUNNING_STATES:
+        return Decision(cid, name, True, f"untracked and {state or 'stopped'}")
+    age = now - float(container.get("Created") or now)
+    if age < grace:
+        return Decision(cid, name, False, f"untracked but only {age:.0f} s old")
+    pid_text = labels.get(LAUNCHER_PID_LABEL, "")
+    if pid_text.isdigit() and alive(int(pid_text)):
+        return Decision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")
+    return Decision(cid, name, True, f"untracked, {state}, {age:.0f} s old")
+
+
+def plan(containers: Iterable[dict], tracked: set[str], now: float, grace: float,
+         alive: Callable[[int], bool] = pid_alive) -> list[Decision]:
+    return [decide(c, tracked, now, grace, alive) for c in containers]
+
+
+class Reaper:
+    """A periodic sweep for dangling managed containers; started once, stopped with the agent."""
+
+    def __init__(self, engine: Engine, settings: Settings, tracked: Callable[[], set[str]],
+                 is_healthy: Callable[[], bool]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.tracked = tracked
+        self.is_healthy = is_healthy
+        self.clock: Callable[[], float] = time.time
+        self.alive: Callable[[int], bool] = pid_alive
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._failing = False
+
+    def sweep(self) -> list[str]:
+        """One pass; returns the ids removed.  Engine failures are logged, never raised."""
+        if not self.is_healthy():
+            log.debug("reaper sweep skipped: engine not healthy")
+            return []
+        try:
+            containers = self.engine.managed_containers()
+        except Failure as err:
+            self._failed(f"cannot list containers: {err.reason}")
+            return []
+        tracked = set(self.tracked())  # read after listing: a container created meanwhile is young anyway
+        removed: list[str] = []
+        ok = True
+        for decision in plan(containers, tracked, self.clock(), self.settings.reap_grace, self.alive):
+            if not decision.reap:
+                continue
+            try:
+                self.engine.remove(decision.container_id)
+            except Failure as err:
+                self._failed(f"cannot remove container {decision.name} ({decision.container_id[:12]}): {err.reason}")
+                ok = False
+                continue
+            log.info("reaped container %s (%s): %s", decision.name, decision.container_id[:12], decision.why)
+            removed.append(decision.container_id)
+        if ok:
+            self._succeeded()
+        return removed
+
+    def _failed(self, message: str) -> None:
+        """Warn when sweeps start failing; later failures of the same run of failures are debug."""
+        if not self._failing:
+            log.warning("reaper failing: %s", message)
+        else:
+            log.debug("reaper still failing: %s", message)
+        self._failing = True
+
+    def _succeeded(self) -> None:
+        if self._failing:
+            log.info("reaper recovered")
+        self._failing = False
+
+    def start(self) -> None:
+        """Start the periodic thread once; calling it again does nothing."""
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._loop, name="condor_docker-reaper", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        delay = max(self.settings.reap_period, self.settings.reap_grace)
+        while not self._stop.wait(delay):
+            try:
+                self.sweep()
+            except Exception:  # a bug must not end the reaper for the agent's lifetime
+                log.exception("reaper sweep crashed")
+            delay = self.settings.reap_period
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.engine_timeout + 5)

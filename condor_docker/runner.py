@@ -1,0 +1,321 @@
+"""`condor_docker run job.sub`: the docker universe on one machine, no HTCondor daemons.
+
+Each queued job goes through the same mapping and lifecycle as in a pool: a
+scratch dir with `.job.ad`/`.machine.ad`, input files transferred in, the
+container run as the job's user, outputs transferred back, and the submit
+file's `log` written as an HTCondor job event log.  A job that cannot run is
+held (event + reason) or retried, never dropped.  Exit status: 0 when every job
+ran (whatever its own exit code), 1 when any job was held, 2 on a bad submit file.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import pwd
+import shutil
+import signal as signals
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from . import ads, request, spec
+from .engine import Engine
+from .eventlog import EventLog, JobId
+from .failures import Code, Failure
+from .images import ensure_image
+from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from .settings import Settings, SettingsError, load_settings
+from .submitfile import Proc, SubmitError, load_procs
+
+log = logging.getLogger("condor_docker.runner")
+
+# Local runs differ from a pool in two defaults: images a user loaded on their own
+# machine are theirs to run, and a retry comes sooner.
+RUNNER_DEFAULTS = {"DOCKER_TRUST_LOCAL_IMAGES": "true", "CONDOR_DOCKER_MAX_REQUEUES": "2"}
+HOLD_CODE_PREPARE = 19   # HTCondor's HoldReasonCode for a failed PREPARE_JOB hook
+HOLD_CODE_POLICY = 3     # HTCondor's HoldReasonCode for on_exit_hold (runtime failures)
+EXIT_HELD = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: JobId
+    result: ExitResult | None
+    held: Failure | None
+
+    def describe(self) -> str:
+        if self.held is not None:
+            return f"job {self.job.cluster}.{self.job.proc}: held (subcode {int(self.held.code)}): {self.held.reason}"
+        return f"job {self.job.cluster}.{self.job.proc}: {self.result.describe()}"
+
+
+def _next_cluster(state_dir: str) -> int:
+    """A cluster id unique on this machine for this user (a counter under a lock)."""
+    os.makedirs(state_dir, exist_ok=True)
+    with open(os.path.join(state_dir, "next_cluster"), "a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        current = int(counter.read().strip() or "1")
+        counter.seek(0)
+        counter.truncate()
+        counter.write(str(current + 1))
+    return current
+
+
+def _run_as(name: str | None) -> tuple[int, int, str]:
+    """The job's user: the caller, or (for root, who never runs jobs) `--user`, default nobody."""
+    if os.geteuid() != 0:
+        entry = pwd.getpwuid(os.geteuid())
+    else:
+        try:
+            entry = pwd.getpwnam(name or "nobody")
+        except KeyError:
+            raise SubmitError(f"--user {name}: no such user on this machine") from None
+    if entry.pw_uid == 0:
+        raise SubmitError("jobs never run as root: pass --user <name> of an ordinary user")
+    return entry.pw_uid, entry.pw_gid, entry.pw_name
+
+
+class LocalRunner:
+    """Runs procs one after another through the shared lifecycle."""
+
+    def __init__(self, settings: Settings, engine: Engine, uid: int, gid: int, user: str,
+                 retry_delay: float = 5.0) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.uid, self.gid, self.user = uid, gid, user
+        self.retry_delay = retry_delay
+        self.current: ContainerRun | None = None
+        self.interrupted = threading.Event()
+
+    def run_proc(self, proc: Proc, events: EventLog | None) -> Outcome:
+        job = JobId(ads.get_int(proc.ad, "ClusterId"), ads.get_int(proc.ad, "ProcId"))
+        attempts = 0
+        while True:
+            try:
+                result = self._attempt(proc, job, events, attempts)
+            except Failure as failure:
+                if failure.is_hold or attempts >= self.settings.max_requeues or self.interrupted.is_set():
+                    held = failure if failure.is_hold else Failure(
+                        Code.TOO_MANY_REQUEUES, f"failed {attempts + 1} times, last: {failure.reason}")
+                    if events:
+                        events.held(job, held.reason, HOLD_CODE_PREPARE, int(held.code))
+                    return Outcome(job, None, held)
+                attempts += 1
+                log.warning("job %d.%d goes back to idle (%s); retry %d in %.0f s",
+                            job.cluster, job.proc, failure.reason, attempts, self.retry_delay)
+                if events:
+                    events.requeued(job, failure.reason, code=int(failure.code))
+                time.sleep(self.retry_delay)
+                continue
+            if result.failure is not None and result.failure.is_hold:
+                if events:
+                    events.held(job, result.failure.reason, HOLD_CODE_POLICY, int(result.failure.code))
+                return Outcome(job, result, result.failure)
+            if events:
+                events.terminated(job, return_value=result.exit_code, signal=result.signal,
+                                  user_cpu_s=result.usage.cpu_user_s, sys_cpu_s=result.usage.cpu_sys_s,
+                                  memory_usage_mb=result.usage.peak_memory_mb,
+                                  request_memory_mb=ads.get_int(proc.ad, "RequestMemory"),
+                                  allocated_memory_mb=ads.get_int(proc.ad, "RequestMemory"))
+            return Outcome(job, result, None)
+
+    def _attempt(self, proc: Proc, job: JobId, events: EventLog | None, attempts: int) -> ExitResult:
+        scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
+        try:
+            os.chown(scratch, self.uid, self.gid) if os.geteuid() == 0 else None
+            machine_ad = ads.parse_ad(f'Name = "slot1_{job.proc + 1}@localhost"\nMachine = "localhost"\n'
+                                      f"Cpus = {ads.get_int(proc.ad, 'RequestCpus')}\n"
+                                      f"Memory = {ads.get_int(proc.ad, 'RequestMemory')}\n", "machine ad")
+            proc.ad["NumJobStarts"] = attempts
+            job_request = request.from_ads(proc.ad, machine_ad, uid=self.uid, gid=self.gid, scratch_dir=scratch,
+                                           starter_env=self._starter_env(scratch, job_request_slot(job)))
+            container = spec.build_spec(job_request, self.settings)
+            self._transfer_in(proc, scratch)
+            self._write_ads(scratch, proc, machine_ad)
+            prepare_scratch(scratch, self.uid, self.gid)
+            ensure_image(self.engine, job_request.image, policy=job_request.pull_policy,
+                         trust_local_images=self.settings.trust_local_images,
+                         pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout)
+            if events:
+                events.execute(job, "<127.0.0.1:0>", job_request.slot)
+            with _job_files(proc) as io:
+                self.current = ContainerRun(self.engine, container, io,
+                                            kill_grace=job_request.kill_grace or self.settings.kill_grace)
+                if self.interrupted.is_set():
+                    raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
+                result = self.current.run()
+            self._transfer_out(proc, scratch)
+            return result
+        finally:
+            self.current = None
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _starter_env(self, scratch: str, slot: str) -> dict[str, str]:
+        """What a starter puts in a job's environment, minus what points into the host."""
+        return {"_CONDOR_SCRATCH_DIR": scratch, "_CONDOR_SLOT": slot, "_CONDOR_JOB_IWD": scratch,
+                "_CONDOR_JOB_AD": os.path.join(scratch, ".job.ad"),
+                "_CONDOR_MACHINE_AD": os.path.join(scratch, ".machine.ad"),
+                "BATCH_SYSTEM": "HTCondor", "TMPDIR": "/tmp", "TMP": "/tmp", "TEMP": "/tmp"}
+
+    def _transfer_in(self, proc: Proc, scratch: str) -> None:
+        sources = list(proc.transfer_input)
+        if ads.get_bool(proc.ad, "TransferExecutable", False):
+            sources.append(ads.get_str(proc.ad, "Cmd"))
+        for source in sources:
+            path = os.path.join(proc.iwd, source)
+            target = os.path.join(scratch, os.path.basename(source.rstrip("/")))
+            try:
+                if os.path.isdir(path):
+                    shutil.copytree(path, target, symlinks=True)
+                else:
+                    shutil.copy2(path, target)
+            except OSError as err:
+                raise Failure(Code.BAD_JOB_AD, f"cannot transfer input file {path}: {err.strerror}: "
+                                               "fix transfer_input_files or executable") from err
+            _chown_tree(target, self.uid, self.gid)
+
+    def _write_ads(self, scratch: str, proc: Proc, machine_ad) -> None:
+        for name, ad in ((".job.ad", proc.ad), (".machine.ad", machine_ad)):
+            with open(os.path.join(scratch, name), "w") as stream:
+                stream.write(ad.printOld())
+
+    def _transfer_out(self, proc: Proc, scratch: str) -> None:
+        """Named outputs, or (like HTCondor) every top-level file the job created or changed."""
+        transferred_in = {os.path.basename(s.rstrip("/")) for s in proc.transfer_input}
+        names = proc.transfer_output
+        if names is None:
+            names = tuple(name for name in sorted(os.listdir(scratch))
+                          if not name.startswith(".") and name not in ("tmp", "var") and name not in transferred_in
+                          and os.path.isfile(os.path.join(scratch, name))
+                          and not (ads.get_bool(proc.ad, "TransferExecutable", False)
+                                   and name == os.path.basename(ads.get_str(proc.ad, "Cmd") or "")))
+        for name in names:
+            source = os.path.join(scratch, name)
+            if not os.path.lexists(source):
+                log.warning("transfer_output_files names %s but the job did not create it", name)
+                continue
+            if os.path.islink(source) or not os.path.isfile(source):
+                log.warning("not transferring %s: not a regular file", name)
+                continue
+            shutil.copyfile(source, os.path.join(proc.iwd, os.path.basename(name)))
+
+
+def job_request_slot(job: JobId) -> str:
+    return f"slot1_{job.proc + 1}"
+
+
+def _chown_tree(path: str, uid: int, gid: int) -> None:
+    if os.geteuid() != 0:
+        return
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+class _job_files:
+    """Open the job's stdin/stdout/stderr files on the submit side (as HTCondor would)."""
+
+    def __init__(self, proc: Proc) -> None:
+        self.proc = proc
+        self.files: list = []
+
+    def __enter__(self) -> JobIO:
+        def opened(attr: str, mode: str):
+            path = ads.get_str(self.proc.ad, attr)
+            if not path or path == "/dev/null":
+                handle = open(os.devnull, mode)
+            else:
+                try:
+                    handle = open(path, mode)
+                except OSError as err:
+                    raise Failure(Code.BAD_JOB_AD, f"cannot open {attr} file {path}: {err.strerror}") from err
+            self.files.append(handle)
+            return handle.fileno()
+        return JobIO(stdout_fd=opened("Out", "wb"), stderr_fd=opened("Err", "wb"), stdin_fd=opened("In", "rb"))
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.files:
+            handle.close()
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="condor_docker run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("submit_file", help="a docker-universe submit file")
+    parser.add_argument("--user", help="when run as root: the ordinary user the jobs run as (default nobody)")
+    parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                        help="override a knob, e.g. --set CONDOR_DOCKER_DEFAULT_NETWORK=none")
+    parser.add_argument("--retry-delay", type=float, default=5.0, help="seconds before a requeued job is retried")
+    parser.add_argument("--state-dir", default=os.path.expanduser("~/.local/state/condor_docker"),
+                        help="where the cluster-id counter lives")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the lifecycle to stderr")
+    return parser.parse_args(argv)
+
+
+def main_run(argv: list[str]) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        overrides = dict(RUNNER_DEFAULTS)
+        overrides.update(item.split("=", 1) for item in args.set)
+        settings = load_settings(overrides=overrides)
+        uid, gid, user = _run_as(args.user)
+        cluster = _next_cluster(args.state_dir)
+        procs = load_procs(args.submit_file, cluster)
+    except (SubmitError, SettingsError, ValueError) as err:
+        print(f"condor_docker run: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    engine = Engine(settings.engine_url, settings.engine_timeout)
+    runner = LocalRunner(settings, engine, uid, gid, user, args.retry_delay)
+    outcomes = _run_all(runner, procs)
+    for outcome in outcomes:
+        print(outcome.describe())
+    return EXIT_HELD if any(o.held for o in outcomes) else 0
+
+
+def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
+    """Run in a worker thread so Ctrl-C (or SIGTERM) stops the current container cleanly."""
+    outcomes: list[Outcome] = []
+    logs = {p.ad.get("UserLog") for p in procs}
+    event_logs = {path: EventLog(path) for path in logs if path}
+    for proc in procs:
+        events = event_logs.get(proc.ad.get("UserLog"))
+        if events:
+            events.submit(JobId(proc.ad["ClusterId"], proc.ad["ProcId"]), "<127.0.0.1:0>")
+
+    def work() -> None:
+        for proc in procs:
+            if runner.interrupted.is_set():
+                job = JobId(proc.ad["ClusterId"], proc.ad["ProcId"])
+                events = event_logs.get(proc.ad.get("UserLog"))
+                if events:
+                    events.aborted(job, "condor_docker run was interrupted")
+                outcomes.append(Outcome(job, None, Failure(Code.JOB_INTERRUPTED, "not run: interrupted")))
+                continue
+            outcomes.append(runner.run_proc(proc, event_logs.get(proc.ad.get("UserLog"))))
+
+    def interrupt(signum, _frame) -> None:
+        runner.interrupted.set()
+        if runner.current is not None:
+            runner.current.stop(signum)
+
+    previous = {s: signals.signal(s, interrupt) for s in (signals.SIGINT, signals.SIGTERM)}
+    try:
+        worker = threading.Thread(target=work, name="condor_docker-run")
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)
+    finally:
+        for signum, handler in previous.items():
+            signals.signal(signum, handler)
+    return outcomes
+
+
+main = main_run
