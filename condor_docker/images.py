@@ -10,13 +10,19 @@ from typing import Callable
 
 from .engine import Engine
 from .failures import Code, Failure
+from .imageref import repository_and_tag
 
 log = logging.getLogger("condor_docker.images")
 
 
-def is_local_only(inspected: dict) -> bool:
-    """An image with no registry digest was loaded, imported or built here, never pulled."""
-    return not inspected.get("RepoDigests")
+def is_local_only(inspected: dict, reference: str) -> bool:
+    """True when the engine never pulled `reference`'s repository from a registry.
+
+    The same image id may have been pushed or pulled under another name; what
+    counts is a registry digest for this reference's own repository.
+    """
+    repository = repository_and_tag(reference)[0]
+    return not any(digest.split("@", 1)[0] == repository for digest in inspected.get("RepoDigests") or ())
 
 
 def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_images: bool,
@@ -31,7 +37,7 @@ def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_ima
     """
     present = engine.image_inspect(reference)
     if present is not None and policy != "always":
-        if is_local_only(present) and not trust_local_images:
+        if is_local_only(present, reference) and not trust_local_images:
             raise Failure(Code.IMAGE_NOT_TRUSTED,
                           f"Image {reference} exists only on this machine and DOCKER_TRUST_LOCAL_IMAGES is false: "
                           "push it to a registry, or ask the admin to trust local images")

@@ -1,0 +1,88 @@
+"""The reaper's decisions and sweep against fake container lists (no engine)."""
+from __future__ import annotations
+
+from condor_docker import reaper, settings
+from condor_docker.failures import Code, Failure
+from condor_docker.reaper import LAUNCHER_PID_LABEL, Reaper
+
+NOW = 1_000_000.0
+OURS = {"org.condor_docker.managed": "true"}
+
+
+def container(cid: str, state: str = "running", age: float = 600, labels=None) -> dict:
+    return {"Id": cid * 8, "Names": [f"/HTCJob_{cid}"], "State": state, "Created": int(NOW - age),
+            "Labels": dict(OURS if labels is None else labels)}
+
+
+class FakeEngine:
+    def __init__(self, containers: list[dict]) -> None:
+        self.containers = containers
+        self.removed: list[str] = []
+        self.list_fails = False
+
+    def managed_containers(self) -> list[dict]:
+        if self.list_fails:
+            raise Failure(Code.ENGINE_UNAVAILABLE, "the Docker engine does not answer")
+        return [c for c in self.containers if (c["Labels"] or {}).get("org.condor_docker.managed") == "true"]
+
+    def remove(self, cid: str) -> bool:
+        self.removed.append(cid)
+        return True
+
+
+def make(containers, tracked=(), healthy=True, grace="60") -> tuple[Reaper, FakeEngine]:
+    engine = FakeEngine(containers)
+    r = Reaper(engine, settings.default_settings(CONDOR_DOCKER_REAP_GRACE=grace),
+               tracked=lambda: set(tracked), is_healthy=lambda: healthy)
+    r.clock = lambda: NOW
+    r.alive = lambda pid: pid == 4242
+    return r, engine
+
+
+def test_decisions_over_a_mixed_list():
+    tracked = container("t")
+    young = container("y", age=5)
+    old = container("o", age=600)
+    stopped_young = container("s", state="exited", age=1)
+    foreign = container("f", labels={})
+    foreign_other_value = container("g", labels={"org.condor_docker.managed": "false"})
+    r, engine = make([tracked, young, old, stopped_young, foreign, foreign_other_value], tracked={tracked["Id"]})
+    assert sorted(r.sweep()) == sorted([old["Id"], stopped_young["Id"]])
+    assert sorted(engine.removed) == sorted([old["Id"], stopped_young["Id"]])
+
+
+def test_tracked_by_name_or_short_id():
+    by_name, by_short = container("n"), container("s")
+    r, engine = make([by_name, by_short], tracked={"HTCJob_n", by_short["Id"][:12]})
+    assert r.sweep() == [] and engine.removed == []
+
+
+def test_old_untracked_with_live_launcher_is_kept():
+    alive = container("a", labels={**OURS, LAUNCHER_PID_LABEL: "4242"})
+    dead = container("d", labels={**OURS, LAUNCHER_PID_LABEL: "4243"})
+    r, engine = make([alive, dead])
+    assert r.sweep() == [dead["Id"]]
+
+
+def test_created_container_counts_as_starting():
+    decision = reaper.decide(container("c", state="created", age=5), set(), NOW, 60)
+    assert not decision.reap and "old" in decision.why
+
+
+def test_no_sweep_while_engine_unhealthy():
+    r, engine = make([container("o")], healthy=False)
+    assert r.sweep() == [] and engine.removed == []
+
+
+def test_listing_failure_warns_once(caplog):
+    r, engine = make([container("o")])
+    engine.list_fails = True
+    with caplog.at_level("DEBUG", logger="condor_docker.reaper"):
+        r.sweep()
+        r.sweep()
+        engine.list_fails = False
+        r.sweep()
+    warnings = [rec for rec in caplog.records if rec.levelname == "WARNING"]
+    assert len(warnings) == 1 and "cannot list containers" in warnings[0].getMessage()
+    assert any("reaper recovered" in rec.getMessage() for rec in caplog.records)
+    assert engine.removed == [container("o")["Id"]]
