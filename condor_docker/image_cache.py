@@ -152,7 +152,7 @@ class ImageCache:
         key = (reference, policy)
         with self._lock:
             flight = self._flights.get(key)
-            leader = flight is None
+            leader = True
             if leader:
                 flight = self._flights[key] = _Flight()
             else:

@@ -1,0 +1,353 @@
+"""The agent's job ops: prepare, launch, reattach, signal, suspend, resume, cleanup, status.
+
+Each op starts from the peer's kernel credentials (`RequestContext`), reads the
+scratch dir only through `policy`, and acts on a container only when its
+`org.condor_docker.uid` label is the peer's (root may act on any).
+
+The agent tracks the jobs it is serving (container name -> `TrackedJob`); the
+reaper keeps tracked containers, and the memory budget is the sum over them.
+A launch runs the container in the connection's thread; a watcher polls the
+launcher's socket, and when the launcher dies (kill -9) the container is
+killed with no grace and removed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import select
+import signal as signals
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import policy
+from .engine import Engine
+from .failures import Code, Failure, Kind
+from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from .request import JobRequest
+from .settings import Settings
+from .spec import LABEL_PREFIX, ContainerSpec, build_spec
+
+if TYPE_CHECKING:
+    from .agent import RequestContext
+
+log = logging.getLogger("condor_docker.agent_jobs")
+
+LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
+MAX_GRACE = 3600.0
+
+
+@dataclass
+class TrackedJob:
+    name: str
+    job_id: str
+    uid: int
+    memory_mb: int
+    since: float
+    run: ContainerRun | None = None
+    container_id: str | None = None
+
+    def describe(self) -> dict:
+        return {"container": self.name, "job": self.job_id, "uid": self.uid, "memory_mb": self.memory_mb,
+                "container_id": self.container_id, "since": self.since}
+
+
+class AdoptedRun(ContainerRun):
+    """A container created by an earlier agent: attach, wait, inspect, remove (no create, no start)."""
+
+    def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, container_id: str, running: bool,
+                 **kwargs: Any) -> None:
+        super().__init__(engine, spec, io, **kwargs)
+        self._adopt_id = container_id
+        self._running = running
+
+    def run(self) -> ExitResult:
+        self.container_id = self._adopt_id
+        try:
+            if self.on_created is not None:
+                self.on_created(self.container_id)
+            pumps = []
+            if self._running:
+                pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
+            self.engine.wait(self.container_id)
+            self._finished.set()
+            for pump in pumps:
+                pump.join(timeout=10)
+            return self._result()
+        finally:
+            self._finished.set()
+            self._remove()
+
+
+class LauncherWatch:
+    """Polls the launcher's socket; calls `on_gone` once if the launcher goes away."""
+
+    def __init__(self, sock: socket.socket, on_gone: Any) -> None:
+        self.sock = sock
+        self.on_gone = on_gone
+        self.gone = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="launcher-watch")
+
+    def start(self) -> "LauncherWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP)
+        while not self._stop.is_set():
+            if not poller.poll(500):
+                continue
+            try:
+                data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data:  # a launcher sends nothing after its request; ignore stray bytes
+                time.sleep(0.5)
+                continue
+            if not self._stop.is_set():
+                self.gone = True
+                self.on_gone()
+            return
+
+
+def bounded(failure: Failure, request: JobRequest | None, settings: Settings) -> Failure:
+    """A REQUEUE failure of a job already started too often becomes a HOLD with the last reason."""
+    if failure.kind is Kind.REQUEUE and request is not None and request.num_job_starts > settings.max_requeues:
+        return Failure(Code.TOO_MANY_REQUEUES,
+                       f"job {request.job_id} was requeued {request.num_job_starts} times "
+                       f"(CONDOR_DOCKER_MAX_REQUEUES = {settings.max_requeues}); last: {failure.reason}")
+    return failure
+
+
+class JobService:
+    def __init__(self, settings: Settings, engine: Engine, cache: Any,
+                 machine: policy.MachineResources | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.cache = cache
+        self.machine = machine or policy.machine_resources()
+        self._jobs: dict[str, TrackedJob] = {}
+        self._lock = threading.Lock()
+
+    # -- tracking ------------------------------------------------------------------
+    def tracked_ids(self) -> set[str]:
+        with self._lock:
+            return {v for job in self._jobs.values() for v in (job.name, job.container_id) if v}
+
+    def _track(self, request: JobRequest, spec: ContainerSpec) -> TrackedJob:
+        """Reserve the job's memory and name, or refuse (REQUEUE when the machine is full)."""
+        with self._lock:
+            if spec.name in self._jobs:
+                raise policy.refuse(f"container {spec.name} is already being served")
+            running = sum(job.memory_mb for job in self._jobs.values())
+            policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
+            job = TrackedJob(spec.name, request.job_id, request.uid, spec.memory_mb, time.time())
+            self._jobs[spec.name] = job
+            return job
+
+    def _untrack(self, job: TrackedJob) -> None:
+        with self._lock:
+            if self._jobs.get(job.name) is job:
+                del self._jobs[job.name]
+
+    def recover(self) -> list[str]:
+        """At start: leave running managed containers for their launchers to reattach."""
+        try:
+            containers = self.engine.managed_containers()
+        except Failure as err:
+            log.warning("cannot list managed containers at start: %s", err.reason)
+            return []
+        names = []
+        for container in containers:
+            name = str((container.get("Names") or ["?"])[0]).lstrip("/")
+            log.info("found %s container %s (%s) of uid %s: left for its launcher to reattach "
+                     "(the reaper removes it if nobody does)", container.get("State"), name,
+                     str(container.get("Id", ""))[:12], (container.get("Labels") or {}).get(LABEL_PREFIX + "uid"))
+            names.append(name)
+        return names
+
+    # -- building a job ----------------------------------------------------------------
+    def _build(self, ctx: "RequestContext", scratch_dir: str, *, job_text: str | None = None,
+               starter_env: dict | None = None, slot: str | None = None) -> tuple[JobRequest, ContainerSpec]:
+        policy.check_job_peer(ctx.uid, ctx.gid)
+        real, file_job_text, machine_text = policy.read_job_files(scratch_dir, ctx.uid, self.settings,
+                                                                  job_ad_required=job_text is None)
+        env = {str(k): str(v) for k, v in (starter_env or {}).items()}
+        request = policy.request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
+                                            uid=ctx.uid, gid=ctx.gid, scratch_dir=real, starter_env=env,
+                                            slot=slot or env.get("_CONDOR_SLOT"))
+        request = policy.cap_resources(request, self.settings, self.machine)
+        ctx.job = request.job_id
+        spec = build_spec(request, self.settings)
+        ctx.container = spec.name
+        policy.check_spec(spec, self.settings)
+        return request, spec
+
+    def _owned_container(self, ctx: "RequestContext", name: str):
+        if not isinstance(name, str) or not name:
+            raise policy.refuse("no container named")
+        ctx.container = name
+        state = self.engine.inspect(name)
+        if state is None:
+            raise Failure(Code.JOB_INTERRUPTED, f"container {name} does not exist (any more)")
+        policy.check_container_owner(ctx.uid, name, state.labels)
+        ctx.job = f"{state.labels.get(LABEL_PREFIX + 'cluster', '?')}.{state.labels.get(LABEL_PREFIX + 'proc', '?')}"
+        return state
+
+    def _io(self, ctx: "RequestContext") -> JobIO:
+        if len(ctx.fds) != 3:
+            raise policy.refuse(f"{ctx.op} needs the job's stdin, stdout and stderr (got {len(ctx.fds)} fds)")
+        return JobIO(stdout_fd=ctx.fds[1], stderr_fd=ctx.fds[2], stdin_fd=ctx.fds[0])
+
+    # -- ops -------------------------------------------------------------------------
+    def prepare(self, ctx: "RequestContext", message: dict) -> dict:
+        request = None
+        try:
+            request, spec = self._build(ctx, message["scratch_dir"], job_text=str(message["job_ad"]))
+            with self._lock:
+                running = sum(job.memory_mb for job in self._jobs.values())
+            policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
+            self.cache.ensure(spec.image, request.pull_policy)
+        except Failure as failure:
+            raise bounded(failure, request, self.settings) from None
+        return {"ok": True, "image": spec.image}
+
+    def launch(self, ctx: "RequestContext", message: dict) -> dict:
+        request = None
+        try:
+            io = self._io(ctx)
+            request, spec = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
+            spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),))
+            job = self._track(request, spec)
+        except Failure as failure:
+            raise bounded(failure, request, self.settings) from None
+        try:
+            run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
+                               on_created=lambda cid: self._created(ctx, job, cid))
+            return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
+        finally:
+            self._untrack(job)
+
+    def reattach(self, ctx: "RequestContext", message: dict) -> dict:
+        io = self._io(ctx)
+        state = self._owned_container(ctx, message["container"])
+        policy.check_job_peer(ctx.uid, ctx.gid)
+        labels = state.labels
+        request, spec = self._build(ctx, labels.get(LABEL_PREFIX + "scratch_dir", ""),
+                                    slot=labels.get(LABEL_PREFIX + "slot"))
+        if spec.name != state.name:
+            raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
+        job = self._track(request, spec)
+        try:
+            run = AdoptedRun(self.engine, spec, io, state.id, state.running, kill_grace=self._grace(request),
+                             on_created=lambda cid: self._created(ctx, job, cid))
+            log.info("reattaching %s (%s) for launcher pid %d; output written while no agent was attached is lost",
+                     spec.name, state.id[:12], ctx.pid)
+            return self._serve(ctx, job, run, request, pull_policy=None)
+        finally:
+            self._untrack(job)
+
+    def _grace(self, request: JobRequest) -> float:
+        return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
+
+    def _created(self, ctx: "RequestContext", job: TrackedJob, container_id: str) -> None:
+        job.container_id = container_id
+        ctx.send_event({"event": "started", "container": job.name})
+
+    def _serve(self, ctx: "RequestContext", job: TrackedJob, run: ContainerRun, request: JobRequest,
+               pull_policy: str | None) -> dict:
+        """Run (or adopt) the container while watching the launcher; the final answer."""
+        job.run = run
+
+        def launcher_gone() -> None:
+            log.warning("launcher pid %d of %s went away: killing the container", ctx.pid, job.name)
+            run.stop(signals.SIGKILL, 0)
+
+        watch = LauncherWatch(ctx.connection.sock, launcher_gone).start()
+        try:
+            with self.cache.use(run.spec.image):
+                if pull_policy is not None:
+                    self.cache.ensure(run.spec.image, pull_policy)
+                    prepare_scratch(request.scratch_dir, request.uid, request.gid)
+                result = run.run()
+        except Failure as failure:
+            raise bounded(failure, request, self.settings) from None
+        finally:
+            watch.stop()
+        ctx.extra["exit"] = result.describe().replace(" ", "_") + ("_oom" if result.oom else "")
+        return {"ok": True, "result": result.to_dict()}
+
+    def _tracked(self, ctx: "RequestContext", name: str) -> TrackedJob | None:
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is not None and not (ctx.uid == 0 or ctx.uid == job.uid):
+            ctx.container = name
+            raise policy.refuse(f"container {name} does not belong to uid {ctx.uid}")
+        return job
+
+    def signal(self, ctx: "RequestContext", message: dict) -> dict:
+        name = message["container"]
+        signum = int(message["signal"])
+        if not 1 <= signum < signals.NSIG:
+            raise policy.refuse(f"signal {signum} is not a signal")
+        grace = message.get("grace")
+        grace = None if grace is None else min(max(float(grace), 0.0), MAX_GRACE)
+        ctx.extra["signal"] = signum
+        job = self._tracked(ctx, name)
+        if job is not None and job.run is not None:  # also before the container exists
+            ctx.container, ctx.job = name, job.job_id
+            job.run.stop(signum, grace)
+        else:
+            self.engine.kill(self._owned_container(ctx, name).id, signum)
+        return {"ok": True}
+
+    def _pause(self, ctx: "RequestContext", message: dict, pause: bool) -> dict:
+        name = message["container"]
+        job = self._tracked(ctx, name)
+        if job is not None and job.run is not None:
+            ctx.container, ctx.job = name, job.job_id
+            job.run.suspend() if pause else job.run.resume()
+        elif pause:
+            self.engine.pause(self._owned_container(ctx, name).id)
+        else:
+            self.engine.unpause(self._owned_container(ctx, name).id)
+        return {"ok": True}
+
+    def suspend(self, ctx: "RequestContext", message: dict) -> dict:
+        return self._pause(ctx, message, True)
+
+    def resume(self, ctx: "RequestContext", message: dict) -> dict:
+        return self._pause(ctx, message, False)
+
+    def cleanup(self, ctx: "RequestContext", message: dict) -> dict:
+        """JOB_EXIT: remove the job's containers, if they are the peer's."""
+        cluster, proc = int(message["cluster"]), int(message["proc"])
+        ctx.job = f"{cluster}.{proc}"
+        filters = [f"{LABEL_PREFIX}cluster={cluster}", f"{LABEL_PREFIX}proc={proc}"]
+        if message.get("slot"):
+            filters.append(f"{LABEL_PREFIX}slot={message['slot']}")
+        found = self.engine.managed_containers({"label": [f"{LABEL_PREFIX}managed=true"] + filters})
+        mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
+        if found and not mine:
+            raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")
+        removed = []
+        for container in mine:
+            name = str((container.get("Names") or [""])[0]).lstrip("/")
+            if self.engine.remove(container["Id"]):
+                removed.append(name)
+        ctx.container = ",".join(removed) or "-"
+        return {"ok": True, "removed": removed}
+
+    def status(self, ctx: "RequestContext", message: dict) -> dict:
+        with self._lock:
+            jobs = [job.describe() for job in self._jobs.values() if ctx.uid in (0, job.uid)]
+        return {"ok": True, "jobs": jobs}

@@ -1,0 +1,274 @@
+"""PREPARE_JOB and JOB_EXIT hooks against a fake agent, fed the real pool's hook stdin.
+
+What the hook prints is merged by the starter with the ClassAd library, so
+every output is parsed with classad2 here.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import classad2
+import pytest
+
+from condor_docker import hooks, protocol
+from condor_docker.arguments import parse_args_v2
+from condor_docker.failures import Code
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path("/work/shared/fixtures/real-pool")
+LAUNCHER = "/opt/condor_docker/venv/bin/condor_docker"
+
+
+class FakeAgent:
+    """A unix-socket server speaking protocol.Connection, answering from a dict of op -> reply."""
+
+    def __init__(self, path: Path, replies: dict) -> None:
+        self.path = str(path)
+        self.replies = replies
+        self.requests: list[dict] = []
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(8)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self._server.accept()
+            except OSError:
+                return
+            connection = protocol.Connection(sock)
+            try:
+                request, _ = connection.receive()
+                if request is not None:
+                    self.requests.append(request)
+                    connection.send(self.replies[request["op"]])
+            finally:
+                connection.close()
+
+    def close(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def sock_dir():
+    with tempfile.TemporaryDirectory(prefix="cdhook") as tmp:
+        yield Path(tmp)
+
+
+def real_stdin(**changes: str) -> str:
+    """The real PREPARE_JOB stdin, with some attributes replaced (values in ClassAd syntax)."""
+    lines = []
+    for line in (FIXTURES / "prepare-hook-stdin.ad").read_text().splitlines():
+        name = line.split("=", 1)[0].strip()
+        if name in changes:
+            line = f"{name} = {changes.pop(name)}"
+        lines.append(line)
+    lines += [f"{name} = {value}" for name, value in changes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_prepare(stdin_text: str, socket_path: str, *extra: str, cwd: str | None = None) -> tuple[int, str]:
+    out = io.StringIO()
+    old = os.getcwd()
+    if cwd:
+        os.chdir(cwd)
+    try:
+        status = hooks.main_prepare_job(["--socket", socket_path, "--launcher", LAUNCHER, *extra],
+                                        stdin=io.StringIO(stdin_text), stdout=out)
+    finally:
+        os.chdir(old)
+    return status, out.getvalue()
+
+
+def parse(text: str) -> classad2.ClassAd:
+    return classad2.parseOne(text)
+
+
+# ------------------------------------------------------------------ pass-through
+
+
+def test_non_docker_job_passes_through_silently(sock_dir):
+    stdin = real_stdin(WantDocker="false", JobUniverse="5", DockerImage="undefined")
+    status, out = run_prepare(stdin, str(sock_dir / "none.sock"))
+    assert (status, out) == (0, "")
+
+
+def test_vanilla_universe_job_passes_through_even_without_an_agent(sock_dir):
+    stdin = real_stdin(WantDocker="false", JobUniverse="5")
+    stdin = "\n".join(l for l in stdin.splitlines() if not l.startswith("DockerImage")) + "\n"
+    status, out = run_prepare(stdin, str(sock_dir / "none.sock"))
+    assert (status, out) == (0, "")
+
+
+# ------------------------------------------------------------------ success
+
+
+def test_docker_job_is_rewritten_to_run_the_launcher(sock_dir):
+    agent = FakeAgent(sock_dir / "agent.sock", {"prepare": {"ok": True, "image": "busybox:local"}})
+    scratch = tempfile.mkdtemp(prefix="cdscratch")
+    try:
+        status, out = run_prepare(real_stdin(), agent.path, cwd=scratch)
+    finally:
+        agent.close()
+        os.rmdir(scratch)
+    assert status == 0
+    ad = parse(out)
+    assert ad["WantDocker"] is False
+    assert ad["Cmd"] == LAUNCHER
+    assert parse_args_v2(ad["Arguments"]) == ["launch", "--socket", agent.path]
+    assert ad["TransferExecutable"] is False   # else the starter runs <scratch>/condor_docker
+    assert ad[hooks.SOCKET_ATTR] == agent.path
+    assert "HookStatusCode" not in ad
+    [request] = agent.requests
+    assert request["op"] == "prepare"
+    assert request["scratch_dir"] == os.path.realpath(scratch)
+    assert "DockerImage = \"busybox:local\"" in request["job_ad"]
+
+
+def test_socket_path_with_spaces_is_quoted_in_v2_arguments():
+    options = hooks.HookOptions(socket="/run/my agent/a'b.sock", launcher=LAUNCHER, max_requeues=3, timeout=1)
+    ad = parse(classad_lines(hooks.rewrite_attrs(options, None)))
+    assert parse_args_v2(ad["Arguments"]) == ["launch", "--socket", "/run/my agent/a'b.sock"]
+
+
+def classad_lines(attrs: dict) -> str:
+    from condor_docker.ads import format_ad_lines
+    return format_ad_lines(attrs)
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_agent_hold_becomes_hook_status_1_to_299(sock_dir):
+    reason = "127.0.0.1:5000/nope:1: manifest unknown"
+    agent = FakeAgent(sock_dir / "agent.sock", {"prepare": {"ok": False, "failure": {
+        "code": int(Code.IMAGE_NOT_FOUND), "reason": reason}}})
+    try:
+        status, out = run_prepare(real_stdin(), agent.path)
+    finally:
+        agent.close()
+    assert status == 1
+    ad = parse(out)
+    assert ad["HookStatusCode"] == 12
+    assert ad["HookStatusMessage"] == reason
+    assert "WantDocker" not in ad and "Cmd" not in ad
+
+
+def test_agent_unavailable_requeues_with_the_socket_named(sock_dir):
+    missing = str(sock_dir / "agent.sock")
+    status, out = run_prepare(real_stdin(NumShadowStarts="1"), missing)
+    assert status == 1
+    ad = parse(out)
+    assert ad["HookStatusCode"] == int(Code.AGENT_UNAVAILABLE) == 304
+    assert missing in ad["HookStatusMessage"]
+
+
+def test_agent_unavailable_is_held_after_max_requeues(sock_dir):
+    missing = str(sock_dir / "agent.sock")
+    assert parse(run_prepare(real_stdin(NumShadowStarts="3"), missing)[1])["HookStatusCode"] == 304
+    status, out = run_prepare(real_stdin(NumShadowStarts="4"), missing)
+    ad = parse(out)
+    assert status == 1
+    assert ad["HookStatusCode"] == int(Code.TOO_MANY_REQUEUES) == 19
+    assert "304" not in ad["HookStatusMessage"] and missing in ad["HookStatusMessage"]
+    # the bound is an option, so it can follow CONDOR_DOCKER_MAX_REQUEUES
+    assert parse(run_prepare(real_stdin(NumShadowStarts="4"), missing, "--max-requeues", "5")[1])[
+        "HookStatusCode"] == 304
+
+
+def test_agent_requeue_is_bounded_too(sock_dir):
+    agent = FakeAgent(sock_dir / "agent.sock", {"prepare": {"ok": False, "failure": {
+        "code": int(Code.REGISTRY_UNREACHABLE), "reason": "connection refused"}}})
+    try:
+        first = parse(run_prepare(real_stdin(NumShadowStarts="1"), agent.path)[1])
+        later = parse(run_prepare(real_stdin(NumShadowStarts="9"), agent.path)[1])
+    finally:
+        agent.close()
+    assert first["HookStatusCode"] == 302
+    assert later["HookStatusCode"] == 19 and "connection refused" in later["HookStatusMessage"]
+
+
+def test_bad_ad_on_stdin_is_held(sock_dir):
+    status, out = run_prepare("this is [ not an ad\n", str(sock_dir / "x.sock"))
+    assert status == 1
+    ad = parse(out)
+    assert ad["HookStatusCode"] == int(Code.BAD_JOB_AD)
+
+
+def test_messages_with_quotes_and_newlines_still_parse(sock_dir):
+    reason = 'pull "x" failed:\n\\ back\\slash'
+    agent = FakeAgent(sock_dir / "agent.sock", {"prepare": {"ok": False, "failure": {"code": 18, "reason": reason}}})
+    try:
+        ad = parse(run_prepare(real_stdin(), agent.path)[1])
+    finally:
+        agent.close()
+    assert ad["HookStatusCode"] == 18
+    assert "\n" not in ad["HookStatusMessage"] and '"x"' in ad["HookStatusMessage"]
+
+
+def test_prepare_job_cli_path_does_not_import_docker_or_htcondor2(sock_dir):
+    code = ("import sys, io; from condor_docker import cli; rc = cli.main(sys.argv[1:]); "
+            "assert 'docker' not in sys.modules and 'htcondor2' not in sys.modules, 'heavy import'; "
+            "sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "prepare-job", "--socket", str(sock_dir / "n.sock")],
+                          input=real_stdin(), capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1, proc.stderr
+    assert parse(proc.stdout)["HookStatusCode"] == 304
+
+
+# ------------------------------------------------------------------ JOB_EXIT
+
+
+def exit_stdin(**changes: str) -> str:
+    lines = (FIXTURES / "job-exit-hook-stdin.ad").read_text().splitlines()
+    out = [l for l in lines if l.split("=", 1)[0].strip() not in changes]
+    out += [f"{k} = {v}" for k, v in changes.items()]
+    return "\n".join(out) + "\n"
+
+
+def test_job_exit_asks_the_agent_from_the_ad_socket(sock_dir, capsys):
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
+    try:
+        status = hooks.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{hooks.SOCKET_ATTR: f'"{agent.path}"'})))
+    finally:
+        agent.close()
+    assert status == 0
+    assert agent.requests == [{"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
+    assert "removed HTCJob_28_0_slot1_1" in capsys.readouterr().err
+
+
+def test_job_exit_without_agent_logs_and_exits_0(sock_dir, capsys):
+    status = hooks.main_job_exit(["remove"], stdin=io.StringIO(
+        exit_stdin(**{hooks.SOCKET_ATTR: f'"{sock_dir / "gone.sock"}"'})))
+    assert status == 0
+    assert "gone.sock" in capsys.readouterr().err
+
+
+def test_job_exit_of_a_non_docker_job_does_nothing(capsys):
+    stdin = "\n".join(l for l in exit_stdin(WantDocker="false").splitlines()
+                      if not l.startswith(("DockerImage", "CDX"))) + "\n"
+    assert hooks.main_job_exit(["exit"], stdin=io.StringIO(stdin)) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_job_exit_never_fails_on_garbage(capsys):
+    assert hooks.main_job_exit(["exit"], stdin=io.StringIO("[[[ nonsense")) == 0
+    assert hooks.main_job_exit(["--bogus"], stdin=io.StringIO("")) == 0
+
+
+def test_slot_comes_from_remote_host_or_the_starter_env():
+    ad = classad2.parseOne('RemoteHost = "slot2_7@node"\n')
+    assert hooks.slot_from(ad, {}) == "slot2_7"
+    assert hooks.slot_from(classad2.ClassAd(), {"_CONDOR_SLOT": "slot1_3"}) == "slot1_3"

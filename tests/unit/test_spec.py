@@ -1,0 +1,166 @@
+"""The pure mapping: job ad + machine ad + settings -> container spec (no engine)."""
+from __future__ import annotations
+
+import classad2
+import pytest
+
+from condor_docker import ads, request, spec
+from condor_docker.failures import Code, Failure
+from condor_docker.settings import SettingsError, default_settings
+
+import os
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "real-pool")
+if not os.path.isdir(FIXTURES):
+    FIXTURES = "/work/shared/fixtures/real-pool"
+
+
+def real_request(**changes):
+    job = ads.read_ad_file(os.path.join(FIXTURES, "job.ad"))
+    machine = ads.read_ad_file(os.path.join(FIXTURES, "machine.ad"))
+    for key, value in changes.items():
+        job[key] = value
+    env = dict(line.split("=", 1) for line in open(os.path.join(FIXTURES, "launcher-environment.txt")).read().splitlines())
+    return request.from_ads(job, machine, uid=1000, gid=1001, scratch_dir=env["_CONDOR_SCRATCH_DIR"],
+                            starter_env=env, slot=env["_CONDOR_SLOT"])
+
+
+def build(**changes):
+    knobs = changes.pop("knobs", {})
+    return spec.build_spec(real_request(**changes), default_settings(**knobs))
+
+
+def test_real_job_ad_maps_like_htcondor():
+    s = build()
+    assert s.name == "HTCJob_28_0_slot1_1"
+    assert s.image == "busybox:local"
+    assert s.command == ("/bin/sh", "-c", "echo oomtest") and s.entrypoint is None
+    assert s.user == "1000:1001" and s.group_add == ("1001",)
+    assert s.working_dir == "/var/lib/condor/execute/dir_29135"
+    assert s.cpu_shares == 100 and s.memory_mb == 128 and s.memory_bytes == 128 << 20
+    assert s.hostname == "htcuser-28.0-vm"
+    assert s.init and s.cap_drop == ("ALL",) and s.cap_add == () and "no-new-privileges" in s.security_opt
+    assert s.network_mode == "bridge"          # nat, HTCondor's default
+    assert s.stdin_open is False               # In = /dev/null
+
+
+def test_private_tmp_and_scratch_mounts():
+    mounts = {(m.source, m.target) for m in build().mounts}
+    scratch = "/var/lib/condor/execute/dir_29135"
+    assert mounts == {(scratch, scratch), (scratch + "/tmp", "/tmp"), (scratch + "/var/tmp", "/var/tmp")}
+
+
+def test_environment_keeps_htcondor_vars_and_drops_host_ones():
+    env = dict(build(Environment="FOO=bar 'SPACED=a b'").environment)
+    assert env["FOO"] == "bar" and env["SPACED"] == "a b"
+    assert env["_CONDOR_SCRATCH_DIR"] == "/var/lib/condor/execute/dir_29135"
+    assert env["OMP_NUM_THREADS"] == "1" and env["_CONDOR_SLOT"] == "slot1_1"
+    for host_only in ("HOME", "PWD", "SHLVL", "_", "_CONDOR_ANCESTOR_29135"):
+        assert host_only not in env
+
+
+def test_labels_identify_job_and_owner():
+    labels = dict(build().labels)
+    assert labels["org.condor_docker.managed"] == "true"
+    assert (labels["org.condor_docker.cluster"], labels["org.condor_docker.proc"]) == ("28", "0")
+    assert labels["org.condor_docker.slot"] == "slot1_1"
+    assert labels["org.condor_docker.uid"] == "1000" and labels["org.condor_docker.owner"] == "htcuser"
+
+
+def test_transferred_executable_runs_from_scratch_dir():
+    s = build(Cmd="/home/htcuser/jobs/analyse.sh", TransferExecutable=True, Arguments="a 'b c'")
+    assert s.command == ("./analyse.sh", "a", "b c")
+
+
+def test_v1_args_when_no_v2_arguments():
+    job = real_request()
+    del job.job_ad["Arguments"]
+    job.job_ad["Args"] = "-c date"
+    assert request._arguments(job.job_ad) == ("-c", "date")
+
+
+def test_override_entrypoint():
+    s = build(DockerOverrideEntrypoint=True)
+    assert s.entrypoint == ("/bin/sh",) and s.command == ("-c", "echo oomtest")
+
+
+def test_no_executable_runs_the_images_default():
+    job = real_request()
+    del job.job_ad["Cmd"]
+    del job.job_ad["Arguments"]
+    s = spec.build_spec(request.from_ads(job.job_ad, classad2.ClassAd({"Cpus": 1, "Memory": 64}),
+                                         uid=5, gid=5, scratch_dir="/s"), default_settings())
+    assert s.command is None and s.entrypoint is None
+
+
+def test_slot_resources_win_over_requests_and_fall_back():
+    job = real_request()
+    assert job.cpus == 1 and job.memory_mb == 128       # slot, not RequestMemory = 64
+    bare = request.from_ads(job.job_ad, classad2.ClassAd(), uid=5, gid=5, scratch_dir="/s")
+    assert bare.memory_mb == 64                          # RequestMemory when there is no slot ad
+
+
+def test_missing_memory_is_a_hold_naming_the_fix():
+    with pytest.raises(Failure) as caught:
+        request.from_ads(classad2.ClassAd({"DockerImage": "x:1", "RequestCpus": 1}), classad2.ClassAd(),
+                         uid=5, gid=5, scratch_dir="/s")
+    assert caught.value.code is Code.BAD_JOB_AD and "request_memory" in caught.value.reason
+
+
+@pytest.mark.parametrize("network,mode", [("none", "none"), ("host", "host"), ("nat", "bridge")])
+def test_network_types(network, mode):
+    assert build(DockerNetworkType=network).network_mode == mode
+
+
+def test_host_network_can_be_refused_and_admin_networks_allowed():
+    with pytest.raises(Failure) as caught:
+        build(DockerNetworkType="host", knobs={"CONDOR_DOCKER_ALLOW_HOST_NETWORK": "false"})
+    assert caught.value.code is Code.NETWORK_NOT_ALLOWED
+    assert build(DockerNetworkType="labnet", knobs={"DOCKER_NETWORKS": "labnet"}).network_mode == "labnet"
+    with pytest.raises(Failure) as unknown:
+        build(DockerNetworkType="labnet")
+    assert "not a network of this machine" in unknown.value.reason
+
+
+def test_root_is_refused():
+    job = real_request()
+    with pytest.raises(Failure) as caught:
+        spec.build_spec(request.from_ads(job.job_ad, classad2.ClassAd({"Cpus": 1, "Memory": 64}), uid=0, gid=0,
+                                         scratch_dir="/s"), default_settings())
+    assert caught.value.code is Code.POLICY_REFUSED
+
+
+def test_admin_volumes_always_and_conditionally():
+    knobs = {"DOCKER_VOLUMES": "DATA, SOFT", "DOCKER_VOLUME_DIR_DATA": "/data:/data:ro",
+             "DOCKER_VOLUME_DIR_SOFT": "/opt/soft", "DOCKER_MOUNT_VOLUMES": "DATA",
+             "DOCKER_VOLUME_DIR_SOFT_MOUNT_IF": 'Owner == "htcuser"'}
+    targets = {(m.target, m.read_only) for m in build(knobs=knobs).mounts}
+    assert ("/data", True) in targets and ("/opt/soft", False) in targets
+    targets = {m.target for m in build(Owner="other", knobs=knobs).mounts}
+    assert "/data" in targets and "/opt/soft" not in targets
+
+
+def test_limits_caps_and_extras_from_knobs():
+    s = build(knobs={"CONDOR_DOCKER_MAX_MEMORY_MB": "100", "CONDOR_DOCKER_PIDS_LIMIT": "64",
+                     "CONDOR_DOCKER_ADD_CAPABILITIES": "SYS_PTRACE", "DOCKER_SHM_SIZE": "1048576",
+                     "DOCKER_EXTRA_ARGUMENTS": "--ulimit nofile=1024:2048 --label site=x --env SITE=lab"})
+    assert s.memory_mb == 100 and s.pids_limit == 64 and s.cap_add == ("SYS_PTRACE",) and s.shm_size == 1048576
+    assert s.extras.ulimits == (("nofile", 1024, 2048),)
+    assert ("site", "x") in s.labels and ("SITE", "lab") in s.environment
+
+
+def test_extra_arguments_refuse_unknown_options():
+    with pytest.raises(SettingsError) as caught:
+        spec.parse_extra_arguments("--privileged")
+    assert "--privileged" in str(caught.value) and "DOCKER_EXTRA_ARGUMENTS" in str(caught.value)
+
+
+def test_container_name_is_engine_safe():
+    assert spec.container_name(1, 2, "slot1_1@host") == "HTCJob_1_2_slot1_1_host"
+
+
+def test_bad_pull_policy_is_a_hold():
+    with pytest.raises(Failure) as caught:
+        build(DockerPullPolicy="sometimes")
+    assert caught.value.code is Code.BAD_JOB_AD and "docker_pull_policy" in caught.value.reason
+    assert build(DockerPullPolicy="always").image == "busybox:local"
