@@ -152,7 +152,7 @@ class ImageCache:
         key = (reference, policy)
         with self._lock:
             flight = self._flights.get(key)
-            leader = True
+            leader = flight is None
             if leader:
                 flight = self._flights[key] = _Flight()
             else:

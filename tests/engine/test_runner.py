@@ -1,0 +1,124 @@
+"""`condor_docker run` end to end on the real engine, through the examples a user would run."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import htcondor2
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def examples(tmp_path, engine):
+    work = tmp_path / "examples"
+    shutil.copytree(os.path.join(REPO, "examples"), work)
+    os.chmod(tmp_path, 0o755)
+    return work
+
+
+def run(examples, submit, *extra, **kwargs):
+    argv = [sys.executable, "-m", "condor_docker.cli", "run", submit, "--retry-delay", "0.5",
+            "--state-dir", str(examples / ".state"), *extra]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run(argv, cwd=examples, capture_output=True, text=True, timeout=180, env=env, **kwargs)
+
+
+def events(path):
+    return [(e.type, dict(e.items())) for e in htcondor2.JobEventLog(str(path)).events(stop_after=0)]
+
+
+def test_hello_writes_output_error_and_event_log(examples, no_leak):
+    done = run(examples, "hello.sub")
+    assert done.returncode == 0, done.stderr
+    out = next(examples.glob("hello.*.0.out")).read_text()
+    assert out.startswith("hello from job ") and "uid=65534" in out
+    assert next(examples.glob("hello.*.0.err")).read_text() == ""
+    kinds = [kind for kind, _ in events(examples / "hello.log")]
+    assert kinds == [htcondor2.JobEventType.SUBMIT, htcondor2.JobEventType.EXECUTE,
+                     htcondor2.JobEventType.JOB_TERMINATED]
+    terminated = events(examples / "hello.log")[-1][1]
+    assert terminated["TerminatedNormally"] is True and terminated["ReturnValue"] == 0
+
+
+def test_transferred_script_and_files(examples, no_leak):
+    assert run(examples, "script.sub").returncode == 0
+    out = next(examples.glob("script.*.out")).read_text()
+    assert "with args: one two words three" in out and "./" not in out.split("\n")[0][:0]
+    assert run(examples, "files.sub").returncode == 0
+    assert (examples / "counts.txt").read_text().strip() == "3"
+    assert (examples / "sorted.txt").read_text().split() == ["docker", "htcondor", "universe"]
+    assert next(examples.glob("files.*.out")).read_text().split() == ["DOCKER", "UNIVERSE", "HTCONDOR"]
+
+
+def test_exit_code_is_the_jobs(examples, no_leak):
+    (examples / "three.sub").write_text(
+        "universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
+        "docker_network_type = none\nexecutable = /bin/sh\ntransfer_executable = false\n"
+        "arguments = \"-c 'exit 3'\"\nlog = three.log\nrequest_memory = 32\nqueue\n")
+    done = run(examples, "three.sub")
+    assert done.returncode == 0 and "exited with code 3" in done.stdout
+    assert events(examples / "three.log")[-1][1]["ReturnValue"] == 3
+
+
+def test_bad_image_is_held_with_the_registrys_reason(examples, no_leak):
+    done = run(examples, "bad_image.sub")
+    assert done.returncode == 1
+    kind, held = events(examples / "bad_image.log")[-1]
+    assert kind == htcondor2.JobEventType.JOB_HELD
+    assert held["HoldReasonCode"] == 19 and held["HoldReasonSubCode"] == 12
+    assert "manifest unknown" in held["HoldReason"]
+
+
+def test_memory_hog_is_held_with_the_limit(examples, no_leak):
+    done = run(examples, "memory_hog.sub")
+    assert done.returncode == 1
+    kind, held = events(examples / "memory_hog.log")[-1]
+    assert kind == htcondor2.JobEventType.JOB_HELD
+    assert held["HoldReason"] == "Docker job has gone over memory limit of 64 Mb"
+    assert held["HoldReasonSubCode"] == 102
+
+
+def test_unreachable_registry_is_retried_then_held(examples, no_leak):
+    (examples / "unreachable.sub").write_text(
+        "universe = docker\ndocker_image = 127.0.0.1:9/nothing:1\nexecutable = /bin/true\n"
+        "transfer_executable = false\nlog = unreachable.log\nrequest_memory = 32\nqueue\n")
+    done = run(examples, "unreachable.sub", "--set", "CONDOR_DOCKER_MAX_REQUEUES=1")
+    assert done.returncode == 1
+    kinds = [kind for kind, _ in events(examples / "unreachable.log")]
+    assert kinds.count(htcondor2.JobEventType.JOB_EVICTED) == 1      # back to idle once
+    held = events(examples / "unreachable.log")[-1][1]
+    assert held["HoldReasonSubCode"] == 19 and "connection refused" in held["HoldReason"]
+
+
+def test_interrupt_kills_the_job_and_reports_the_signal(examples, engine, no_leak):
+    (examples / "long.sub").write_text(
+        "universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
+        "docker_network_type = none\nexecutable = /bin/sh\ntransfer_executable = false\n"
+        "arguments = \"-c 'sleep 120'\"\nlog = long.log\nrequest_memory = 32\nqueue\n")
+    argv = [sys.executable, "-m", "condor_docker.cli", "run", "long.sub", "--state-dir", str(examples / ".state")]
+    runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
+                              stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not engine.managed_containers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine.managed_containers(), "the job's container never appeared"
+    time.sleep(0.5)
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=30)
+    assert "killed by signal 15" in out
+    terminated = events(examples / "long.log")[-1][1]
+    assert terminated["TerminatedBySignal"] == 15
+
+
+def test_bad_submit_file_names_the_problem(examples):
+    (examples / "vanilla.sub").write_text("executable = /bin/true\nqueue\n")
+    done = run(examples, "vanilla.sub")
+    assert done.returncode == 2 and "universe = docker" in done.stderr
