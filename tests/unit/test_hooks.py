@@ -55,6 +55,10 @@ class FakeAgent:
                 connection.close()
 
     def close(self) -> None:
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)   # wakes the accept() in the thread
+        except OSError:
+            pass
         self._server.close()
         self._thread.join(timeout=5)
 
