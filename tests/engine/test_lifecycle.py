@@ -16,7 +16,7 @@ from condor_docker.images import ensure_image
 from condor_docker.lifecycle import ContainerRun, JobIO, prepare_scratch
 from condor_docker.settings import default_settings
 
-from conftest import LOCAL_IMAGE, REGISTRY_IMAGE
+from enginetest import LOCAL_IMAGE, REGISTRY_IMAGE
 
 pytestmark = pytest.mark.engine
 

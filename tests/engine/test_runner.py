@@ -11,7 +11,7 @@ import time
 import htcondor2
 import pytest
 
-from conftest import REPO
+from enginetest import REPO
 
 pytestmark = pytest.mark.engine
 
