@@ -128,6 +128,12 @@ def bounded(failure: Failure, request: JobRequest | None, settings: Settings) ->
     return failure
 
 
+def result_dict(result: ExitResult) -> dict:
+    """ExitResult.to_dict(), without deep-copying the Failure (asdict cannot copy an exception)."""
+    return dataclasses.replace(result, failure=None).to_dict() | {
+        "failure": result.failure.to_dict() if result.failure else None}
+
+
 class JobService:
     def __init__(self, settings: Settings, engine: Engine, cache: Any,
                  machine: policy.MachineResources | None = None) -> None:
@@ -284,7 +290,7 @@ class JobService:
         finally:
             watch.stop()
         ctx.extra["exit"] = result.describe().replace(" ", "_") + ("_oom" if result.oom else "")
-        return {"ok": True, "result": result.to_dict()}
+        return {"ok": True, "result": result_dict(result)}
 
     def _tracked(self, ctx: "RequestContext", name: str) -> TrackedJob | None:
         with self._lock:

@@ -7,11 +7,11 @@ behind until then.  The reaper runs in the agent, every CONDOR_DOCKER_REAP_PERIO
 - it only touches containers labelled `org.condor_docker.managed=true`; an
   unlabelled (foreign) container is never touched;
 - a tracked container (the agent runs or recovered it) is kept;
-- an untracked stopped container is removed whatever its age (nobody will read
-  its exit status any more);
+- a container whose launcher (label `org.condor_docker.launcher_pid`) is alive
+  is kept: someone still waits for its exit status;
+- an untracked stopped container is removed whatever its age;
 - an untracked running one is removed only once it is older than
-  CONDOR_DOCKER_REAP_GRACE (a job that is being created is not tracked yet) and
-  its launcher (label `org.condor_docker.launcher_pid`, when present) is gone;
+  CONDOR_DOCKER_REAP_GRACE (a job that is being created is not tracked yet);
 - the first sweep waits max(period, grace), so that the agent's recovery takes
   its containers back first, and sweeps run only while the engine is healthy.
 
@@ -77,14 +77,15 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
     if _is_tracked(container, tracked):
         return Decision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
+    pid_text = labels.get(LAUNCHER_PID_LABEL, "")
+    if pid_text.isdigit() and alive(int(pid_text)):
+        # its launcher still waits for it (e.g. served by another agent, or being reattached)
+        return Decision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")
     if state not in _RUNNING_STATES:
         return Decision(cid, name, True, f"untracked and {state or 'stopped'}")
     age = now - float(container.get("Created") or now)
     if age < grace:
         return Decision(cid, name, False, f"untracked but only {age:.0f} s old")
-    pid_text = labels.get(LAUNCHER_PID_LABEL, "")
-    if pid_text.isdigit() and alive(int(pid_text)):
-        return Decision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")
     return Decision(cid, name, True, f"untracked, {state}, {age:.0f} s old")
 
 

@@ -5,9 +5,11 @@ brings the engine back (scripts/engine-up.sh), even when it fails.
 """
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -58,10 +60,28 @@ def test_failing_selftest_is_unhealthy_with_a_reason():
     assert "no-such-image" in state.reason
 
 
-def test_selftest_command_failure_keeps_the_engine_words():
-    state = _health(CONDOR_DOCKER_TEST_IMAGE="127.0.0.1:5000/condor-docker-test/busybox:1",
-                    DOCKER_PERFORM_TEST="false").check()
-    assert state.healthy  # with the test off, no self-test runs at all
+def test_selftest_start_failure_keeps_the_engine_words():
+    """An image without `true`: the engine refuses to start it, and says why."""
+    client = docker.APIClient(version="auto")
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        info = tarfile.TarInfo("only-a-file")
+        archive.addfile(info, io.BytesIO(b""))
+    reference = "condor-docker-test/health-empty:1"
+    client.import_image_from_data(tar.getvalue(), repository=reference.split(":")[0], tag="1")
+    try:
+        state = _health(CONDOR_DOCKER_TEST_IMAGE=reference).check()
+        assert not state.healthy and state.reason.startswith("self-test failed")
+        assert "executable file not found" in state.reason or "no such file" in state.reason, state.reason
+        assert _selftest_containers() == []
+    finally:
+        client.remove_image(reference)
+        client.close()
+
+
+def test_selftest_off_runs_no_container():
+    health = _health(CONDOR_DOCKER_TEST_IMAGE="condor-docker-test/no-such-image:1", DOCKER_PERFORM_TEST="false")
+    assert health.check().healthy and health._runs == 0
 
 
 def test_missing_socket_names_the_path():

@@ -64,6 +64,12 @@ def test_old_untracked_with_live_launcher_is_kept():
     assert r.sweep() == [dead["Id"]]
 
 
+def test_stopped_with_live_launcher_is_kept():
+    waited_for = container("w", state="exited", labels={**OURS, LAUNCHER_PID_LABEL: "4242"})
+    r, engine = make([waited_for])
+    assert r.sweep() == []
+
+
 def test_created_container_counts_as_starting():
     decision = reaper.decide(container("c", state="created", age=5), set(), NOW, 60)
     assert not decision.reap and "old" in decision.why

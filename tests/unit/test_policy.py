@@ -1,0 +1,158 @@
+"""The agent's policy, without an engine: paths, ad files, resources, privileges."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from condor_docker import ads, policy
+from condor_docker.failures import Code, Failure, Kind
+from condor_docker.request import from_ads
+from condor_docker.settings import default_settings
+from condor_docker.spec import build_spec
+
+FIXTURES = "/work/shared/fixtures/real-pool"
+UID = os.getuid()
+
+
+@pytest.fixture
+def execute(tmp_path):
+    root = tmp_path / "execute"
+    (root / "dir_1").mkdir(parents=True)
+    return root
+
+
+def settings_for(execute, **knobs):
+    return default_settings(CONDOR_DOCKER_EXECUTE_DIRS=str(execute), CONDOR_DOCKER_DEFAULT_NETWORK="none", **knobs)
+
+
+def real_request(scratch="/var/lib/condor/execute/dir_1", uid=1001, gid=1001):
+    job = ads.read_ad_file(os.path.join(FIXTURES, "job.ad"))
+    machine = ads.read_ad_file(os.path.join(FIXTURES, "machine.ad"))
+    return from_ads(job, machine, uid=uid, gid=gid, scratch_dir=scratch)
+
+
+@pytest.mark.parametrize("uid,gid", [(0, 1001), (1001, 0), (0, 0)])
+def test_root_never_runs_a_job(uid, gid):
+    with pytest.raises(Failure) as err:
+        policy.check_job_peer(uid, gid)
+    assert err.value.code is Code.POLICY_REFUSED
+
+
+def test_scratch_under_execute_dir_is_accepted(execute):
+    path = str(execute / "dir_1")
+    assert policy.check_scratch_path(path, settings_for(execute)) == os.path.realpath(path)
+
+
+@pytest.mark.parametrize("path", ["relative/dir", "", "/", "/etc"])
+def test_scratch_elsewhere_is_refused(execute, path):
+    with pytest.raises(Failure, match="absolute|not under"):
+        policy.check_scratch_path(path, settings_for(execute))
+
+
+def test_the_execute_dir_itself_and_dotdot_are_refused(execute):
+    with pytest.raises(Failure, match="not under"):
+        policy.check_scratch_path(str(execute), settings_for(execute))
+    with pytest.raises(Failure, match="not under"):
+        policy.check_scratch_path(str(execute / "dir_1" / ".." / ".."), settings_for(execute))
+
+
+def test_a_sibling_with_the_same_prefix_is_refused(execute):
+    sibling = str(execute) + "-evil"
+    os.mkdir(sibling)
+    with pytest.raises(Failure, match="not under"):
+        policy.check_scratch_path(sibling + "/x", settings_for(execute))
+
+
+def test_scratch_through_a_symlink_is_refused(execute, tmp_path):
+    os.symlink(execute / "dir_1", execute / "link")
+    with pytest.raises(Failure, match="symbolic link"):
+        policy.check_scratch_path(str(execute / "link"), settings_for(execute))
+
+
+def test_scratch_owned_by_someone_else_is_refused(execute):
+    with pytest.raises(Failure, match="owned by uid"):
+        policy.open_scratch(str(execute / "dir_1"), UID + 1, settings_for(execute))
+
+
+def test_ads_are_read_after_the_checks_without_following_links(execute, tmp_path):
+    scratch = execute / "dir_1"
+    (scratch / ".job.ad").write_text('Cmd = "/bin/sh"\n')
+    secret = tmp_path / "secret"
+    secret.write_text("not for the job\n")
+    os.symlink(secret, scratch / ".machine.ad")
+    with pytest.raises(Failure, match="cannot be read safely") as err:
+        policy.read_job_files(str(scratch), UID, settings_for(execute))
+    assert "not for the job" not in err.value.reason
+    os.unlink(scratch / ".machine.ad")
+    os.link(secret, scratch / ".machine.ad")
+    with pytest.raises(Failure, match="plain file"):
+        policy.read_job_files(str(scratch), UID, settings_for(execute))
+    os.unlink(scratch / ".machine.ad")
+    real, job_text, machine_text = policy.read_job_files(str(scratch), UID, settings_for(execute))
+    assert (real, job_text, machine_text) == (str(scratch), 'Cmd = "/bin/sh"\n', None)
+
+
+def test_missing_job_ad_is_a_hold(execute):
+    with pytest.raises(Failure) as err:
+        policy.read_job_files(str(execute / "dir_1"), UID, settings_for(execute))
+    assert err.value.code is Code.BAD_JOB_AD
+
+
+def test_resources_are_capped_by_the_admin_then_the_machine(execute):
+    request = policy.cap_resources(real_request(), settings_for(execute), policy.MachineResources(2, 24000))
+    assert (request.cpus, request.memory_mb) == (1, 128)        # the slot's own size fits
+    lying = real_request()
+    import dataclasses
+    lying = dataclasses.replace(lying, cpus=64, memory_mb=10 ** 7)  # a rewritten .machine.ad
+    capped = policy.cap_resources(lying, settings_for(execute), policy.MachineResources(2, 24000))
+    assert (capped.cpus, capped.memory_mb) == (2, 24000)
+    admin = settings_for(execute, CONDOR_DOCKER_MAX_CPUS="1", CONDOR_DOCKER_MAX_MEMORY_MB="512")
+    assert (policy.cap_resources(lying, admin, policy.MachineResources(2, 24000)).memory_mb) == 512
+
+
+def test_memory_budget_refuses_for_now():
+    machine = policy.MachineResources(2, 1000)
+    policy.check_memory_budget(400, 600, machine, "1.0")
+    with pytest.raises(Failure) as err:
+        policy.check_memory_budget(401, 600, machine, "1.0")
+    assert err.value.kind is Kind.REQUEUE
+
+
+def test_host_network_only_when_allowed(execute):
+    import dataclasses
+    request = dataclasses.replace(real_request(), network_type="host")
+    spec = build_spec(request, settings_for(execute))
+    policy.check_spec(spec, settings_for(execute))
+    refusing = settings_for(execute, CONDOR_DOCKER_ALLOW_HOST_NETWORK="false")
+    with pytest.raises(Failure) as err:
+        policy.check_spec(spec, refusing)
+    assert err.value.code is Code.NETWORK_NOT_ALLOWED
+
+
+def test_capabilities_come_from_the_admin_never_the_job(execute):
+    job = ads.read_ad_file(os.path.join(FIXTURES, "job.ad"))
+    job["DockerCapAdd"] = "SYS_ADMIN"        # a job cannot ask; there is no such attribute for us
+    job["DockerPrivileged"] = True
+    machine = ads.read_ad_file(os.path.join(FIXTURES, "machine.ad"))
+    request = from_ads(job, machine, uid=1001, gid=1001, scratch_dir="/x")
+    settings = settings_for(execute, CONDOR_DOCKER_ADD_CAPABILITIES="SYS_PTRACE")
+    spec = build_spec(request, settings)
+    assert spec.cap_add == ("SYS_PTRACE",) and spec.cap_drop == ("ALL",)
+    policy.check_spec(spec, settings)
+    import dataclasses
+    widened = dataclasses.replace(spec, cap_add=("SYS_PTRACE", "SYS_ADMIN"))
+    with pytest.raises(Failure, match="SYS_ADMIN"):
+        policy.check_spec(widened, settings)
+    with pytest.raises(Failure, match="root"):
+        policy.check_spec(dataclasses.replace(spec, user="0:0"), settings)
+
+
+def test_container_ownership_by_label():
+    labels = {"org.condor_docker.managed": "true", "org.condor_docker.uid": "1001"}
+    policy.check_container_owner(1001, "c", labels)
+    policy.check_container_owner(0, "c", labels)
+    with pytest.raises(Failure, match="does not belong"):
+        policy.check_container_owner(1002, "c", labels)
+    with pytest.raises(Failure, match="not managed"):
+        policy.check_container_owner(0, "c", {"org.condor_docker.uid": "1001"})
