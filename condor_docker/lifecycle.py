@@ -13,7 +13,6 @@ import os
 import re
 import signal as signals
 import socket
-import stat
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -54,9 +53,9 @@ class ExitResult:
         return f"exited with code {self.exit_code}"
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["failure"] = self.failure.to_dict() if self.failure else None
-        return data
+        """A JSON-ready dict (the agent sends it to the launcher)."""
+        return {"exit_code": self.exit_code, "signal": self.signal, "oom": self.oom,
+                "usage": asdict(self.usage), "failure": self.failure.to_dict() if self.failure else None}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExitResult":
@@ -76,22 +75,42 @@ class JobIO:
 def prepare_scratch(scratch_dir: str, uid: int, gid: int) -> None:
     """Make `<scratch>/tmp` and `<scratch>/var/tmp` (the job's private /tmp and /var/tmp).
 
-    They must be real directories: a symlink planted there would make the engine,
-    which runs as root, bind-mount whatever it points to.
+    The agent runs this as root in a directory the job's user owns, so every step
+    goes through directory file descriptors opened with O_NOFOLLOW: a symlink the
+    user plants (or swaps in between two steps) can never make root create, chown
+    or chmod something outside the scratch dir, nor make the engine bind-mount it.
     """
-    for relative in ("tmp", "var", "var/tmp"):
-        path = os.path.join(scratch_dir, relative)
-        try:
-            os.mkdir(path, 0o1777 if relative.endswith("tmp") else 0o755)
-            if os.geteuid() == 0:
-                os.chown(path, uid, gid, follow_symlinks=False)
-            if relative.endswith("tmp"):
-                os.chmod(path, 0o1777)
-        except FileExistsError:
-            pass
-        info = os.lstat(path)
-        if not stat.S_ISDIR(info.st_mode):
-            raise Failure(Code.POLICY_REFUSED, f"{path} must be a directory, not a link or a file: remove it")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        scratch_fd = os.open(scratch_dir, flags)
+    except OSError as err:
+        raise Failure(Code.POLICY_REFUSED, f"scratch dir {scratch_dir} is not a directory: {err.strerror}") from err
+    opened = [scratch_fd]
+    try:
+        opened.append(_make_private_dir(scratch_fd, "tmp", 0o1777, uid, gid, scratch_dir))
+        var_fd = _make_private_dir(scratch_fd, "var", 0o755, uid, gid, scratch_dir)
+        opened.append(var_fd)
+        opened.append(_make_private_dir(var_fd, "tmp", 0o1777, uid, gid, scratch_dir))
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def _make_private_dir(parent_fd: int, name: str, mode: int, uid: int, gid: int, scratch_dir: str) -> int:
+    """mkdir (if absent) + open without following links + fix owner and mode through the fd."""
+    try:
+        os.mkdir(name, mode, dir_fd=parent_fd)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError as err:
+        raise Failure(Code.POLICY_REFUSED, f"{name} in {scratch_dir} must be a directory, not a link or a file: "
+                                           f"remove it ({err.strerror})") from err
+    if os.geteuid() == 0:
+        os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
+    return fd
 
 
 class ContainerRun:

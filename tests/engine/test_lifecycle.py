@@ -193,3 +193,21 @@ def test_engine_down_is_a_requeue(tmp_path):
         ensure_image(dead, REGISTRY_IMAGE, policy="missing", trust_local_images=False,
                      pull_timeout=30, stall_timeout=10)
     assert caught.value.code is Code.ENGINE_UNAVAILABLE and caught.value.kind is Kind.REQUEUE
+
+
+def test_prepare_scratch_refuses_a_planted_symlink(scratch, job_user, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    os.symlink(target, os.path.join(scratch, "tmp"))
+    with pytest.raises(Failure) as caught:
+        prepare_scratch(scratch, *job_user)
+    assert caught.value.code is Code.POLICY_REFUSED
+    assert oct(target.stat().st_mode & 0o7777) != "0o1777"     # root did not chmod through the link
+
+
+def test_exit_result_round_trips_with_a_failure():
+    from condor_docker.lifecycle import ExitResult, Usage
+    result = ExitResult(None, 9, True, Usage(1.0, 0.5, 64), Failure(Code.OVER_MEMORY, "over"))
+    again = ExitResult.from_dict(__import__("json").loads(__import__("json").dumps(result.to_dict())))
+    assert again.signal == 9 and again.oom and again.usage.peak_memory_mb == 64
+    assert again.failure.code is Code.OVER_MEMORY
