@@ -44,21 +44,27 @@ class HookOptions:
     launcher: str
     max_requeues: int
     timeout: float
+    launcher_args: tuple[str, ...] = ()   # before `launch`: ("-m", "condor_docker.cli") for a bare python
 
 
 def default_socket() -> str:
     return os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or protocol.DEFAULT_SOCKET
 
 
-def default_launcher() -> str:
-    """The absolute path of the `condor_docker` entry point the starter will run as the job.
+def default_launcher() -> tuple[str, tuple[str, ...]]:
+    """(absolute executable, its leading arguments) the starter will run as the job.
 
-    The starter resolves a relative `Cmd` against the scratch dir, so it must be absolute.
+    The starter resolves a relative `Cmd` against the scratch dir, so it must be
+    absolute.  When we were started as `python -m condor_docker.cli`, argv[0] is
+    a module file that cannot be executed: run the same interpreter with -m.
     """
     found = shutil.which("condor_docker")
     if found:
-        return os.path.abspath(found)
-    return os.path.abspath(sys.argv[0])
+        return os.path.abspath(found), ()
+    argv0 = os.path.abspath(sys.argv[0])
+    if os.path.isfile(argv0) and os.access(argv0, os.X_OK) and not argv0.endswith(".py"):
+        return argv0, ()
+    return os.path.abspath(sys.executable), ("-m", "condor_docker.cli")
 
 
 def _prepare_parser() -> argparse.ArgumentParser:
@@ -87,7 +93,7 @@ def rewrite_attrs(options: HookOptions, image: str | None) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "WantDocker": False,
         "Cmd": options.launcher,
-        "Arguments": args_to_v2_raw(["launch", "--socket", options.socket]),
+        "Arguments": args_to_v2_raw([*options.launcher_args, "launch", "--socket", options.socket]),
         "TransferExecutable": False,
         SOCKET_ATTR: options.socket,
     }
@@ -164,9 +170,9 @@ def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[
 def main_prepare_job(argv: list[str] | None = None, stdin: TextIO | None = None,
                      stdout: TextIO | None = None) -> int:
     args = _prepare_parser().parse_args(argv)
-    options = HookOptions(socket=args.socket or default_socket(),
-                          launcher=args.launcher or default_launcher(),
-                          max_requeues=args.max_requeues, timeout=args.timeout)
+    launcher, launcher_args = (os.path.abspath(args.launcher), ()) if args.launcher else default_launcher()
+    options = HookOptions(socket=args.socket or default_socket(), launcher=launcher,
+                          launcher_args=launcher_args, max_requeues=args.max_requeues, timeout=args.timeout)
     job_text = (stdin or sys.stdin).read()
     attrs, status = prepare_job(job_text, os.getcwd(), options)
     out = stdout or sys.stdout

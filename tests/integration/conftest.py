@@ -284,11 +284,14 @@ class AgentProcess:
 
 @pytest.fixture
 def agent_factory(engine_up, execute_dir, test_users):
-    """agent_factory(**knobs) -> a started AgentProcess with the test knobs plus overrides."""
+    """agent_factory(**knobs) -> a started AgentProcess with the test knobs plus overrides.
+
+    It waits for `ping` to say healthy, unless wait_healthy=False (e.g. a broken engine URL).
+    """
     agents: list[AgentProcess] = []
     roots: list[str] = []
 
-    def factory(**knobs: Any) -> AgentProcess:
+    def factory(wait_healthy: bool = True, **knobs: Any) -> AgentProcess:
         run_dir = f"/run/condor_docker-test-{secrets.token_hex(4)}"
         state_dir = tempfile.mkdtemp(prefix="agent-state-", dir=TEST_ROOT)
         roots.extend([run_dir, state_dir])
@@ -306,7 +309,7 @@ def agent_factory(engine_up, execute_dir, test_users):
         agent = AgentProcess(os.path.join(run_dir, "agent.sock"), os.path.join(state_dir, "CondorDockerLog"),
                              state_dir, settings, stderr_path=os.path.join(state_dir, "agent.stderr"))
         agents.append(agent)
-        agent.start()
+        agent.start(wait_healthy)
         return agent
 
     yield factory

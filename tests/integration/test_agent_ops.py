@@ -47,8 +47,7 @@ def test_machine_attrs(agent_factory, tmp_path):
 
 
 def test_unhealthy_engine_is_advertised_offline(agent_factory):
-    agent = agent_factory(CONDOR_DOCKER_ENGINE_URL="unix:///nonexistent/docker.sock")
-    # started without waiting for healthy would fail: agent_factory waits for healthy, so ping instead
+    agent = agent_factory(wait_healthy=False, CONDOR_DOCKER_ENGINE_URL="unix:///nonexistent/docker.sock")
     attrs = agent.call("machine_attrs")["attrs"]
     assert attrs["HasDocker"] is False and "DockerOfflineReason" in attrs
 

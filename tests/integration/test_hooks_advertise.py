@@ -1,7 +1,6 @@
 """`condor_docker advertise` against the real agent, as the startd cron runs it (as a non-root user)."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import classad2

@@ -1,7 +1,6 @@
 """condor_rm while the job runs: the starter SIGTERMs the launcher, then runs JOB_EXIT with `remove`."""
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest

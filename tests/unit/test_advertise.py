@@ -174,8 +174,7 @@ def test_hung_agent_is_bounded(short_tmp):
 def test_cron_entry_point_runs_without_docker_or_htcondor2(short_tmp):
     """The cron job path: `condor_docker advertise`, and neither heavy module is imported."""
     code = ("import sys; from condor_docker import cli; rc = cli.main(['advertise', '--socket', sys.argv[1]]); "
-            "assert 'docker' not in sys.modules and 'htcondor2' not in sys.modules, 'heavy import'; "
-            "sys.exit(rc)")
+            "sys.exit(99 if 'docker' in sys.modules or 'htcondor2' in sys.modules else rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(short_tmp / "none.sock")], capture_output=True,
                           text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr

@@ -5,6 +5,7 @@ checks that the execute file parses and wires what the contract needs.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -73,7 +74,6 @@ def _param_with(config_file: Path, names: list[str]) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True,
                           timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
-    import json
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
