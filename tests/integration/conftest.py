@@ -25,7 +25,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = "/opt/condor_docker/venv/bin/python"
-FIXTURES = "/work/shared/fixtures/real-pool"
+from testpaths import CODE_PATH, FIXTURES
 REGISTRY_IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
 LOCAL_IMAGE = "condor-docker-test/busybox:local"
 TEST_ROOT = "/var/lib/condor_docker-test"
@@ -223,7 +223,7 @@ class AgentProcess:
         return argv
 
     def start(self, wait_healthy: bool = True) -> None:
-        env = dict(os.environ, PYTHONPATH=REPO)
+        env = dict(os.environ, PYTHONPATH=CODE_PATH)
         with open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
                                             stdout=err, stderr=err)
@@ -412,7 +412,7 @@ def launcher_env():
     def build(scratch: str, **extra: str) -> dict[str, str]:
         env = {
             "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": REPO,
+            "PYTHONPATH": CODE_PATH,
             "_CONDOR_SCRATCH_DIR": scratch,
             "_CONDOR_JOB_AD": os.path.join(scratch, ".job.ad"),
             "_CONDOR_MACHINE_AD": os.path.join(scratch, ".machine.ad"),

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 import classad2
+from testpaths import CODE_PATH
 
 from condor_docker.ads import format_ad_lines
 from condor_docker.arguments import parse_args_v1, parse_args_v2, parse_env_v2
@@ -52,7 +53,7 @@ def install_entry_points(directory: str) -> tuple[str, str]:
     for name, body in scripts.items():
         path = os.path.join(directory, name)
         with open(path, "w") as stream:
-            stream.write(f"#!/bin/sh\nPYTHONPATH={REPO}\nexport PYTHONPATH\n{body}\n")
+            stream.write(f"#!/bin/sh\nPYTHONPATH={CODE_PATH}\nexport PYTHONPATH\n{body}\n")
         os.chmod(path, 0o755)
         paths.append(path)
     return paths[0], paths[1]

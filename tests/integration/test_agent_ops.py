@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from testpaths import CODE_PATH
+
 from condor_docker import chirp
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
@@ -18,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def run_agent(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([PYTHON, "-m", "condor_docker.cli", "agent", "--log", "-", *args],
-                          env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=60)
+                          env=dict(os.environ, PYTHONPATH=CODE_PATH), capture_output=True, text=True, timeout=60)
 
 
 def test_ping_and_socket_mode(agent):

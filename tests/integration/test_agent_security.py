@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from testpaths import CODE_PATH
+
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 
 PYTHON = "/opt/condor_docker/venv/bin/python"
@@ -19,7 +21,7 @@ def call_as(run_as, user, agent, op, **fields) -> dict:
     code = ("import json, sys; from condor_docker.protocol import AgentClient; "
             "print(json.dumps(AgentClient(sys.argv[1]).call(sys.argv[2], **json.loads(sys.argv[3]))))")
     process = run_as(user, [PYTHON, "-c", code, agent.socket, op, json.dumps(fields)],
-                     env={"PYTHONPATH": REPO}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+                     env={"PYTHONPATH": CODE_PATH}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     return json.loads(out)
@@ -53,7 +55,7 @@ def test_another_user_cannot_touch_the_container(agent, running_job, run_as, man
     code = ("import json, sys; from condor_docker.protocol import AgentClient; "
             "print(json.dumps(list(AgentClient(sys.argv[1]).stream('reattach', fds=[0, 1, 2], "
             "container=sys.argv[2]))[-1]))")
-    process = run_as("cdtest2", [PYTHON, "-c", code, agent.socket, name], env={"PYTHONPATH": REPO},
+    process = run_as("cdtest2", [PYTHON, "-c", code, agent.socket, name], env={"PYTHONPATH": CODE_PATH},
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd="/")
     out, err = process.communicate(timeout=60)
     assert refused(json.loads(out.splitlines()[-1])), err

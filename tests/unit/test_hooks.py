@@ -22,7 +22,8 @@ from condor_docker.arguments import parse_args_v2
 from condor_docker.failures import Code
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path("/work/shared/fixtures/real-pool")
+from testpaths import FIXTURES as _FIXTURES
+FIXTURES = Path(_FIXTURES)
 LAUNCHER = "/opt/condor_docker/venv/bin/condor_docker"
 
 

@@ -11,7 +11,7 @@ from condor_docker.request import from_ads
 from condor_docker.settings import default_settings
 from condor_docker.spec import build_spec
 
-FIXTURES = "/work/shared/fixtures/real-pool"
+from testpaths import FIXTURES
 UID = os.getuid()
 
 

@@ -12,7 +12,7 @@ import os
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "real-pool")
 if not os.path.isdir(FIXTURES):
-    FIXTURES = "/work/shared/fixtures/real-pool"
+    from testpaths import FIXTURES
 
 
 def real_request(**changes):

@@ -1,0 +1,54 @@
+"""Paths every test directory shares (importable because tests/conftest.py puts this dir on sys.path).
+
+FIXTURES   the real-pool fixtures in shared/ beside the checkout (CI: a fresh clone
+           with shared/ beside it), else the workplace's /work/shared.
+CODE_PATH  a PYTHONPATH that processes run as the test users can read: the
+           checkout itself when every directory above it is world-searchable,
+           otherwise a readable copy of the package (a clone in a 0700 temp
+           dir is unreadable to cdtest1).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import stat
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _fixtures() -> str:
+    beside = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "real-pool")
+    return beside if os.path.isdir(beside) else "/work/shared/fixtures/real-pool"
+
+
+def _world_readable(path: str) -> bool:
+    while True:
+        mode = os.stat(path).st_mode
+        if not (mode & stat.S_IXOTH and mode & stat.S_IROTH):
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _code_path() -> str:
+    if _world_readable(os.path.join(REPO, "condor_docker")):
+        return REPO
+    base = "/var/lib/condor_docker-test"
+    os.makedirs(base, mode=0o755, exist_ok=True)
+    copy = tempfile.mkdtemp(prefix="code-", dir=base)
+    os.chmod(copy, 0o755)
+    shutil.copytree(os.path.join(REPO, "condor_docker"), os.path.join(copy, "condor_docker"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for root, dirs, files in os.walk(copy):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
+    atexit.register(shutil.rmtree, copy, True)
+    return copy
+
+
+FIXTURES = _fixtures()
+CODE_PATH = _code_path()
