@@ -71,11 +71,7 @@ class AdoptedRun(ContainerRun):
             pumps = []
             if self._running:
                 pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
-            self.engine.wait(self.container_id)
-            self._finished.set()
-            for pump in pumps:
-                pump.join(timeout=10)
-            return self._result()
+            return self._wait_for_result(pumps)
         finally:
             self._finished.set()
             self._remove()

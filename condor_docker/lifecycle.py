@@ -180,15 +180,19 @@ class ContainerRun:
             self.engine.start(self.container_id, self.spec.name)
             log.info("started %s (%s) image %s", self.spec.name, self.container_id[:12], self.spec.image)
             threading.Thread(target=self._collect_usage, daemon=True).start()
-            self.engine.wait(self.container_id)
-            self._finished.set()
-            for pump in pumps:
-                pump.join(timeout=10)
-            return self._result()
+            return self._wait_for_result(pumps)
         finally:
             self._finished.set()
             if self.container_id is not None:
                 self._remove()
+
+    def _wait_for_result(self, pumps: list[threading.Thread]) -> ExitResult:
+        """Wait for the container to stop, drain its output, then read how it ended."""
+        self.engine.wait(self.container_id)
+        self._finished.set()
+        for pump in pumps:
+            pump.join(timeout=10)
+        return self._result()
 
     def _create(self) -> str:
         """Create; a leftover container of the same name is removed first (bounded retries)."""
