@@ -26,6 +26,7 @@ from . import policy
 from .engine import Engine
 from .failures import Code, Failure, Kind
 from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from .reaper import own_containers_filter
 from .request import JobRequest
 from .settings import Settings
 from .spec import LABEL_PREFIX, ContainerSpec, build_spec
@@ -164,7 +165,7 @@ class JobService:
     def recover(self) -> list[str]:
         """At start: leave running managed containers for their launchers to reattach."""
         try:
-            containers = self.engine.managed_containers()
+            containers = self.engine.managed_containers(own_containers_filter(self.settings.agent_id))
         except Failure as err:
             log.warning("cannot list managed containers at start: %s", err.reason)
             return []
@@ -337,7 +338,8 @@ class JobService:
         filters = [f"{LABEL_PREFIX}cluster={cluster}", f"{LABEL_PREFIX}proc={proc}"]
         if message.get("slot"):
             filters.append(f"{LABEL_PREFIX}slot={message['slot']}")
-        found = self.engine.managed_containers({"label": [f"{LABEL_PREFIX}managed=true"] + filters})
+        found = self.engine.managed_containers(
+            {"label": own_containers_filter(self.settings.agent_id)["label"] + filters})
         mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
         if found and not mine:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")

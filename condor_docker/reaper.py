@@ -6,6 +6,9 @@ behind until then.  The reaper runs in the agent, every CONDOR_DOCKER_REAP_PERIO
 
 - it only touches containers labelled `org.condor_docker.managed=true`; an
   unlabelled (foreign) container is never touched;
+- and only those of its own agent instance (`org.condor_docker.agent` =
+  CONDOR_DOCKER_AGENT_ID): several execute containers may share one host engine,
+  and one agent must never remove a sibling's running jobs;
 - a tracked container (the agent runs or recovered it) is kept;
 - a container whose launcher (label `org.condor_docker.launcher_pid`) is alive
   is kept: someone still waits for its exit status;
@@ -29,7 +32,7 @@ from typing import Callable, Iterable
 from .engine import Engine
 from .failures import Failure
 from .settings import Settings
-from .spec import LABEL_PREFIX
+from .spec import AGENT_LABEL, LABEL_PREFIX, MANAGED_LABEL
 
 log = logging.getLogger("condor_docker.reaper")
 
@@ -43,6 +46,11 @@ class Decision:
     name: str
     reap: bool
     why: str
+
+
+def own_containers_filter(agent_id: str) -> dict:
+    """Engine list filter for the managed containers of one agent instance."""
+    return {"label": [f"{MANAGED_LABEL}=true", f"{AGENT_LABEL}={agent_id}"]}
 
 
 def pid_alive(pid: int) -> bool:
@@ -68,12 +76,14 @@ def _is_tracked(container: dict, tracked: set[str]) -> bool:
 
 
 def decide(container: dict, tracked: set[str], now: float, grace: float,
-           alive: Callable[[int], bool] = pid_alive) -> Decision:
+           alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None) -> Decision:
     """Reap or keep one container from the engine's container list; pure but for `alive`."""
     cid, name = str(container.get("Id", "")), _name(container)
     labels = container.get("Labels") or {}
     if labels.get(LABEL_PREFIX + "managed") != "true":
         return Decision(cid, name, False, "not ours")
+    if agent_id is not None and labels.get(AGENT_LABEL) != agent_id:
+        return Decision(cid, name, False, f"another agent's ({labels.get(AGENT_LABEL) or 'no agent label'})")
     if _is_tracked(container, tracked):
         return Decision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
@@ -90,8 +100,8 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
 
 
 def plan(containers: Iterable[dict], tracked: set[str], now: float, grace: float,
-         alive: Callable[[int], bool] = pid_alive) -> list[Decision]:
-    return [decide(c, tracked, now, grace, alive) for c in containers]
+         alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None) -> list[Decision]:
+    return [decide(c, tracked, now, grace, alive, agent_id) for c in containers]
 
 
 class Reaper:
@@ -116,14 +126,15 @@ class Reaper:
             log.debug("reaper sweep skipped: engine not healthy")
             return []
         try:
-            containers = self.engine.managed_containers()
+            containers = self.engine.managed_containers(own_containers_filter(self.settings.agent_id))
         except Failure as err:
             self._failed(f"cannot list containers: {err.reason}")
             return []
         tracked = set(self.tracked())  # read after listing: a container created meanwhile is young anyway
         removed: list[str] = []
         ok = True
-        for decision in plan(containers, tracked, self.clock(), self.settings.reap_grace, self.alive):
+        for decision in plan(containers, tracked, self.clock(), self.settings.reap_grace, self.alive,
+                             self.settings.agent_id):
             if not decision.reap:
                 continue
             try:

@@ -93,6 +93,9 @@ KNOBS: tuple[Knob, ...] = (
          "Seconds a container may exist untracked before a sweep removes it.", 0),
     Knob("CONDOR_DOCKER_HEALTH_PERIOD", "duration", "15",
          "Seconds between the agent's engine health checks.", 1),
+    Knob("CONDOR_DOCKER_AGENT_ID", "str", "",
+         "Names this agent's containers (label org.condor_docker.agent) so that agents sharing "
+         "one engine never reap each other's; empty means the host name plus a hash of the execute dirs."),
 )
 
 _BY_NAME = {knob.name: knob for knob in KNOBS}
@@ -145,6 +148,7 @@ class Settings:
     reap_period: float
     reap_grace: float
     health_period: float
+    agent_id: str
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -226,7 +230,17 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
     if values["default_network"] not in ("nat", "none", "host") + values["networks"]:
         raise SettingsError(f"CONDOR_DOCKER_DEFAULT_NETWORK = {values['default_network']!r}: "
                             "use nat, none, host or a network listed in DOCKER_NETWORKS")
+    values["agent_id"] = values["agent_id"] or default_agent_id(values["execute_dirs"])
     return Settings(**values)
+
+
+def default_agent_id(execute_dirs: tuple[str, ...]) -> str:
+    """Host name plus a hash of the execute dirs: distinct for execute containers that
+    share one host engine (each has its own execute dir), stable across agent restarts."""
+    import hashlib
+    import socket
+    digest = hashlib.sha256("\n".join(execute_dirs).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
 
 
 def _param_lookup() -> Callable[[str], str | None]:

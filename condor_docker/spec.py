@@ -23,6 +23,7 @@ from .settings import Settings, SettingsError
 
 LABEL_PREFIX = "org.condor_docker."
 MANAGED_LABEL = LABEL_PREFIX + "managed"
+AGENT_LABEL = LABEL_PREFIX + "agent"  # which agent instance owns it (CONDOR_DOCKER_AGENT_ID)
 
 # The starter's environment that makes no sense inside an image, or that belongs
 # to the host (paths into the host's filesystem, our own internals).
@@ -164,9 +165,10 @@ def network_mode(request: JobRequest, settings: Settings) -> str:
                   f"docker_network_type = {wanted!r} is not a network of this machine: use one of {offered}")
 
 
-def _labels(request: JobRequest, extras: Extras) -> tuple[tuple[str, str], ...]:
+def _labels(request: JobRequest, extras: Extras, agent_id: str) -> tuple[tuple[str, str], ...]:
     ours = {
         "managed": "true",
+        "agent": agent_id,
         "cluster": str(request.cluster),
         "proc": str(request.proc),
         "slot": request.slot,
@@ -199,7 +201,7 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
         environment=_environment(request, extras),
         working_dir=request.scratch_dir,
         mounts=_mounts(request, settings),
-        labels=_labels(request, extras),
+        labels=_labels(request, extras, settings.agent_id),
         hostname=hostname(request),
         network_mode=network_mode(request, settings),
         cpu_shares=max(2, 100 * cpus),

@@ -6,7 +6,8 @@ from condor_docker.failures import Code, Failure
 from condor_docker.reaper import LAUNCHER_PID_LABEL, Reaper
 
 NOW = 1_000_000.0
-OURS = {"org.condor_docker.managed": "true"}
+AGENT_ID = settings.default_settings().agent_id
+OURS = {"org.condor_docker.managed": "true", "org.condor_docker.agent": AGENT_ID}
 
 
 def container(cid: str, state: str = "running", age: float = 600, labels=None) -> dict:
@@ -20,10 +21,13 @@ class FakeEngine:
         self.removed: list[str] = []
         self.list_fails = False
 
-    def managed_containers(self) -> list[dict]:
+    def managed_containers(self, extra_filters: dict | None = None) -> list[dict]:
+        """Applies label filters as the engine does (every key=value must match)."""
         if self.list_fails:
             raise Failure(Code.ENGINE_UNAVAILABLE, "the Docker engine does not answer")
-        return [c for c in self.containers if (c["Labels"] or {}).get("org.condor_docker.managed") == "true"]
+        wanted = (extra_filters or {}).get("label") or ["org.condor_docker.managed=true"]
+        pairs = [item.split("=", 1) for item in wanted]
+        return [c for c in self.containers if all((c["Labels"] or {}).get(k) == v for k, v in pairs)]
 
     def remove(self, cid: str) -> bool:
         self.removed.append(cid)
@@ -92,3 +96,21 @@ def test_listing_failure_warns_once(caplog):
     assert len(warnings) == 1 and "cannot list containers" in warnings[0].getMessage()
     assert any("reaper recovered" in rec.getMessage() for rec in caplog.records)
     assert engine.removed == [container("o")["Id"]]
+
+
+def test_sibling_agents_containers_are_never_reaped():
+    """Two execute containers share one host engine: each reaps only its own."""
+    sibling = container("x", state="exited", labels={**OURS, "org.condor_docker.agent": "other-node-1234"})
+    unlabelled = container("u", state="exited", labels={"org.condor_docker.managed": "true"})
+    mine = container("m", state="exited")
+    r, engine = make([sibling, unlabelled, mine])
+    assert r.sweep() == [mine["Id"]]
+    decision = reaper.decide(sibling, set(), NOW, 60, agent_id=AGENT_ID)
+    assert not decision.reap and "another agent's (other-node-1234)" in decision.why
+
+
+def test_agent_id_default_differs_per_execute_dir_and_knob_wins():
+    one = settings.default_settings(CONDOR_DOCKER_EXECUTE_DIRS="/srv/ep1/execute").agent_id
+    two = settings.default_settings(CONDOR_DOCKER_EXECUTE_DIRS="/srv/ep2/execute").agent_id
+    assert one != two and one == settings.default_settings(CONDOR_DOCKER_EXECUTE_DIRS="/srv/ep1/execute").agent_id
+    assert settings.default_settings(CONDOR_DOCKER_AGENT_ID="ep-7").agent_id == "ep-7"

@@ -65,6 +65,7 @@ def test_labels_identify_job_and_owner():
     assert (labels["org.condor_docker.cluster"], labels["org.condor_docker.proc"]) == ("28", "0")
     assert labels["org.condor_docker.slot"] == "slot1_1"
     assert labels["org.condor_docker.uid"] == "1000" and labels["org.condor_docker.owner"] == "htcuser"
+    assert labels["org.condor_docker.agent"] == default_settings().agent_id  # scopes reaper and recovery
 
 
 def test_transferred_executable_runs_from_scratch_dir():
