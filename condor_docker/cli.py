@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "job-exit": ("condor_docker.hooks", "JOB_EXIT hook: make sure the job's container is gone"),
     "doctor": ("condor_docker.doctor", "check this machine's engine, agent and configuration"),
     "config": ("condor_docker.configgen", "print the config.d files generated from the knob table"),
+    "pool-node": ("condor_docker.pool.entrypoint", "a pool node container's entrypoint: config for its role, condor_master -f"),
+    "health": ("condor_docker.pool.rolehealth", "is this pool node's role really working (exit 0/1, one line)"),
 }
 
 EX_USAGE = 64
