@@ -211,11 +211,15 @@ class Supervisor:
     def _stop_master(self) -> None:
         if self.master_status is None:
             try:
-                subprocess.run(["condor_off", "-fast", "-master"], env=self.condor_env, capture_output=True,
-                               timeout=min(30.0, self.stop_timeout), check=False)
+                done = subprocess.run(["condor_off", "-fast", "-master"], env=self.condor_env, capture_output=True,
+                                      text=True, timeout=min(30.0, self.stop_timeout), check=False)
+                problem = "" if done.returncode == 0 else (done.stderr or done.stdout).strip().replace("\n", " ")
             except (OSError, subprocess.TimeoutExpired) as err:
-                log.warning("condor_off -fast -master failed (%s): signalling the master", err)
-                self.master.send_signal(signal.SIGQUIT)  # HTCondor's fast shutdown signal
+                problem = str(err)
+            if problem:
+                log.warning("condor_off -fast -master failed (%s): sending the master SIGQUIT (fast shutdown)",
+                            problem[:300])
+                self.master.send_signal(signal.SIGQUIT)
         deadline = time.monotonic() + self.stop_timeout
         while self.master_status is None and time.monotonic() < deadline:
             time.sleep(0.2)

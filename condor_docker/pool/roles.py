@@ -200,7 +200,8 @@ def security_config(options: NodeOptions) -> str:
         "ALLOW_WRITE = condor@$(TRUST_DOMAIN) condor@password *@$(UID_DOMAIN)",
         "ALLOW_DAEMON = condor@$(TRUST_DOMAIN) condor@password",
         "ALLOW_NEGOTIATOR = condor@$(TRUST_DOMAIN) condor@password",
-        "ALLOW_ADMINISTRATOR = condor@$(TRUST_DOMAIN) root@$(UID_DOMAIN)",
+        # root and condor on this node (FS maps both to condor@UID_DOMAIN): condor_off at stop
+        "ALLOW_ADMINISTRATOR = condor@$(TRUST_DOMAIN) condor@$(UID_DOMAIN) root@$(UID_DOMAIN)",
         "",
     ])
 

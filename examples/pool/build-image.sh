@@ -21,10 +21,12 @@ while [ $# -gt 0 ]; do
 done
 CTX=$(mktemp -d /var/tmp/condor-docker-pool-ctx.XXXXXX)
 trap 'rm -rf "$CTX"' EXIT
-mkdir -p "$CTX/htcondor" "$CTX/package" "$CTX/wheels"
+mkdir -p "$CTX/htcondor" "$CTX/wheels" "$CTX/src"
 cp "$HERE/Dockerfile" "$CTX/"
-cp -r "$REPO/condor_docker" "$REPO/setup.cfg" "$REPO/pyproject.toml" "$REPO/README.md" "$CTX/package/"
-find "$CTX/package" -name __pycache__ -prune -exec rm -rf {} +
+cp -r "$REPO/condor_docker" "$REPO/setup.cfg" "$REPO/pyproject.toml" "$REPO/README.md" "$CTX/src/"
+find "$CTX/src" -name __pycache__ -prune -exec rm -rf {} +
+"$PIP" wheel -q --disable-pip-version-check --no-deps -w "$CTX/wheels" "$CTX/src" >/dev/null
+rm -rf "$CTX/src"
 python3 - "$REPO/setup.cfg" >"$CTX/requirements.txt" <<'PY'
 import configparser, sys
 cfg = configparser.ConfigParser(); cfg.read(sys.argv[1])
