@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -49,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--central-manager", default=_env("CENTRAL_MANAGER"), metavar="HOST[:PORT]",
                    help="the pool's collector (CENTRAL_MANAGER)")
     p.add_argument("--port", default=_env("PORT"), help="this node's shared port (PORT; default 9618, "
-                   "the central manager's port on the central manager)")
+                   "the central manager's port on the central manager; 'auto': a free port)")
     p.add_argument("--name", default=_env("NAME"), help="this node's daemon names, unique in the pool "
-                   "(NAME; default <cm|ap|ep>-<host name>)")
+                   "(NAME; default <cm|ap|ep>-<host name>; '{unique}' becomes a random suffix)")
     p.add_argument("--local-dir", default=_env("LOCAL_DIR", "/var/lib/condor"))
     p.add_argument("--execute-dir", default=_env("EXECUTE_DIR", ""),
-                   help="execute role: the host directory mounted at the same path (EXECUTE_DIR)")
+                   help="execute role: a host directory mounted at the same path (EXECUTE_DIR); "
+                   "'{name}' becomes the node's name (a subdirectory of a mounted root)")
     p.add_argument("--network-interface", default=_env("NETWORK_INTERFACE"))
     p.add_argument("--uid-domain", default=_env("UID_DOMAIN", "pool"))
     p.add_argument("--trust-domain", default=_env("TRUST_DOMAIN"))
@@ -98,16 +100,29 @@ def _condor_ids() -> str:
     return f"{account.pw_uid}.{account.pw_gid}"
 
 
+def _free_port(address: str) -> int:
+    """A port free right now on `address` (--port auto: replicas of one service on a host network)."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        probe.bind((address or "0.0.0.0", 0))
+        return probe.getsockname()[1]
+
+
 def node_options(args: argparse.Namespace) -> roles.NodeOptions:
     if not args.role:
         raise roles.RoleError(f"no role: give --role {'|'.join(roles.ROLES)} (or CONDOR_DOCKER_POOL_ROLE)")
     cm_host, cm_port = roles.parse_central_manager(args.central_manager)
     default_port = cm_port if args.role == "central-manager" else roles.DEFAULT_PORT
-    port = roles.parse_port(args.port, "--port") if args.port else default_port
-    name = args.name or f"{_SHORT.get(args.role, 'node')}-{socket.gethostname().split('.')[0]}"
+    if args.port == "auto" and args.role != "central-manager":
+        port = _free_port(args.network_interface)
+    else:
+        port = roles.parse_port(args.port, "--port") if args.port else default_port
+    # "{unique}" in --name: replicas of one service (compose --scale) get distinct names
+    name = (args.name or f"{_SHORT.get(args.role, 'node')}-{socket.gethostname().split('.')[0]}").replace(
+        "{unique}", secrets.token_hex(3))
+    execute_dir = (args.execute_dir or os.path.join(args.local_dir, "execute")).replace("{name}", name)
     return roles.validate(roles.NodeOptions(
         role=args.role, cm_host=cm_host, cm_port=cm_port, port=port, name=name,
-        local_dir=args.local_dir, execute_dir=args.execute_dir or os.path.join(args.local_dir, "execute"),
+        local_dir=args.local_dir, execute_dir=execute_dir,
         network_interface=args.network_interface, uid_domain=args.uid_domain, trust_domain=args.trust_domain,
         release_dir=_release_dir(), condor_ids=_condor_ids(), condor_docker_prefix=sys.prefix,
         insecure=args.insecure))
@@ -139,12 +154,20 @@ def make_dirs(options: roles.NodeOptions) -> None:
         if sub != "condor_docker":  # the agent's state dir stays root's
             os.chown(path, uid, gid)
     if options.role == "execute":
-        if not os.path.isdir(options.execute_dir):
-            raise NodeError(f"execute dir {options.execute_dir} does not exist: bind-mount a host directory "
+        parent = os.path.dirname(options.execute_dir.rstrip("/"))
+        if not os.path.isdir(options.execute_dir) and os.path.isdir(parent) and _is_mount_from_host(parent):
+            os.mkdir(options.execute_dir, 0o755)  # --execute-dir ROOT/{name} under a mounted ROOT
+        if not os.path.isdir(options.execute_dir) or not _is_mount_from_host(options.execute_dir):
+            raise NodeError(f"execute dir {options.execute_dir} is not a host directory: bind-mount one "
                             "at the same path (-v DIR:DIR); job containers are siblings on the host and see "
                             "the host's path")
         os.chown(options.execute_dir, uid, gid)
         os.chmod(options.execute_dir, 0o755)
+
+
+def _is_mount_from_host(path: str) -> bool:
+    """Not on the container's own root file system: a bind mount (the host's path)."""
+    return os.stat(path).st_dev != os.stat("/").st_dev
 
 
 def _check_config(condor_env: dict[str, str]) -> None:

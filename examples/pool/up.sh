@@ -1,0 +1,24 @@
+#!/bin/bash
+# One command for a pool on this machine: build the image (if missing), make the pool
+# secret and the execute root, then `docker compose up` cm + ap + N execute points.
+#   examples/pool/up.sh [N]         (N execute points, default 1)
+# Environment: see compose.yaml (POOL_IMAGE, POOL_CM_PORT, POOL_AP_PORT, POOL_INTERFACE,
+# POOL_EXECUTE_ROOT, POOL_SECRET, POOL_SITE_CONFIG, POOL_PROJECT); POOL_BASE / POOL_HTCONDOR
+# are passed to build-image.sh as --base / --htcondor.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+N=${1:-1}
+export POOL_IMAGE=${POOL_IMAGE:-condor-docker/pool:latest}
+export POOL_EXECUTE_ROOT=${POOL_EXECUTE_ROOT:-/var/lib/condor-pool/execute}
+export POOL_SECRET=${POOL_SECRET:-$HERE/pool-secrets/pool-password}
+export POOL_SITE_CONFIG=${POOL_SITE_CONFIG:-$HERE/site}
+COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
+if ! docker image inspect "$POOL_IMAGE" >/dev/null 2>&1; then
+    "$HERE/build-image.sh" --tag "$POOL_IMAGE" ${POOL_BASE:+--base "$POOL_BASE"} ${POOL_HTCONDOR:+--htcondor "$POOL_HTCONDOR"} ${POOL_WHEELS:+--wheels}
+fi
+if [ ! -s "$POOL_SECRET" ]; then
+    mkdir -p "$(dirname "$POOL_SECRET")" && chmod 700 "$(dirname "$POOL_SECRET")"
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$POOL_SECRET")
+fi
+mkdir -p "$POOL_EXECUTE_ROOT"
+$COMPOSE -p "${POOL_PROJECT:-condor-pool}" -f "$HERE/compose.yaml" up -d --scale execute="$N"
