@@ -5,7 +5,7 @@ VENV   ?= /opt/condor_docker/venv
 PYTHON := $(VENV)/bin/python
 DEMO   := demo-output
 
-.PHONY: setup engine install demo test unit bench clean
+.PHONY: setup engine install demo test unit bench clean pool
 
 setup: engine install
 
@@ -22,10 +22,19 @@ demo: setup
 	@echo "--- $(DEMO)/hello.log (HTCondor job event log):"; cat $(DEMO)/hello.log
 
 test: setup
+	VENV=$(VENV) bash scripts/pool-test-deps.sh
 	$(PYTHON) -m pytest -q tests
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit
+
+# a whole HTCondor pool in containers on this machine (docs/POOL-IN-CONTAINERS.md)
+pool: setup
+	VENV=$(VENV) bash scripts/pool-test-deps.sh
+	bash scripts/pool-base-image.sh
+	POOL_IMAGE=condor-docker-test/pool:dev POOL_BASE=condor-docker-test/debian-base:12 POOL_WHEELS=1 POOL_REBUILD=1 \
+	  PIP=$(VENV)/bin/pip POOL_HTCONDOR=$(firstword $(wildcard ../shared/htcondor/htcondor-*.tar.xz /work/shared/htcondor/htcondor-*.tar.xz)) \
+	  POOL_EXECUTE_ROOT=/var/tmp/condor-pool/execute bash examples/pool/up.sh 1
 
 bench: setup
 	$(PYTHON) bench/trivial_job.py

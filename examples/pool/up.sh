@@ -4,7 +4,8 @@
 #   examples/pool/up.sh [N]         (N execute points, default 1)
 # Environment: see compose.yaml (POOL_IMAGE, POOL_CM_PORT, POOL_AP_PORT, POOL_INTERFACE,
 # POOL_EXECUTE_ROOT, POOL_SECRET, POOL_SITE_CONFIG, POOL_PROJECT); POOL_BASE / POOL_HTCONDOR
-# are passed to build-image.sh as --base / --htcondor.
+# are passed to build-image.sh as --base / --htcondor (POOL_WHEELS=1: --wheels); the image
+# is built when missing, or always with POOL_REBUILD=1.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 N=${1:-1}
@@ -13,7 +14,7 @@ export POOL_EXECUTE_ROOT=${POOL_EXECUTE_ROOT:-/var/lib/condor-pool/execute}
 export POOL_SECRET=${POOL_SECRET:-$HERE/pool-secrets/pool-password}
 export POOL_SITE_CONFIG=${POOL_SITE_CONFIG:-$HERE/site}
 COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
-if ! docker image inspect "$POOL_IMAGE" >/dev/null 2>&1; then
+if [ -n "${POOL_REBUILD:-}" ] || ! docker image inspect "$POOL_IMAGE" >/dev/null 2>&1; then
     "$HERE/build-image.sh" --tag "$POOL_IMAGE" ${POOL_BASE:+--base "$POOL_BASE"} ${POOL_HTCONDOR:+--htcondor "$POOL_HTCONDOR"} ${POOL_WHEELS:+--wheels}
 fi
 if [ ! -s "$POOL_SECRET" ]; then
@@ -22,3 +23,5 @@ if [ ! -s "$POOL_SECRET" ]; then
 fi
 mkdir -p "$POOL_EXECUTE_ROOT"
 $COMPOSE -p "${POOL_PROJECT:-condor-pool}" -f "$HERE/compose.yaml" up -d --scale execute="$N"
+echo "pool ${POOL_PROJECT:-condor-pool}: check with  docker exec <node> condor_docker health;" \
+     "submit as the image's 'submitter' user on the access-point container (docs/POOL-IN-CONTAINERS.md)"
