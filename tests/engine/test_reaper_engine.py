@@ -48,10 +48,11 @@ def run_id():
     client.close()
 
 
-def _sleeper(api, run: str, name: str, managed: bool) -> str:
+def _sleeper(api, run: str, name: str, managed: bool, agent: str | None = None) -> str:
     labels = {RUN_LABEL: run}
     if managed:
         labels["org.condor_docker.managed"] = "true"
+        labels["org.condor_docker.agent"] = agent or settings.default_settings().agent_id
     created = api.create_container(
         IMAGE, command=["sleep", "300"], name=f"{name}-{run}", labels=labels, network_disabled=True,
         host_config=api.create_host_config(network_mode="none"))
@@ -72,6 +73,8 @@ def test_untracked_labelled_container_is_reaped_within_grace_plus_period(run_id)
     orphan = _sleeper(api, run_id, "orphan", managed=True)
     tracked = _sleeper(api, run_id, "tracked", managed=True)
     foreign = _sleeper(api, run_id, "foreign", managed=False)
+    # another execute container's agent on the same engine: never ours to reap
+    sibling = _sleeper(api, run_id, "sibling", managed=True, agent="another-execute-node")
     knobs = settings.default_settings(CONDOR_DOCKER_REAP_GRACE="3", CONDOR_DOCKER_REAP_PERIOD="1")
     reaper = Reaper(ScopedEngine(run_id), knobs, tracked=lambda: {tracked}, is_healthy=lambda: True)
     started = time.monotonic()
@@ -83,7 +86,7 @@ def test_untracked_labelled_container_is_reaped_within_grace_plus_period(run_id)
         assert not _exists(api, orphan), "the orphan was not reaped"
         assert 2.5 <= elapsed <= 3 + 1 + 8, elapsed  # not before the grace; grace + one period + a loaded engine
         time.sleep(1.5)  # one more sweep
-        assert _exists(api, tracked) and _exists(api, foreign)
+        assert _exists(api, tracked) and _exists(api, foreign) and _exists(api, sibling)
     finally:
         reaper.stop()
         api.close()
