@@ -93,6 +93,11 @@ def prepare(options: SshOptions) -> list[str]:
     except KeyError:
         subprocess.run(["useradd", "-m", "-s", "/bin/bash", options.user], check=True, timeout=30)
         account = pwd.getpwnam(options.user)
+    status = subprocess.run(["passwd", "-S", options.user], capture_output=True, text=True, timeout=30)
+    if status.stdout.split()[1:2] == ["L"]:
+        # useradd leaves the password "!" (locked) and sshd refuses locked accounts even for
+        # keys; "*" is no password at all, but not locked
+        subprocess.run(["usermod", "-p", "*", options.user], check=True, timeout=30)
     if account.pw_uid == 0:
         raise SshError(f"--ssh-user {options.user} has uid 0: name an ordinary account")
     ssh_dir = os.path.join(account.pw_dir, ".ssh")
