@@ -22,7 +22,7 @@ from docker.utils.socket import frames_iter
 
 from .engine import Engine
 from .failures import Code, Failure
-from .spec import ContainerSpec
+from .spec import AGENT_LABEL, ContainerSpec
 
 log = logging.getLogger("condor_docker.lifecycle")
 
@@ -211,6 +211,13 @@ class ContainerRun:
         if state is None:
             return
         mine = self.spec.label("uid")
+        owner_agent = state.labels.get(AGENT_LABEL)
+        if owner_agent is not None and owner_agent != self.spec.label("agent"):
+            # another execute node's agent on this engine runs a job of the same name (e.g.
+            # cluster 1.0 of another schedd): never remove it; this job comes back later
+            raise Failure(Code.ENGINE_ERROR,
+                          f"a container named {self.spec.name} belongs to another condor_docker agent "
+                          f"({owner_agent}) on this engine; the job will be retried")
         if state.labels.get("org.condor_docker.uid") != mine:
             raise Failure(Code.POLICY_REFUSED,
                           f"a container named {self.spec.name} exists and is not this job's: remove it by hand")
