@@ -29,7 +29,7 @@ from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
 from .reaper import own_containers_filter
 from .request import JobRequest
 from .settings import Settings
-from .spec import LABEL_PREFIX, ContainerSpec, build_spec
+from .spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
 
 if TYPE_CHECKING:
     from .agent import RequestContext
@@ -203,6 +203,9 @@ class JobService:
         if state is None:
             raise Failure(Code.JOB_INTERRUPTED, f"container {name} does not exist (any more)")
         policy.check_container_owner(ctx.uid, name, state.labels)
+        owner_agent = state.labels.get(AGENT_LABEL)
+        if owner_agent not in (None, self.settings.agent_id):  # a sibling execute node's, same engine
+            raise policy.refuse(f"container {name} belongs to another condor_docker agent ({owner_agent})")
         ctx.job = f"{state.labels.get(LABEL_PREFIX + 'cluster', '?')}.{state.labels.get(LABEL_PREFIX + 'proc', '?')}"
         return state
 

@@ -3,7 +3,9 @@
 # optional HTCondor tarball) and `docker build` examples/pool/Dockerfile.
 #   build-image.sh [--base IMAGE] [--htcondor TARBALL] [--tag TAG] [--wheels]
 # --wheels downloads the Python dependencies here (with this machine's pip and its
-# index/proxy settings) and builds with no network inside the build.
+# index/proxy settings) and builds with no network inside the build; the wheels are for
+# this machine's Python, so use it only with a base of the same Python (the Debian test
+# base); the official EL9 base installs from the index instead (needs network in builds).
 # Without --base the Dockerfile's default (the official HTCondor base image) is used.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
