@@ -298,11 +298,19 @@ class ImageCache:
 
     # -- advertising ---------------------------------------------------------------
     def advertised(self) -> dict:
-        """DockerImageCacheList (usable repo:tag references) and DockerCachedImageSizeMb."""
+        """What the slot ads say about the cache, for condor_status and for a job's rank.
+
+        DockerImageCacheList: usable repo:tag references, sorted;
+        DockerImageCacheSizesMb: each one's size in MB, in the same order (a
+        parallel list: ClassAds have no map type a rank expression could index
+        by name, but `condor_status -af` shows the two lists side by side);
+        DockerCachedImageSizeMb: the total of distinct images (HTCondor's name).
+        """
         present = _present_tags(self.engine.images())
-        usable = {ref for ref, (_, _, pulled) in present.items() if pulled or self.settings.trust_local_images}
-        return {"DockerImageCacheList": sorted(usable),
-                "DockerCachedImageSizeMb": int(round(_bytes(usable, present) / MB))}
+        usable = sorted(ref for ref, (_, _, pulled) in present.items() if pulled or self.settings.trust_local_images)
+        return {"DockerImageCacheList": usable,
+                "DockerImageCacheSizesMb": [int(round(present[ref][1] / MB)) for ref in usable],
+                "DockerCachedImageSizeMb": int(round(_bytes(set(usable), present) / MB))}
 
 
 def _present_tags(listing: list[dict]) -> dict[str, tuple[str, int, bool]]:

@@ -1,6 +1,7 @@
 """The image cache's coordinator and LRU against counting fakes (no engine)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -201,9 +202,31 @@ def test_advertised_lists_usable_images(tmp_path):
     cache, engine = make(tmp_path)
     engine.add("r/pulled:1", size_mb=3)
     engine.add("r/loaded:1", size_mb=5, pulled=False)
-    assert cache.advertised() == {"DockerImageCacheList": ["r/pulled:1"], "DockerCachedImageSizeMb": 3}
+    assert cache.advertised() == {"DockerImageCacheList": ["r/pulled:1"], "DockerImageCacheSizesMb": [3],
+                                  "DockerCachedImageSizeMb": 3}
     trusting, _ = make(tmp_path, engine, DOCKER_TRUST_LOCAL_IMAGES="true")
-    assert trusting.advertised()["DockerImageCacheList"] == ["r/loaded:1", "r/pulled:1"]
+    advertised = trusting.advertised()
+    assert advertised["DockerImageCacheList"] == ["r/loaded:1", "r/pulled:1"]
+    assert advertised["DockerImageCacheSizesMb"] == [5, 3]
+
+
+def test_documented_rank_prefers_a_machine_holding_the_image(tmp_path):
+    """The rank expression in the README, evaluated by classad2 against two advertised slots."""
+    import re
+    import classad2
+    from condor_docker import ads
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    rank = re.search(r"^rank = (.+)$", readme, re.M).group(1)
+    holding, holding_engine = make(tmp_path)
+    holding_engine.add("r/wanted:1", size_mb=300)
+    empty, _ = make(tmp_path / "other")
+    job = classad2.ClassAd({"DockerImage": "r/wanted:1"})
+    job["Rank"] = classad2.ExprTree(rank)
+    ranks = []
+    for cache in (holding, empty):
+        machine = ads.parse_ad(ads.format_ad_lines(cache.advertised()), "slot")
+        ranks.append(job["Rank"].eval(scope=job, target=machine))
+    assert ranks[0] > ranks[1]
 
 
 def test_corrupt_state_file_starts_empty(tmp_path):
