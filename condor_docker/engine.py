@@ -252,6 +252,9 @@ class Engine:
             tmpfs=dict(spec.extras.tmpfs) or None,
             sysctls=dict(spec.extras.sysctls) or None,
             runtime=spec.extras.runtime,
+            device_requests=[docker.types.DeviceRequest(driver=r.driver, device_ids=list(r.device_ids),
+                                                        capabilities=[list(r.capabilities)] if r.capabilities else None)
+                             for r in spec.device_requests] or None,
         )
         with translate_engine_errors("create", spec.name):
             created = api.create_container(

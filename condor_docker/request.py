@@ -12,7 +12,7 @@ from typing import Mapping
 
 import classad2
 
-from . import ads, imageref
+from . import ads, gpus, imageref
 from .arguments import ArgumentSyntaxError, parse_args_v1, parse_args_v2, parse_env_v1, parse_env_v2
 from .failures import Code, Failure
 
@@ -46,6 +46,7 @@ class JobRequest:
     kill_grace: float | None        # JobMaxVacateTime, when the job says
     num_job_starts: int
     job_ad: classad2.ClassAd = field(compare=False, repr=False)
+    gpus: tuple[str, ...] = ()      # the starter's assignment (_CONDOR_AssignedGPUs / AssignedGPUs)
 
     @property
     def job_id(self) -> str:
@@ -145,4 +146,5 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
         num_job_starts=max(ads.get_int(job_ad, "NumJobStarts", 0) or 0,
                            ads.get_int(job_ad, "NumShadowStarts", 0) or 0),
         job_ad=job_ad,
+        gpus=gpus.assigned_gpus(starter_env or {}, ads.get_str(machine_ad, "AssignedGPUs")),
     )
