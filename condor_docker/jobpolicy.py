@@ -41,7 +41,8 @@ def _true(ad: classad2.ClassAd, attr: str) -> bool:
         value = ad.eval(attr)
     except Exception:
         return False
-    return value is True or (isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0)
+    # classad2 gives Undefined/Error as enum members (ints): only real bools and numbers count
+    return value is True or (type(value) in (int, float) and value != 0)
 
 
 def _expression_text(ad: classad2.ClassAd, attr: str) -> str:
@@ -62,7 +63,7 @@ def _int(ad: classad2.ClassAd, attr: str, default: int = 0) -> int:
         value = ad.eval(attr) if attr in ad else default
     except Exception:
         return default
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    return int(value) if type(value) in (int, float) else default
 
 
 def mark_running(ad: classad2.ClassAd, now: float | None = None) -> None:
