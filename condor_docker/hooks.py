@@ -129,11 +129,50 @@ def _count(job_ad: Any, attr: str) -> int:
         return 0
 
 
+PULL_PROGRESS_ATTR = "ChirpCondorDockerPullProgress"
+
+
+class PullReporter:
+    """Shows a pull's progress where the job's owner and the admin look, while the hook waits.
+
+    The hook's stderr goes to the starter log (one line per report); the job's
+    own stderr does not exist yet during PREPARE_JOB, so the owner sees
+    `condor_q -af ChirpCondorDockerPullProgress` instead: a Chirp attribute
+    through the starter's Chirp server, whose config the starter writes into
+    the scratch dir before input transfer.  Chirp is a courtesy: after the
+    first failure it is not tried again.
+    """
+
+    def __init__(self, scratch_dir: str, stderr: TextIO | None = None) -> None:
+        self.config = os.environ.get("_CONDOR_CHIRP_CONFIG") or os.path.join(scratch_dir, ".chirp.config")
+        self.stderr = stderr or sys.stderr
+        self.chirp_works = True
+
+    @staticmethod
+    def line(event: dict) -> str:
+        mb = 1024 * 1024
+        return (f"pulling {event.get('reference')}: {event.get('bytes_done', 0) / mb:.1f}"
+                f"/{event.get('bytes_total', 0) / mb:.1f} MB, {event.get('layers_done', 0)}"
+                f"/{event.get('layers', 0)} layers, {event.get('seconds', 0):.0f} s")
+
+    def __call__(self, event: dict) -> None:
+        text = self.line(event)
+        print(f"condor_docker prepare-job: {text}", file=self.stderr, flush=True)
+        if self.chirp_works and os.path.isfile(self.config):
+            from . import chirp
+            self.chirp_works = chirp.set_delayed({PULL_PROGRESS_ATTR: text}, config=self.config,
+                                                 stderr=self.stderr, timeout=2.0)
+
+
 def ask_agent_prepare(options: HookOptions, job_text: str, scratch_dir: str) -> str | None:
     """Ask the agent to check and pull; returns the image it will run, raises Failure."""
     client = protocol.AgentClient(options.socket, timeout=options.timeout)
+    reporter = PullReporter(scratch_dir)
     try:
-        reply = client.call("prepare", job_ad=job_text, scratch_dir=scratch_dir)
+        reply: dict = {}
+        for reply in client.stream("prepare", job_ad=job_text, scratch_dir=scratch_dir, progress=True):
+            if reply.get("event") == "pull_progress":
+                reporter(reply)
     except protocol.AgentUnavailable as err:
         raise Failure(Code.AGENT_UNAVAILABLE,
                       f"{err}; the execute point's condor_docker agent is not running "

@@ -26,6 +26,7 @@ from . import ads, gpus, jobpolicy, request, spec
 from .engine import Engine
 from .eventlog import EventLog, JobId
 from .failures import Code, Failure
+from .image_cache import PullProgress
 from .images import ensure_image
 from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
 from .settings import Settings, SettingsError, load_settings
@@ -179,9 +180,14 @@ class LocalRunner:
             self._transfer_in(proc, scratch)
             self._write_ads(scratch, proc, machine_ad)
             prepare_scratch(scratch, self.uid, self.gid)
+            progress = PullProgress(job_request.image)
+            progress.listeners.append(lambda snapshot: print(
+                f"condor_docker run: job {job.cluster}.{job.proc}: pulling {snapshot['reference']}: "
+                f"{snapshot['summary']}", file=sys.stderr, flush=True))
             ensure_image(self.engine, job_request.image, policy=job_request.pull_policy,
                          trust_local_images=self.settings.trust_local_images,
-                         pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout)
+                         pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
+                         on_progress=progress)
             if events:
                 events.execute(job, "<127.0.0.1:0>", job_request.slot)
             run_started = time.time()
