@@ -179,10 +179,12 @@ def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
         if not retries.isdigit():
             raise SubmitError(f"max_retries = {retries!r} is not a whole number")
         ad["JobMaxRetries"] = int(retries)
-        code = int(success) if success else 0
-        fold = f"NumJobCompletions > JobMaxRetries || ExitCode =?= {code}"
+        # condor_submit's fold (checked against `condor_submit -dry-run` in tests/unit/test_submit_vs_condor.py)
+        fold = f"NumJobCompletions > JobMaxRetries || ExitCode =?= {'JobSuccessExitCode' if success else 0}"
         previous = ad.lookup("OnExitRemove") if "OnExitRemove" in ad else None
-        ad["OnExitRemove"] = classad2.ExprTree(f"({previous}) && ({fold})" if previous is not None else fold)
+        ad["OnExitRemove"] = classad2.ExprTree(f"{fold} || ({previous})" if previous is not None else fold)
+        if "OnExitHold" not in ad:
+            ad["OnExitHold"] = False
 
 
 def _split_list(text: str) -> tuple[str, ...]:
