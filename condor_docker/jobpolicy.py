@@ -9,8 +9,11 @@ code>`), and so does `submitfile.py`.  Every expression is a classad2 ExprTree
 evaluated against the job's own ad, with the attributes HTCondor keeps up to
 date (`ExitCode`, `ExitBySignal`, `ExitSignal`, `NumJobStarts`,
 `NumJobCompletions`, `JobStatus`, `EnteredCurrentStatus`, `RemoteWallClockTime`)
-set first, so an expression that works in a pool works here and one that does
-not evaluate (undefined, an error) counts as false, as it does there.
+set first, so an expression that works in a pool works here.  As in HTCondor's
+UserPolicy, an expression that does not evaluate to a number or boolean
+(undefined, an error, a string) holds the job with HoldReasonCode 5 and
+"... evaluated to UNDEFINED", except the literal `undefined`, which is false;
+at exit the periodic expressions are checked first, then OnExitHold, OnExitRemove.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import classad2
 # JobStatus values (HTCondor's)
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
 HOLD_CODE_JOB_POLICY = 3   # HoldReasonCode "JobPolicy": on_exit_hold / periodic_hold
+HOLD_CODE_POLICY_UNDEFINED = 5   # HoldReasonCode "JobPolicyUndefined": a policy that does not evaluate
 
 
 @dataclass(frozen=True)
@@ -33,16 +37,40 @@ class Decision:
     subcode: int = 0
 
 
-def _true(ad: classad2.ClassAd, attr: str) -> bool:
-    """The attribute evaluated in the job ad; missing, undefined or an error is false."""
+def _value(ad: classad2.ClassAd, attr: str) -> bool | None:
+    """The policy attribute as HTCondor reads it: True/False, or None when it does not evaluate.
+
+    Missing and the literal `undefined` are false; numbers count as booleans.
+    """
     if attr not in ad:
+        return False
+    if str(ad.lookup(attr)).strip().lower() == "undefined":
         return False
     try:
         value = ad.eval(attr)
     except Exception:
-        return False
-    # classad2 gives Undefined/Error as enum members (ints): only real bools and numbers count
-    return value is True or (type(value) in (int, float) and value != 0)
+        return None
+    if value is True or value is False:
+        return value
+    # classad2 gives Undefined/Error as enum members (ints): only real numbers count
+    if type(value) in (int, float):
+        return value != 0
+    return None
+
+
+def _fired(ad: classad2.ClassAd, attr: str, action: str) -> Decision | None:
+    """The decision when `attr` fires (true: `action`; not evaluable: hold code 5), else None."""
+    value = _value(ad, attr)
+    if value is False:
+        return None
+    text = _expression_text(ad, attr)
+    if value is None:
+        return Decision("hold", f"The job attribute {attr} expression '{text}' evaluated to UNDEFINED",
+                        HOLD_CODE_POLICY_UNDEFINED, 0)
+    reason = _string(ad, f"{attr}Reason") or f"The job attribute {attr} expression '{text}' evaluated to TRUE"
+    if action == "hold":
+        return Decision("hold", reason, HOLD_CODE_JOB_POLICY, _int(ad, f"{attr}SubCode"))
+    return Decision(action, reason)
 
 
 def _expression_text(ad: classad2.ClassAd, attr: str) -> str:
@@ -85,16 +113,8 @@ def update_wall_clock(ad: classad2.ClassAd, run_started: float, now: float | Non
 
 
 def periodic(ad: classad2.ClassAd) -> Decision | None:
-    """PeriodicHold, then PeriodicRemove, as the schedd checks them; None when neither is true."""
-    if _true(ad, "PeriodicHold"):
-        reason = _string(ad, "PeriodicHoldReason") or (
-            f"The job attribute PeriodicHold expression '{_expression_text(ad, 'PeriodicHold')}' evaluated to TRUE")
-        return Decision("hold", reason, HOLD_CODE_JOB_POLICY, _int(ad, "PeriodicHoldSubCode"))
-    if _true(ad, "PeriodicRemove"):
-        reason = _string(ad, "PeriodicRemoveReason") or (
-            f"The job attribute PeriodicRemove expression '{_expression_text(ad, 'PeriodicRemove')}' evaluated to TRUE")
-        return Decision("remove", reason)
-    return None
+    """PeriodicHold, then PeriodicRemove, as the schedd checks them; None when neither fires."""
+    return _fired(ad, "PeriodicHold", "hold") or _fired(ad, "PeriodicRemove", "remove")
 
 
 def record_exit(ad: classad2.ClassAd, exit_code: int | None, signal: int | None,
@@ -115,12 +135,17 @@ def record_exit(ad: classad2.ClassAd, exit_code: int | None, signal: int | None,
 
 
 def on_exit(ad: classad2.ClassAd) -> Decision:
-    """OnExitHold, then OnExitRemove (default true), as the shadow evaluates them at exit."""
-    if _true(ad, "OnExitHold"):
-        reason = _string(ad, "OnExitHoldReason") or (
-            f"The job attribute OnExitHold expression '{_expression_text(ad, 'OnExitHold')}' evaluated to TRUE")
-        return Decision("hold", reason, HOLD_CODE_JOB_POLICY, _int(ad, "OnExitHoldSubCode"))
-    if "OnExitRemove" in ad and not _true(ad, "OnExitRemove"):
-        return Decision("requeue", f"The job attribute OnExitRemove expression "
-                                   f"'{_expression_text(ad, 'OnExitRemove')}' evaluated to FALSE")
-    return Decision("done")
+    """The shadow at exit: the periodic expressions, OnExitHold, then OnExitRemove (default true)."""
+    decision = periodic(ad) or _fired(ad, "OnExitHold", "hold")
+    if decision is not None:
+        return decision
+    if "OnExitRemove" not in ad:
+        return Decision("done")
+    value = _value(ad, "OnExitRemove")
+    if value is None:
+        return Decision("hold", f"The job attribute OnExitRemove expression '{_expression_text(ad, 'OnExitRemove')}' "
+                                "evaluated to UNDEFINED", HOLD_CODE_POLICY_UNDEFINED, 0)
+    if value:
+        return Decision("done")
+    return Decision("requeue", f"The job attribute OnExitRemove expression "
+                               f"'{_expression_text(ad, 'OnExitRemove')}' evaluated to FALSE")

@@ -16,6 +16,7 @@ import difflib
 import getpass
 import os
 import re
+import time
 from dataclasses import dataclass
 
 import classad2
@@ -235,6 +236,13 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     ad = classad2.ClassAd()
     ad["ClusterId"] = cluster
     ad["ProcId"] = proc
+    now = int(time.time())
+    # what condor_submit and the schedd put in a new job's ad (policy expressions read them)
+    for attr, value in (("QDate", now), ("JobStatus", 1), ("EnteredCurrentStatus", now), ("CommittedTime", 0),
+                        ("ExitStatus", 0), ("NumRestarts", 0), ("NumJobStarts", 0), ("NumJobCompletions", 0),
+                        ("RemoteWallClockTime", 0.0), ("RemoteUserCpu", 0.0), ("RemoteSysCpu", 0.0),
+                        ("CumulativeSuspensionTime", 0), ("LastSuspensionTime", 0)):
+        ad[attr] = value
     ad["JobUniverse"] = 5
     ad["WantDocker"] = True
     ad["DockerImage"] = image

@@ -64,6 +64,21 @@ def test_periodic_remove_and_hold_see_the_wall_clock(tmp_path):
     assert held.action == "hold" and held.code == 3 and held.subcode == 7
 
 
-def test_undefined_policy_counts_as_false(tmp_path):
-    ad = ad_of(tmp_path, "on_exit_hold = NoSuchAttr > 3\nperiodic_remove = NoSuchAttr\n")
-    assert exit_with(ad, code=1).action == "done" and jobpolicy.periodic(ad) is None
+def test_policy_that_does_not_evaluate_holds_with_code_5_as_htcondor_does(tmp_path):
+    ad = ad_of(tmp_path, "on_exit_hold = NoSuchAttr > 3\n")
+    decision = exit_with(ad, code=1)
+    assert (decision.action, decision.code) == ("hold", 5)
+    assert decision.reason == "The job attribute OnExitHold expression 'NoSuchAttr > 3' evaluated to UNDEFINED"
+    held = jobpolicy.periodic(ad_of(tmp_path, "periodic_remove = \"a string\"\n"))
+    assert (held.action, held.code) == ("hold", 5)
+
+
+def test_literal_undefined_and_numbers(tmp_path):
+    assert jobpolicy.periodic(ad_of(tmp_path, "periodic_remove = undefined\n")) is None
+    assert jobpolicy.periodic(ad_of(tmp_path, "periodic_remove = 1\n")).action == "remove"
+    assert jobpolicy.periodic(ad_of(tmp_path, "periodic_hold = 0\n")) is None
+
+
+def test_periodic_expressions_are_checked_at_exit_first(tmp_path):
+    ad = ad_of(tmp_path, "periodic_remove = ExitCode =?= 9\non_exit_hold = true\n")
+    assert exit_with(ad, code=9).action == "remove"
