@@ -121,6 +121,10 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
     """Read the request; any attribute that cannot be used is a HOLD naming it."""
     cmd = ads.get_str(job_ad, "Cmd") or None
     vacate = ads.get_int(job_ad, "JobMaxVacateTime")
+    if ads.get_str(job_ad, "ContainerServiceNames"):
+        raise Failure(Code.BAD_JOB_AD, "container_service_names: condor_docker does not forward container ports "
+                                       "on this execute point; remove it (or run where HTCondor's own docker "
+                                       "universe is used)")
     return JobRequest(
         cluster=ads.get_int(job_ad, "ClusterId", 0) or 0,
         proc=ads.get_int(job_ad, "ProcId", 0) or 0,

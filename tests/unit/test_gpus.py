@@ -49,3 +49,13 @@ def test_machine_gpus_from_dev(tmp_path):
         (tmp_path / name).write_text("")
     assert gpus.machine_gpus(str(tmp_path)) == ("0", "1")
     assert gpus.machine_gpus(str(tmp_path / "absent")) == ()
+
+
+def test_container_service_names_is_held_not_ignored_on_the_ep():
+    import pytest
+    from condor_docker.failures import Code, Failure
+    job_ad = ads.parse_ad(open(os.path.join(FIXTURES, "job.ad")).read() + '\nContainerServiceNames = "web"\n', "job")
+    machine_ad = ads.parse_ad(open(os.path.join(FIXTURES, "machine.ad")).read(), "machine")
+    with pytest.raises(Failure) as caught:
+        request.from_ads(job_ad, machine_ad, uid=1000, gid=1000, scratch_dir="/x")
+    assert caught.value.code is Code.BAD_JOB_AD and caught.value.reason.startswith("container_service_names:")
