@@ -9,7 +9,7 @@ from testpaths import FIXTURES
 
 def real_request(starter_env, machine_extra=""):
     job_ad = ads.parse_ad(open(os.path.join(FIXTURES, "job.ad")).read(), "job ad")
-    machine_ad = ads.parse_ad(open(os.path.join(FIXTURES, "machine.ad")).read() + "\n" + machine_extra, "machine ad")
+    machine_ad = ads.parse_ad(open(os.path.join(FIXTURES, "machine.ad")).read().rstrip("\n") + "\n" + machine_extra, "machine ad")
     return request.from_ads(job_ad, machine_ad, uid=1000, gid=1000, scratch_dir="/var/lib/condor/execute/dir_1",
                             starter_env=starter_env)
 
@@ -54,7 +54,7 @@ def test_machine_gpus_from_dev(tmp_path):
 def test_container_service_names_is_held_not_ignored_on_the_ep():
     import pytest
     from condor_docker.failures import Code, Failure
-    job_ad = ads.parse_ad(open(os.path.join(FIXTURES, "job.ad")).read() + '\nContainerServiceNames = "web"\n', "job")
+    job_ad = ads.parse_ad(open(os.path.join(FIXTURES, "job.ad")).read().rstrip("\n") + "\nContainerServiceNames = \"web\"\n", "job")
     machine_ad = ads.parse_ad(open(os.path.join(FIXTURES, "machine.ad")).read(), "machine")
     with pytest.raises(Failure) as caught:
         request.from_ads(job_ad, machine_ad, uid=1000, gid=1000, scratch_dir="/x")
