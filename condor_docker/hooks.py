@@ -156,7 +156,16 @@ class PullReporter:
                 f"/{event.get('layers', 0)} layers, {event.get('seconds', 0):.0f} s")
 
     def __call__(self, event: dict) -> None:
-        text = self.line(event)
+        self.last = event
+        self._show(self.line(event))
+
+    def finished(self) -> None:
+        """After a reported pull succeeded: the attribute's last value says it is done, not 60%."""
+        if getattr(self, "last", None):
+            done = dict(self.last, bytes_done=self.last.get("bytes_total", 0), layers_done=self.last.get("layers", 0))
+            self._show("done " + self.line(done))
+
+    def _show(self, text: str) -> None:
         print(f"condor_docker prepare-job: {text}", file=self.stderr, flush=True)
         if self.chirp_works and os.path.isfile(self.config):
             from . import chirp
@@ -178,6 +187,7 @@ def ask_agent_prepare(options: HookOptions, job_text: str, scratch_dir: str) -> 
                       f"{err}; the execute point's condor_docker agent is not running "
                       f"(DAEMON_LIST should include CONDOR_DOCKER_AGENT)") from err
     if reply.get("ok"):
+        reporter.finished()
         image = reply.get("image")
         return str(image) if image else None
     data = reply.get("failure") or {}

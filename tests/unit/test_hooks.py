@@ -310,4 +310,5 @@ def test_pull_progress_events_reach_the_starter_log_and_chirp_is_tried_once(sock
     assert status == 0 and parse(out)["WantDocker"] is False
     assert agent.requests[0]["progress"] is True
     assert "pulling r/big:1: 50.0/200.0 MB, 1/3 layers, 12 s" in err and "17 s" in err
+    assert "done pulling r/big:1: 200.0/200.0 MB, 3/3 layers" in err
     assert err.count("ChirpCondorDockerPullProgress") == 1   # one failed Chirp attempt, then no more
