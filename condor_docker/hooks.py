@@ -147,6 +147,7 @@ class PullReporter:
         self.config = os.environ.get("_CONDOR_CHIRP_CONFIG") or os.path.join(scratch_dir, ".chirp.config")
         self.stderr = stderr or sys.stderr
         self.chirp_works = True
+        self.last: dict | None = None   # the latest progress event, for the final "done" line
 
     @staticmethod
     def line(event: dict) -> str:
@@ -161,7 +162,7 @@ class PullReporter:
 
     def finished(self) -> None:
         """After a reported pull succeeded: the attribute's last value says it is done, not 60%."""
-        if getattr(self, "last", None):
+        if self.last:
             done = dict(self.last, bytes_done=self.last.get("bytes_total", 0), layers_done=self.last.get("layers", 0))
             self._show("done " + self.line(done))
 
