@@ -29,9 +29,19 @@ class DeviceRequest:
     capabilities: tuple[str, ...] = ("gpu",)
 
 
-def assigned_gpus(starter_env: Mapping[str, str], machine_assigned: str | None = None) -> tuple[str, ...]:
-    """The GPUs the starter gave this job: `_CONDOR_AssignedGPUs`, else the slot's `AssignedGPUs`."""
-    text = starter_env.get("_CONDOR_AssignedGPUs") or machine_assigned or ""
+def assigned_gpus(starter_env: Mapping[str, str], machine_assigned: str | None = None,
+                  slot_gpus: int | None = None) -> tuple[str, ...]:
+    """The GPUs the starter gave this job: the slot's `AssignedGPUs`, else `_CONDOR_AssignedGPUs`.
+
+    A slot without GPUs gets none, whatever the environment says: a real starter
+    sets `_CONDOR_AssignedGPUs=10000` (and CUDA_VISIBLE_DEVICES=10000, a device
+    that does not exist) for a job with no GPUs, to hide every GPU [seen on a real
+    pool]; that must not become a device request.  `slot_gpus` is the slot ad's
+    `GPUs` (None when there is no slot ad, e.g. local runs).
+    """
+    if slot_gpus is not None and slot_gpus <= 0:
+        return ()
+    text = machine_assigned or starter_env.get("_CONDOR_AssignedGPUs") or ""
     return tuple(item for item in re.split(r"[\s,]+", text.strip()) if item)
 
 

@@ -150,5 +150,6 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
         num_job_starts=max(ads.get_int(job_ad, "NumJobStarts", 0) or 0,
                            ads.get_int(job_ad, "NumShadowStarts", 0) or 0),
         job_ad=job_ad,
-        gpus=gpus.assigned_gpus(starter_env or {}, ads.get_str(machine_ad, "AssignedGPUs")),
+        gpus=gpus.assigned_gpus(starter_env or {}, ads.get_str(machine_ad, "AssignedGPUs"),
+                                ads.get_int(machine_ad, "GPUs")),
     )

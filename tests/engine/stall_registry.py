@@ -158,3 +158,52 @@ class TrickleRegistry(StallRegistry):
                         "size": len(layer), "digest": digest(layer)}]}).encode()
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+class MirrorTrickleRegistry(TrickleRegistry):
+    """A real, runnable image (the test busybox from 127.0.0.1:5000) under any name, made new
+    (a random file added to its layer, so the engine has none of it) and trickling in."""
+
+    def __init__(self, source: str = "127.0.0.1:5000/condor-docker-test/busybox:1", pad_bytes: int = 512 * 1024,
+                 chunk: int = 16 * 1024, interval: float = 0.25) -> None:
+        import gzip
+        import hashlib
+        import io
+        import json
+        import os as _os
+        import tarfile
+        import urllib.request
+        registry, rest = source.split("/", 1)
+        repository, tag = rest.rsplit(":", 1)
+
+        def fetch(path: str, accept: str | None = None) -> bytes:
+            request = urllib.request.Request(f"http://{registry}/v2/{repository}/{path}",
+                                             headers={"Accept": accept} if accept else {})
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.read()
+        manifest = json.loads(fetch(f"manifests/{tag}", "application/vnd.docker.distribution.manifest.v2+json"))
+        config = json.loads(fetch(f"blobs/{manifest['config']['digest']}"))
+        old_layer = gzip.decompress(fetch(f"blobs/{manifest['layers'][0]['digest']}"))
+        tar_bytes = io.BytesIO()
+        with tarfile.open(fileobj=io.BytesIO(old_layer)) as old, tarfile.open(fileobj=tar_bytes, mode="w") as new:
+            for member in old.getmembers():
+                new.addfile(member, old.extractfile(member) if member.isfile() else None)
+            pad = tarfile.TarInfo("condor-docker-pad")
+            pad.size = pad_bytes
+            new.addfile(pad, io.BytesIO(_os.urandom(pad_bytes)))
+        layer = gzip.compress(tar_bytes.getvalue())
+        digest = lambda data: "sha256:" + hashlib.sha256(data).hexdigest()  # noqa: E731
+        config["rootfs"]["diff_ids"] = [digest(tar_bytes.getvalue())]
+        config_blob = json.dumps(config).encode()
+        manifest["config"].update(size=len(config_blob), digest=digest(config_blob))
+        manifest["layers"] = [dict(manifest["layers"][0], size=len(layer), digest=digest(layer))]
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+        self.server.daemon_threads = True
+        self.server.requests = []  # type: ignore[attr-defined]
+        self.server.stalled = threading.Event()  # type: ignore[attr-defined]
+        self.server.chunk, self.server.interval = chunk, interval  # type: ignore[attr-defined]
+        self.server.layer_digest = digest(layer)  # type: ignore[attr-defined]
+        self.server.blobs = {digest(config_blob): config_blob, digest(layer): layer}  # type: ignore[attr-defined]
+        self.server.manifest = json.dumps(manifest).encode()  # type: ignore[attr-defined]
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -15,7 +15,8 @@ def real_request(starter_env, machine_extra=""):
 
 
 def test_starter_assignment_becomes_a_device_request_for_exactly_those_gpus():
-    req = real_request({"_CONDOR_AssignedGPUs": "GPU-2cd41b6b,GPU-9f3a0c11", "CUDA_VISIBLE_DEVICES": "GPU-2cd41b6b,GPU-9f3a0c11"})
+    req = real_request({"_CONDOR_AssignedGPUs": "GPU-2cd41b6b,GPU-9f3a0c11", "CUDA_VISIBLE_DEVICES": "GPU-2cd41b6b,GPU-9f3a0c11"},
+                       "GPUs = 2\n")
     container = spec.build_spec(req, settings.default_settings())
     assert container.device_requests == (gpus.DeviceRequest("nvidia", ("GPU-2cd41b6b", "GPU-9f3a0c11")),)
     env = dict(container.environment)
@@ -23,7 +24,7 @@ def test_starter_assignment_becomes_a_device_request_for_exactly_those_gpus():
 
 
 def test_host_indices_are_renumbered_inside():
-    container = spec.build_spec(real_request({"_CONDOR_AssignedGPUs": "1,3", "CUDA_VISIBLE_DEVICES": "1,3"}),
+    container = spec.build_spec(real_request({"_CONDOR_AssignedGPUs": "1,3", "CUDA_VISIBLE_DEVICES": "1,3"}, "GPUs = 2\n"),
                                 settings.default_settings())
     assert container.device_requests[0].device_ids == ("1", "3")
     env = dict(container.environment)
@@ -31,8 +32,17 @@ def test_host_indices_are_renumbered_inside():
 
 
 def test_slot_ad_assignment_is_used_when_the_env_has_none():
-    req = real_request({}, 'AssignedGPUs = "GPU-aaaa0001"\n')
+    req = real_request({}, 'AssignedGPUs = "GPU-aaaa0001"\nGPUs = 1\n')
     assert req.gpus == ("GPU-aaaa0001",)
+
+
+def test_a_real_starters_no_gpu_sentinel_is_not_a_gpu():
+    """The real pool's launcher env says _CONDOR_AssignedGPUs=10000 for a slot with GPUs = 0."""
+    env = dict(line.split("=", 1) for line in open(os.path.join(FIXTURES, "launcher-environment.txt")).read().splitlines())
+    assert env["_CONDOR_AssignedGPUs"] == "10000"
+    container = spec.build_spec(real_request(env), settings.default_settings())
+    assert container.device_requests == ()
+    assert dict(container.environment)["CUDA_VISIBLE_DEVICES"] == "10000"   # still hides every GPU
 
 
 def test_no_gpus_no_request_and_no_variables():
