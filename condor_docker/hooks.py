@@ -133,14 +133,14 @@ PULL_PROGRESS_ATTR = "ChirpCondorDockerPullProgress"
 
 
 class PullReporter:
-    """Shows a pull's progress where the job's owner and the admin look, while the hook waits.
+    """Passes a pull's progress on while the hook waits: stderr, and a Chirp attribute for the owner.
 
-    The hook's stderr goes to the starter log (one line per report); the job's
-    own stderr does not exist yet during PREPARE_JOB, so the owner sees
-    `condor_q -af ChirpCondorDockerPullProgress` instead: a Chirp attribute
-    through the starter's Chirp server, whose config the starter writes into
-    the scratch dir before input transfer.  Chirp is a courtesy: after the
-    first failure it is not tried again.
+    Seen on a real 25.0 pool: the starter keeps no PREPARE_JOB stderr at its default
+    log level, refuses an immediate Chirp update at this point, and forwards a delayed
+    one (`ChirpCondorDockerPullProgress`, through the Chirp config the starter writes
+    into the scratch dir before input transfer) once the job starts; so the owner gets
+    the pull's summary ("done pulling …") and the live view is the agent's log and
+    `condor_docker status`.  Chirp is a courtesy: after one failure it is not tried again.
     """
 
     def __init__(self, scratch_dir: str, stderr: TextIO | None = None) -> None:
