@@ -62,3 +62,47 @@ def _remove_image(reference: str) -> None:
         pass
     finally:
         client.close()
+
+
+POLICY_JOBS = {
+    "retry": "arguments = \"-c 'exit 1'\"\nmax_retries = 1\n",
+    "hold": "arguments = \"-c 'exit 3'\"\non_exit_hold = ExitCode == 3\non_exit_hold_subcode = 33\n"
+            "on_exit_hold_reason = \"three means bad input\"\n",
+}
+KINDS = ("SUBMIT", "EXECUTE", "JOB_EVICTED", "JOB_TERMINATED", "JOB_HELD", "JOB_ABORTED")
+
+
+def _events(path: str) -> list[tuple[str, dict]]:
+    import htcondor2
+    wanted = {getattr(htcondor2.JobEventType, kind) for kind in KINDS}
+    return [(event.type.name, dict(event.items())) for event in htcondor2.JobEventLog(path).events(stop_after=0)
+            if event.type in wanted]
+
+
+@pytest.mark.parametrize("name", sorted(POLICY_JOBS))
+def test_local_runner_writes_the_events_a_real_pool_writes(pool, pool_job_user, name, tmp_path):
+    """The same submit file on the real pool and through `condor_docker run`: same events, same codes."""
+    import subprocess
+    text = ("universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
+            "docker_network_type = none\nexecutable = /bin/sh\ntransfer_executable = false\n"
+            "log = job.log\nrequest_memory = 64\n" + POLICY_JOBS[name] + "queue\n")
+    job = pool.submit(text, user=pool_job_user)
+    pool.wait(job, "held" if name == "hold" else "done", timeout=180)
+    if name == "hold":
+        pool.rm(job)
+    theirs = [e for e in _events(os.path.join(job.dir, "job.log")) if e[0] != "JOB_ABORTED"]
+    local = tmp_path / "local"
+    local.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(local, 0o777)
+    (local / "job.sub").write_text(text)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([sys.executable, "-m", "condor_docker.cli", "run", "job.sub", "--user", pool_job_user,
+                    "--state-dir", str(local / ".state")], cwd=local, env=dict(os.environ, PYTHONPATH=repo),
+                   capture_output=True, text=True, timeout=180)
+    ours = _events(str(local / "job.log"))
+    assert [kind for kind, _ in ours] == [kind for kind, _ in theirs]
+    for (kind, mine), (_, real) in zip(ours, theirs):
+        for key in ("ReturnValue", "TerminatedAndRequeued", "TerminatedNormally", "HoldReasonCode",
+                    "HoldReasonSubCode", "HoldReason"):
+            assert mine.get(key) == real.get(key), (kind, key, mine.get(key), real.get(key))
