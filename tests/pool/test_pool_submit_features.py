@@ -106,3 +106,17 @@ def test_local_runner_writes_the_events_a_real_pool_writes(pool, pool_job_user, 
         for key in ("ReturnValue", "TerminatedAndRequeued", "TerminatedNormally", "HoldReasonCode",
                     "HoldReasonSubCode", "HoldReason"):
             assert mine.get(key) == real.get(key), (kind, key, mine.get(key), real.get(key))
+
+
+def test_out_of_memory_still_holds_through_the_transform(pool, pool_job_user):
+    """The transform keeps the user's hold reason/subcode, and still turns the launcher's mark into a hold."""
+    job = pool.submit("universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
+                      "docker_network_type = none\nexecutable = /bin/sh\ntransfer_executable = false\n"
+                      "arguments = \"-c 'tail /dev/zero'\"\nlog = job.log\nrequest_memory = 64\n"
+                      "on_exit_hold_subcode = 7\nqueue\n", user=pool_job_user)
+    ad = pool.wait(job, "held", timeout=180)
+    pool.rm(job)
+    import re
+    # the slot's Memory (a partitionable slot rounds 64 up to 128), as HTCondor's own message says
+    assert re.fullmatch(r"Docker job has gone over memory limit of \d+ Mb", ad.get("HoldReason", "")), ad.get("HoldReason")
+    assert (ad.get("HoldReasonCode"), ad.get("HoldReasonSubCode")) == (3, 102)
