@@ -1,4 +1,4 @@
-"""A slow pull, seen the way people look: the hook's stderr (starter log), the agent log, `condor_docker status`.
+"""A slow pull, seen the way people look: the agent log and `condor_docker status` (and the hook's stderr lines).
 
 A real agent (root), the real engine, a loopback registry whose layer trickles in
 (tests/engine/stall_registry.py), the PREPARE_JOB hook run as cdtest1 in a real
