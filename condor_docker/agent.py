@@ -7,7 +7,7 @@ connection, one request per connection; every request is logged as one line:
 
     op=launch uid=1001 pid=4242 job=12.0 container=HTCJob_12_0_slot1_1 result=ok
 
-Ops: ping, machine_attrs, status here; prepare, launch, reattach, signal,
+Ops: ping, machine_attrs, status, admin_status here; prepare, launch, reattach, signal,
 suspend, resume, cleanup in `agent_jobs.py`.
 
 Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
@@ -95,7 +95,7 @@ class Agent:
             "ping": self.ping, "machine_attrs": self.machine_attrs, "status": self.jobs.status,
             "prepare": self.jobs.prepare, "launch": self.jobs.launch, "reattach": self.jobs.reattach,
             "signal": self.jobs.signal, "suspend": self.jobs.suspend, "resume": self.jobs.resume,
-            "cleanup": self.jobs.cleanup,
+            "cleanup": self.jobs.cleanup, "admin_status": self.admin_status,
         }
 
     # -- lifecycle ---------------------------------------------------------------
@@ -131,6 +131,12 @@ class Agent:
             except Failure as err:
                 log.warning("cannot list the image cache: %s", err.reason)
         return {"ok": True, "attrs": attrs}
+
+    def admin_status(self, ctx: RequestContext, message: dict) -> dict:
+        """`condor_docker status`: health, jobs, containers, pulls, cache (see status.py)."""
+        from .status import gather
+        jobs = self.jobs.status(ctx, message)["jobs"]
+        return gather(health=self.health, jobs=jobs, engine=self.engine, cache=self.cache, uid=ctx.uid)
 
     # -- one request -----------------------------------------------------------------
     def handle(self, ctx: RequestContext, message: dict) -> dict:

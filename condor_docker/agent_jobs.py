@@ -222,7 +222,10 @@ class JobService:
             with self._lock:
                 running = sum(job.memory_mb for job in self._jobs.values())
             policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
-            self.cache.ensure(spec.image, request.pull_policy)
+            progress = None
+            if message.get("progress"):  # the hook asked for event lines while the image is pulled
+                progress = lambda snapshot: ctx.send_event({"event": "pull_progress", **snapshot})  # noqa: E731
+            self.cache.ensure(spec.image, request.pull_policy, on_progress=progress)
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
         return {"ok": True, "image": spec.image}

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prepare-job": ("condor_docker.hooks", "PREPARE_JOB hook: validate, pull, rewrite the job to run our launcher"),
     "launch": ("condor_docker.launch", "the job process: run the job's container through the agent"),
     "job-exit": ("condor_docker.hooks", "JOB_EXIT hook: make sure the job's container is gone"),
+    "status": ("condor_docker.status", "the agent's jobs, containers, pulls in flight, image cache, health"),
     "doctor": ("condor_docker.doctor", "check this machine's engine, agent and configuration"),
     "config": ("condor_docker.configgen", "print the config.d files generated from the knob table"),
     "pool-node": ("condor_docker.pool.entrypoint", "a pool node container's entrypoint: config for its role, condor_master -f"),

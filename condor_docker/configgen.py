@@ -92,7 +92,9 @@ def access_point_config() -> str:
     """config.d/50-condor_docker-access-point.conf: runtime holds (e.g. OOM) reach the schedd.
 
     The launcher sets the Chirp attributes; OnExitHold keeps the user's own
-    on_exit_hold through $(MY.OnExitHold:false).
+    on_exit_hold through $(MY.OnExitHold:false), and its reason and subcode stay
+    the user's unless the launcher marked the job (found on a real pool: setting
+    them to the Chirp attributes alone lost on_exit_hold_subcode).
     """
     lines = _header("access-point", "hold docker jobs that the launcher marked (out of memory, ...)")
     lines += [
@@ -102,8 +104,11 @@ def access_point_config() -> str:
         "JOB_TRANSFORM_CondorDocker @=end",
         "   REQUIREMENTS WantDocker =?= true",
         f"   SET OnExitHold ({CHIRP_REASON} isnt undefined) || ($(MY.OnExitHold:false))",
-        f"   SET OnExitHoldReason {CHIRP_REASON}",
-        f"   SET OnExitHoldSubCode {CHIRP_SUBCODE}",
+        # the user's own on_exit_hold_reason/_subcode stay when the launcher marked nothing
+        f"   SET OnExitHoldReason ifThenElse({CHIRP_REASON} isnt undefined, {CHIRP_REASON}, "
+        "$(MY.OnExitHoldReason:undefined))",
+        f"   SET OnExitHoldSubCode ifThenElse({CHIRP_REASON} isnt undefined, {CHIRP_SUBCODE}, "
+        "$(MY.OnExitHoldSubCode:0))",
         "@end",
     ]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -78,7 +80,8 @@ def translate_engine_errors(during: str, subject: str) -> Iterator[None]:
         raise Failure(code, f"{_what(during, subject)}: {text}") from err
     except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as err:
         if "timed out" in str(err).lower() and during == "pull":
-            raise Failure(Code.PULL_TIMEOUT, f"{_what(during, subject)}: the pull made no progress") from err
+            raise Failure(Code.PULL_TIMEOUT, f"{_what(during, subject)}: the pull made no progress for "
+                          "CONDOR_DOCKER_PULL_STALL_TIMEOUT seconds") from err
         raise Failure(Code.ENGINE_UNAVAILABLE, f"{_what(during, subject)}: the Docker engine does not answer ({err})") from err
     except docker.errors.DockerException as err:  # e.g. client construction on a dead socket
         raise Failure(Code.ENGINE_UNAVAILABLE, f"{_what(during, subject)}: {err}") from err
@@ -168,11 +171,14 @@ class Engine:
 
         docker-py's own pull has no timeout and reports a failure in the middle of
         the stream only as an item of it, so we drive the stream ourselves: the
-        HTTP read timeout is the stall deadline, and every item is checked for
-        `error`.
+        HTTP read timeout is the stall deadline, every item is checked for
+        `error`, and a watchdog shuts the stream's socket at the overall
+        deadline (a read blocked on a silent or trickling registry would
+        otherwise see that deadline only when the next item arrives, i.e. at
+        the stall deadline).  Closing the request makes the engine cancel the pull.
         """
         repository, tag = imageref.repository_and_tag(reference)
-        deadline = time.monotonic() + timeout
+        expired = threading.Event()
         with translate_engine_errors("pull", reference):
             api = self.api
             headers = {}
@@ -180,21 +186,43 @@ class Engine:
             auth_header = docker.auth.get_config_header(api, registry or "https://index.docker.io/v1/")
             if auth_header:
                 headers["X-Registry-Auth"] = auth_header
-            response = api._post(api._url("/images/create"), params={"fromImage": repository, "tag": tag},
-                                 headers=headers, stream=True, timeout=(min(10.0, stall_timeout), stall_timeout))
+            started = time.monotonic()
+            # the engine sends its response headers with the first progress item, so the
+            # overall deadline also bounds the wait for them
+            first_wait = min(stall_timeout, timeout)
+            try:
+                response = api._post(api._url("/images/create"), params={"fromImage": repository, "tag": tag},
+                                     headers=headers, stream=True, timeout=(min(10.0, first_wait), first_wait))
+            except requests.exceptions.ReadTimeout:
+                if time.monotonic() - started < timeout - 0.5:
+                    raise  # the stall deadline came first: translated as "made no progress"
+                raise Failure(Code.PULL_TIMEOUT, f"Cannot pull image {reference}: not done after {timeout:g} s "
+                                                 "(CONDOR_DOCKER_PULL_TIMEOUT)") from None
+            with contextlib.suppress(AttributeError, OSError):
+                _stream_socket(response).settimeout(stall_timeout)
+            remaining = max(0.0, timeout - (time.monotonic() - started))
+            watchdog = threading.Timer(remaining, _abandon, (response, expired))
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 api._raise_for_status(response)
                 for item in api._stream_helper(response, decode=True):
                     if "error" in item or "errorDetail" in item:
                         text = item.get("error") or item["errorDetail"].get("message", "")
                         raise Failure(classify_engine_text(text, None, "pull"), f"Cannot pull image {reference}: {text}")
+                    if expired.is_set():
+                        break
                     if on_progress is not None:
                         on_progress(item)
-                    if time.monotonic() > deadline:
-                        raise Failure(Code.PULL_TIMEOUT,
-                                      f"Cannot pull image {reference}: not done after {timeout:g} s")
+            except Exception:  # a stream cut by the watchdog ends in whatever error urllib3 raises
+                if not expired.is_set():
+                    raise
             finally:
+                watchdog.cancel()
                 response.close()
+            if expired.is_set():
+                raise Failure(Code.PULL_TIMEOUT, f"Cannot pull image {reference}: not done after {timeout:g} s "
+                                                 "(CONDOR_DOCKER_PULL_TIMEOUT)")
         inspected = self.image_inspect(reference)
         if inspected is None:
             raise Failure(Code.IMAGE_NOT_FOUND, f"Cannot pull image {reference}: the engine reported no image after the pull")
@@ -224,6 +252,9 @@ class Engine:
             tmpfs=dict(spec.extras.tmpfs) or None,
             sysctls=dict(spec.extras.sysctls) or None,
             runtime=spec.extras.runtime,
+            device_requests=[docker.types.DeviceRequest(driver=r.driver, device_ids=list(r.device_ids),
+                                                        capabilities=[list(r.capabilities)] if r.capabilities else None)
+                             for r in spec.device_requests] or None,
         )
         with translate_engine_errors("create", spec.name):
             created = api.create_container(
@@ -318,3 +349,20 @@ class Engine:
             exec_id = self.api.exec_create(container_id, argv, user=user)["Id"]
             output = self.api.exec_start(exec_id)
             return int(self.api.exec_inspect(exec_id).get("ExitCode") or 0), output
+
+
+def _abandon(response: Any, expired: threading.Event) -> None:
+    """The overall pull deadline passed: wake the reader blocked on the stream and end it."""
+    expired.set()
+    try:
+        _stream_socket(response).shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        pass  # no socket to shut (already closed, or another transport): close() below ends it
+    with contextlib.suppress(Exception):
+        response.close()
+
+
+def _stream_socket(response: Any) -> socket.socket:
+    """The socket under a streamed docker-py response (unix socket or plain TCP to the engine)."""
+    raw = response.raw._fp.fp.raw
+    return getattr(raw, "_sock", raw)

@@ -237,3 +237,25 @@ class EventLog:
         if rss_kb is not None:
             body += f"\t{int(rss_kb)}  -  ResidentSetSize of job (KB)\n"
         self._write(IMAGE_SIZE, job, body)
+
+    def terminated_and_requeued(self, job: JobId, *, return_value: int | None = None,
+                                signal: int | None = None, reason: str = "") -> None:
+        """004 in its "terminated and requeued" form: the job exited but its OnExitRemove was false.
+
+        The shadow writes this (not 005) when the job's policy sends an exited job
+        back to the queue (max_retries, on_exit_remove); readers see it as an
+        eviction with TerminatedAndRequeued, the exit status and the reason.
+        """
+        if (return_value is None) == (signal is None):
+            raise ValueError("give exactly one of return_value or signal")
+        if signal is None:
+            status = f"\t(1) Normal termination (return value {int(return_value)})\n"
+        else:
+            status = f"\t(0) Abnormal termination (signal {int(signal)})\n\t(0) No core file\n"
+        text = one_line(reason)
+        body = ("Job was evicted.\n\t(0) Job terminated and was requeued\n"
+                + rusage_line(0, 0, "Run Remote Usage")
+                + rusage_line(0, 0, "Run Local Usage")
+                + "\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n"
+                + status + (f"\t{text}\n" if text else ""))
+        self._write(JOB_EVICTED, job, body)

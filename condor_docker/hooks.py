@@ -129,16 +129,66 @@ def _count(job_ad: Any, attr: str) -> int:
         return 0
 
 
+PULL_PROGRESS_ATTR = "ChirpCondorDockerPullProgress"
+
+
+class PullReporter:
+    """Passes a pull's progress on while the hook waits: stderr, and a Chirp attribute for the owner.
+
+    Seen on a real 25.0 pool: the starter keeps no PREPARE_JOB stderr at its default
+    log level, refuses an immediate Chirp update at this point, and forwards a delayed
+    one (`ChirpCondorDockerPullProgress`, through the Chirp config the starter writes
+    into the scratch dir before input transfer) once the job starts; so the owner gets
+    the pull's summary ("done pulling …") and the live view is the agent's log and
+    `condor_docker status`.  Chirp is a courtesy: after one failure it is not tried again.
+    """
+
+    def __init__(self, scratch_dir: str, stderr: TextIO | None = None) -> None:
+        self.config = os.environ.get("_CONDOR_CHIRP_CONFIG") or os.path.join(scratch_dir, ".chirp.config")
+        self.stderr = stderr or sys.stderr
+        self.chirp_works = True
+        self.last: dict | None = None   # the latest progress event, for the final "done" line
+
+    @staticmethod
+    def line(event: dict) -> str:
+        mb = 1024 * 1024
+        return (f"pulling {event.get('reference')}: {event.get('bytes_done', 0) / mb:.1f}"
+                f"/{event.get('bytes_total', 0) / mb:.1f} MB, {event.get('layers_done', 0)}"
+                f"/{event.get('layers', 0)} layers, {event.get('seconds', 0):.0f} s")
+
+    def __call__(self, event: dict) -> None:
+        self.last = event
+        self._show(self.line(event))
+
+    def finished(self) -> None:
+        """After a reported pull succeeded: the attribute's last value says it is done, not 60%."""
+        if self.last:
+            done = dict(self.last, bytes_done=self.last.get("bytes_total", 0), layers_done=self.last.get("layers", 0))
+            self._show("done " + self.line(done))
+
+    def _show(self, text: str) -> None:
+        print(f"condor_docker prepare-job: {text}", file=self.stderr, flush=True)
+        if self.chirp_works and os.path.isfile(self.config):
+            from . import chirp
+            self.chirp_works = chirp.set_delayed({PULL_PROGRESS_ATTR: text}, config=self.config,
+                                                 stderr=self.stderr, timeout=2.0)
+
+
 def ask_agent_prepare(options: HookOptions, job_text: str, scratch_dir: str) -> str | None:
     """Ask the agent to check and pull; returns the image it will run, raises Failure."""
     client = protocol.AgentClient(options.socket, timeout=options.timeout)
+    reporter = PullReporter(scratch_dir)
     try:
-        reply = client.call("prepare", job_ad=job_text, scratch_dir=scratch_dir)
+        reply: dict = {}
+        for reply in client.stream("prepare", job_ad=job_text, scratch_dir=scratch_dir, progress=True):
+            if reply.get("event") == "pull_progress":
+                reporter(reply)
     except protocol.AgentUnavailable as err:
         raise Failure(Code.AGENT_UNAVAILABLE,
                       f"{err}; the execute point's condor_docker agent is not running "
                       f"(DAEMON_LIST should include CONDOR_DOCKER_AGENT)") from err
     if reply.get("ok"):
+        reporter.finished()
         image = reply.get("image")
         return str(image) if image else None
     data = reply.get("failure") or {}

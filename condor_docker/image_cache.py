@@ -59,10 +59,16 @@ class _Flight:
     result: dict | None = None
     error: Failure | None = None
     waiters: int = 0
+    progress: "PullProgress | None" = None
 
 
 class PullProgress:
-    """Reads the pull's progress items; logs layers done/total and MB at most every few seconds."""
+    """Reads the pull's progress items; reports layers and bytes done/total every few seconds.
+
+    Each report is one agent log line (`pull progress REF: …`) and a call of
+    every listener (the agent streams it to the PREPARE_JOB hook, which shows
+    it to the job's owner through Chirp), so a long pull is never invisible.
+    """
 
     def __init__(self, reference: str, interval: float = PROGRESS_INTERVAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -73,6 +79,7 @@ class PullProgress:
         self.last_logged = self.started
         self.layers: dict[str, tuple[int, int]] = {}  # layer id -> (current, total) bytes
         self.done: set[str] = set()
+        self.listeners: list[Callable[[dict], None]] = []
 
     def __call__(self, item: dict) -> None:
         layer = item.get("id")
@@ -90,6 +97,22 @@ class PullProgress:
         if self.clock() - self.last_logged >= self.interval:
             self.last_logged = self.clock()
             log.info("pull progress %s: %s", self.reference, self.summary())
+            self.report()
+
+    def report(self) -> None:
+        snapshot = self.snapshot()
+        for listener in list(self.listeners):
+            try:
+                listener(snapshot)
+            except Exception as err:  # a listener (a gone client) must never break the pull
+                log.debug("pull progress listener failed: %s", err)
+
+    def snapshot(self) -> dict:
+        """JSON-ready numbers: what `condor_docker status` and the job's owner see."""
+        return {"reference": self.reference, "layers_done": len(self.done), "layers": len(self.layers),
+                "bytes_done": sum(c for c, _ in self.layers.values()),
+                "bytes_total": sum(t for _, t in self.layers.values()),
+                "seconds": round(self.clock() - self.started, 1), "summary": self.summary()}
 
     def summary(self) -> str:
         current = sum(c for c, _ in self.layers.values()) / MB
@@ -147,16 +170,22 @@ class ImageCache:
         return None if record is None else float(record.get("last_use", 0.0))
 
     # -- single flight -------------------------------------------------------------
-    def ensure(self, reference: str, policy: str) -> dict:
-        """The image's inspect data; concurrent callers for one reference share one pull."""
+    def ensure(self, reference: str, policy: str, on_progress: Callable[[dict], None] | None = None) -> dict:
+        """The image's inspect data; concurrent callers for one reference share one pull.
+
+        `on_progress` gets a progress snapshot every few seconds while the pull
+        this caller leads or waits for runs (never for an image already present).
+        """
         key = (reference, policy)
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if leader:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = _Flight(progress=PullProgress(reference))
             else:
                 flight.waiters += 1
+            if on_progress is not None and flight.progress is not None:
+                flight.progress.listeners.append(on_progress)
             self._refs[reference] = self._refs.get(reference, 0) + 1  # not evictable meanwhile
         try:
             if leader:
@@ -170,7 +199,7 @@ class ImageCache:
         pulled = False
         try:
             absent = self.engine.image_inspect(reference) is None
-            progress = PullProgress(reference)
+            progress = flight.progress or PullProgress(reference)
             flight.result = images.ensure_image(
                 self.engine, reference, policy=policy,
                 trust_local_images=self.settings.trust_local_images,
@@ -217,6 +246,13 @@ class ImageCache:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._flights)
+
+    def pulls(self) -> list[dict]:
+        """The pulls in flight now, with their progress and how many callers wait (for status)."""
+        with self._lock:
+            flights = list(self._flights.items())
+        return [dict(flight.progress.snapshot() if flight.progress else {"reference": ref},
+                     policy=policy, waiters=flight.waiters) for (ref, policy), flight in flights]
 
     # -- reference counts ----------------------------------------------------------
     @contextlib.contextmanager
@@ -298,11 +334,19 @@ class ImageCache:
 
     # -- advertising ---------------------------------------------------------------
     def advertised(self) -> dict:
-        """DockerImageCacheList (usable repo:tag references) and DockerCachedImageSizeMb."""
+        """What the slot ads say about the cache, for condor_status and for a job's rank.
+
+        DockerImageCacheList: usable repo:tag references, sorted;
+        DockerImageCacheSizesMb: each one's size in MB, in the same order (a
+        parallel list: ClassAds have no map type a rank expression could index
+        by name, but `condor_status -af` shows the two lists side by side);
+        DockerCachedImageSizeMb: the total of distinct images (HTCondor's name).
+        """
         present = _present_tags(self.engine.images())
-        usable = {ref for ref, (_, _, pulled) in present.items() if pulled or self.settings.trust_local_images}
-        return {"DockerImageCacheList": sorted(usable),
-                "DockerCachedImageSizeMb": int(round(_bytes(usable, present) / MB))}
+        usable = sorted(ref for ref, (_, _, pulled) in present.items() if pulled or self.settings.trust_local_images)
+        return {"DockerImageCacheList": usable,
+                "DockerImageCacheSizesMb": [int(round(present[ref][1] / MB)) for ref in usable],
+                "DockerCachedImageSizeMb": int(round(_bytes(set(usable), present) / MB))}
 
 
 def _present_tags(listing: list[dict]) -> dict[str, tuple[str, int, bool]]:

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import classad2
 
-from . import ads, imageref
+from . import ads, gpus, imageref
 from .arguments import ArgumentSyntaxError, parse_args_v1, parse_args_v2, parse_env_v1, parse_env_v2
 from .failures import Code, Failure
 
@@ -46,6 +46,7 @@ class JobRequest:
     kill_grace: float | None        # JobMaxVacateTime, when the job says
     num_job_starts: int
     job_ad: classad2.ClassAd = field(compare=False, repr=False)
+    gpus: tuple[str, ...] = ()      # the starter's assignment (_CONDOR_AssignedGPUs / AssignedGPUs)
 
     @property
     def job_id(self) -> str:
@@ -120,6 +121,10 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
     """Read the request; any attribute that cannot be used is a HOLD naming it."""
     cmd = ads.get_str(job_ad, "Cmd") or None
     vacate = ads.get_int(job_ad, "JobMaxVacateTime")
+    if ads.get_str(job_ad, "ContainerServiceNames"):
+        raise Failure(Code.BAD_JOB_AD, "container_service_names: condor_docker does not forward container ports "
+                                       "on this execute point; remove it (or run where HTCondor's own docker "
+                                       "universe is used)")
     return JobRequest(
         cluster=ads.get_int(job_ad, "ClusterId", 0) or 0,
         proc=ads.get_int(job_ad, "ProcId", 0) or 0,
@@ -145,4 +150,6 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
         num_job_starts=max(ads.get_int(job_ad, "NumJobStarts", 0) or 0,
                            ads.get_int(job_ad, "NumShadowStarts", 0) or 0),
         job_ad=job_ad,
+        gpus=gpus.assigned_gpus(starter_env or {}, ads.get_str(machine_ad, "AssignedGPUs"),
+                                ads.get_int(machine_ad, "GPUs")),
     )

@@ -22,11 +22,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import ads, request, spec
+from . import ads, gpus, jobpolicy, request, spec
 from .engine import Engine
 from .eventlog import EventLog, JobId
 from .failures import Code, Failure
+from .image_cache import PullProgress
 from .images import ensure_image
+from .localmachine import check_fits, local_machine_ad
 from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
 from .settings import Settings, SettingsError, load_settings
 from .submitfile import Proc, SubmitError, load_procs
@@ -47,10 +49,15 @@ class Outcome:
     job: JobId
     result: ExitResult | None
     held: Failure | None
+    policy: "jobpolicy.Decision | None" = None
 
     def describe(self) -> str:
+        if self.policy is not None and self.policy.action == "hold":
+            return f"job {self.job.cluster}.{self.job.proc}: held (code {self.policy.code}): {self.policy.reason}"
         if self.held is not None:
             return f"job {self.job.cluster}.{self.job.proc}: held (subcode {int(self.held.code)}): {self.held.reason}"
+        if self.policy is not None and self.policy.action == "remove":
+            return f"job {self.job.cluster}.{self.job.proc}: removed: {self.policy.reason}"
         return f"job {self.job.cluster}.{self.job.proc}: {self.result.describe()}"
 
 
@@ -85,8 +92,11 @@ class LocalRunner:
     """Runs procs one after another through the shared lifecycle."""
 
     def __init__(self, settings: Settings, engine: Engine, uid: int, gid: int, user: str,
-                 retry_delay: float = 5.0) -> None:
+                 retry_delay: float = 5.0, periodic_interval: float = 60.0,
+                 gpu_ids: tuple[str, ...] = ()) -> None:
         self.settings = settings
+        self.periodic_interval = periodic_interval   # PERIODIC_EXPR_INTERVAL's default
+        self.gpu_ids = gpu_ids                        # this machine's GPUs (local runs)
         self.engine = engine
         self.uid, self.gid, self.user = uid, gid, user
         self.retry_delay = retry_delay
@@ -94,11 +104,12 @@ class LocalRunner:
         self.interrupted = threading.Event()
 
     def run_proc(self, proc: Proc, events: EventLog | None) -> Outcome:
+        """Run until the job leaves the queue: done, held or removed, as the job's policy says."""
         job = JobId(ads.get_int(proc.ad, "ClusterId"), ads.get_int(proc.ad, "ProcId"))
         attempts = 0
         while True:
             try:
-                result = self._attempt(proc, job, events, attempts)
+                result, policy = self._attempt(proc, job, events, attempts)
             except Failure as failure:
                 if failure.is_hold or attempts >= self.settings.max_requeues or self.interrupted.is_set():
                     held = failure if failure.is_hold else Failure(
@@ -117,6 +128,23 @@ class LocalRunner:
                 if events:
                     events.held(job, result.failure.reason, HOLD_CODE_POLICY, int(result.failure.code))
                 return Outcome(job, result, result.failure)
+            if policy is None and not self.interrupted.is_set():
+                policy = jobpolicy.on_exit(proc.ad)
+            if policy is not None and policy.action == "hold":
+                if events:
+                    events.held(job, policy.reason, policy.code, policy.subcode)
+                return Outcome(job, result, Failure(Code.POLICY_REFUSED, policy.reason), policy)
+            if policy is not None and policy.action == "remove":
+                if events:
+                    events.aborted(job, policy.reason)
+                return Outcome(job, result, None, policy)
+            if policy is not None and policy.action == "requeue":
+                log.info("job %d.%d %s; it runs again", job.cluster, job.proc, policy.reason)
+                if events:
+                    events.terminated_and_requeued(job, return_value=result.exit_code, signal=result.signal,
+                                                   reason=policy.reason)
+                proc.ad["JobStatus"] = jobpolicy.IDLE
+                continue
             if events:
                 events.terminated(job, return_value=result.exit_code, signal=result.signal,
                                   user_cpu_s=result.usage.cpu_user_s, sys_cpu_s=result.usage.cpu_sys_s,
@@ -125,33 +153,64 @@ class LocalRunner:
                                   allocated_memory_mb=ads.get_int(proc.ad, "RequestMemory"))
             return Outcome(job, result, None)
 
-    def _attempt(self, proc: Proc, job: JobId, events: EventLog | None, attempts: int) -> ExitResult:
+    def _watch_policy(self, proc: Proc, run_started: float, stop: threading.Event,
+                      decided: list) -> None:
+        """The schedd's periodic evaluation: PeriodicHold/PeriodicRemove every interval while running."""
+        while not stop.wait(self.periodic_interval):
+            jobpolicy.update_wall_clock(proc.ad, run_started)
+            decision = jobpolicy.periodic(proc.ad)
+            if decision is not None and self.current is not None:
+                log.info("job %s.%s: %s", proc.ad.get("ClusterId"), proc.ad.get("ProcId"), decision.reason)
+                decided.append(decision)
+                self.current.stop(signals.SIGTERM)
+                return
+
+    def _attempt(self, proc: Proc, job: JobId, events: EventLog | None,
+                 attempts: int) -> tuple[ExitResult, "jobpolicy.Decision | None"]:
         scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
         try:
             os.chown(scratch, self.uid, self.gid) if os.geteuid() == 0 else None
             machine_ad = ads.parse_ad(f'Name = "slot1_{job.proc + 1}@localhost"\nMachine = "localhost"\n'
                                       f"Cpus = {ads.get_int(proc.ad, 'RequestCpus')}\n"
                                       f"Memory = {ads.get_int(proc.ad, 'RequestMemory')}\n", "machine ad")
-            proc.ad["NumJobStarts"] = attempts
+            starter_env = self._starter_env(scratch, job_request_slot(job))
+            starter_env.update(gpus.starter_environment(self.gpu_ids[:ads.get_int(proc.ad, "RequestGPUs", 0) or 0]))
             job_request = request.from_ads(proc.ad, machine_ad, uid=self.uid, gid=self.gid, scratch_dir=scratch,
-                                           starter_env=self._starter_env(scratch, job_request_slot(job)))
+                                           starter_env=starter_env)
             container = spec.build_spec(job_request, self.settings)
             self._transfer_in(proc, scratch)
             self._write_ads(scratch, proc, machine_ad)
             prepare_scratch(scratch, self.uid, self.gid)
+            progress = PullProgress(job_request.image)
+            progress.listeners.append(lambda snapshot: print(
+                f"condor_docker run: job {job.cluster}.{job.proc}: pulling {snapshot['reference']}: "
+                f"{snapshot['summary']}", file=sys.stderr, flush=True))
             ensure_image(self.engine, job_request.image, policy=job_request.pull_policy,
                          trust_local_images=self.settings.trust_local_images,
-                         pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout)
+                         pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
+                         on_progress=progress)
             if events:
                 events.execute(job, "<127.0.0.1:0>", job_request.slot)
+            run_started = time.time()
+            jobpolicy.mark_running(proc.ad, run_started)
+            decided: list = []
+            stop_watching = threading.Event()
             with _job_files(proc) as io:
                 self.current = ContainerRun(self.engine, container, io,
                                             kill_grace=job_request.kill_grace or self.settings.kill_grace)
                 if self.interrupted.is_set():
                     raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
-                result = self.current.run()
+                watcher = threading.Thread(target=self._watch_policy, args=(proc, run_started, stop_watching, decided),
+                                           name="condor_docker-periodic", daemon=True)
+                watcher.start()
+                try:
+                    result = self.current.run()
+                finally:
+                    stop_watching.set()
+                    watcher.join()
+            jobpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
             self._transfer_out(proc, scratch)
-            return result
+            return result, (decided[0] if decided else None)
         finally:
             self.current = None
             shutil.rmtree(scratch, ignore_errors=True)
@@ -203,7 +262,14 @@ class LocalRunner:
             if os.path.islink(source) or not os.path.isfile(source):
                 log.warning("not transferring %s: not a regular file", name)
                 continue
-            shutil.copyfile(source, os.path.join(proc.iwd, os.path.basename(name)))
+            remaps = dict(proc.output_remaps)
+            destination = remaps.get(name, remaps.get(os.path.basename(name), os.path.basename(name)))
+            target = os.path.join(proc.iwd, destination)
+            try:
+                shutil.copyfile(source, target)
+            except OSError as err:
+                raise Failure(Code.BAD_JOB_AD, f"cannot transfer output {name} to {target}: {err.strerror}: "
+                                               "fix transfer_output_remaps") from err
 
 
 def job_request_slot(job: JobId) -> str:
@@ -252,6 +318,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                         help="override a knob, e.g. --set CONDOR_DOCKER_DEFAULT_NETWORK=none")
     parser.add_argument("--retry-delay", type=float, default=5.0, help="seconds before a requeued job is retried")
+    parser.add_argument("--periodic-interval", type=float, default=60.0,
+                        help="seconds between periodic_hold/periodic_remove checks (PERIODIC_EXPR_INTERVAL)")
     parser.add_argument("--state-dir", default=os.path.expanduser("~/.local/state/condor_docker"),
                         help="where the cluster-id counter lives")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the lifecycle to stderr")
@@ -268,12 +336,18 @@ def main_run(argv: list[str]) -> int:
         settings = load_settings(overrides=overrides)
         uid, gid, user = _run_as(args.user)
         cluster = _next_cluster(args.state_dir)
-        procs = load_procs(args.submit_file, cluster)
+        warnings: list[str] = []
+        procs = load_procs(args.submit_file, cluster, warnings)
+        gpu_ids = gpus.machine_gpus()
+        for proc in procs:
+            check_fits(proc, local_machine_ad(gpu_ids))
     except (SubmitError, SettingsError, ValueError) as err:
         print(f"condor_docker run: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for warning in warnings:
+        print(f"condor_docker run: {warning}", file=sys.stderr)
     engine = Engine(settings.engine_url, settings.engine_timeout)
-    runner = LocalRunner(settings, engine, uid, gid, user, args.retry_delay)
+    runner = LocalRunner(settings, engine, uid, gid, user, args.retry_delay, args.periodic_interval, gpu_ids)
     outcomes = _run_all(runner, procs)
     for outcome in outcomes:
         print(outcome.describe())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import classad2
 
+from . import gpus
 from .failures import Code, Failure
 from .request import JobRequest
 from .settings import Settings, SettingsError
@@ -79,6 +80,7 @@ class ContainerSpec:
     shm_size: int
     stdin_open: bool
     extras: Extras = field(default_factory=Extras)
+    device_requests: tuple[gpus.DeviceRequest, ...] = ()   # exactly the job's assigned GPUs
 
     @property
     def memory_bytes(self) -> int:
@@ -122,6 +124,7 @@ def _environment(request: JobRequest, extras: Extras) -> tuple[tuple[str, str], 
         if name in _HOST_ONLY_ENV or name.startswith(_HOST_ONLY_PREFIXES):
             continue
         env[name] = value
+    env.update(gpus.container_environment(request.gpus))   # host GPU indices renumbered as seen inside
     return tuple(env.items())
 
 
@@ -214,6 +217,7 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
         shm_size=settings.shm_size,
         stdin_open=request.has_input,
         extras=extras,
+        device_requests=gpus.device_requests(request.gpus),
     )
 
 

@@ -1,22 +1,29 @@
 """Submit file -> job ads, for the local runner (`condor_docker run job.sub`).
 
 htcondor2.Submit does the parsing, macro expansion and queue-statement item
-expansion (it cannot make job ads without a schedd, so the last step, submit
-commands -> job attributes, is here).  Only the commands a docker-universe job
-uses are mapped; an unknown command is kept as a custom attribute only when it
-is written `+Attr` or `MY.Attr`, as condor_submit does.
+expansion (its `jobs()` is not implemented, and there is no schedd, so the
+last step, submit commands -> job attributes, is here, writing the attributes
+condor_submit writes).  Nothing is silently ignored: every command is either in
+HONOURED (mapped, and the runner acts on it as a pool would) or in REFUSED (the
+submit file is refused with one line naming it and why); a word that is neither
+is a macro, as for condor_submit, but one that is a near miss of a command
+(`docker_netwrk_type`) gets a warning naming the command it probably meant.
+README.md has the table of every command and what the EP and the local runner do.
 """
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import re
+import time
 from dataclasses import dataclass
 
 import classad2
 import htcondor2
 
-from .arguments import ArgumentSyntaxError, submit_arguments_to_ad, submit_environment_to_ad
+from .arguments import (ArgumentSyntaxError, _env_to_v2_raw, parse_env_v2, submit_arguments_to_ad,
+                        submit_environment_to_ad)
 
 
 class SubmitError(ValueError):
@@ -30,6 +37,7 @@ class Proc:
     iwd: str
     transfer_input: tuple[str, ...]
     transfer_output: tuple[str, ...] | None   # None: every new or changed top-level file
+    output_remaps: tuple[tuple[str, str], ...] = ()   # transfer_output_remaps: (name, destination)
 
 
 _MEMORY_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
@@ -41,6 +49,143 @@ def parse_memory_mb(text: str, command: str = "request_memory") -> int:
     if not match:
         raise SubmitError(f"{command} = {text!r} is not a size: write e.g. 128, 512M or 2G")
     return max(1, int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()]))
+
+
+# Commands the local runner honours (lower case).  Policy commands become the
+# attributes condor_submit writes and jobpolicy.py evaluates them.
+HONOURED = frozenset("""
+universe docker_image executable transfer_executable arguments args environment env getenv
+input output error log initialdir iwd request_cpus request_memory request_disk request_gpus
+requirements rank docker_network_type docker_pull_policy docker_override_entrypoint
+transfer_input_files transfer_output_files transfer_output_remaps should_transfer_files
+when_to_transfer_output on_exit_remove on_exit_hold on_exit_hold_reason on_exit_hold_subcode
+max_retries success_exit_code periodic_remove periodic_hold periodic_hold_reason periodic_hold_subcode
+batch_name notification queue
+""".split())
+
+# Commands condor_submit accepts that the local runner cannot honour, with why.
+REFUSED = {
+    "periodic_release": "held jobs stay held in condor_docker run (there is no queue to release them into)",
+    "hold": "a job submitted on hold would never run without a schedd",
+    "retry_until": "not supported; use max_retries with on_exit_remove",
+    "deferral_time": "no schedd here to defer the start",
+    "cron_minute": "no schedd here to run crontab jobs",
+    "cron_hour": "no schedd here to run crontab jobs",
+    "on_exit_remove_reason": "not an HTCondor command",
+    "periodic_remove_reason": "not supported here",
+    "next_job_start_delay": "jobs run one after another here already",
+    "leave_in_queue": "there is no queue",
+    "concurrency_limits": "there is no negotiator to count limits",
+    "checkpoint_exit_code": "checkpointing is not supported",
+    "transfer_checkpoint_files": "checkpointing is not supported",
+    "stream_output": "output is written straight to the file already; remove it",
+    "stream_error": "output is written straight to the file already; remove it",
+    "container_service_names": "no port forwarding on one machine",
+    "notify_user": "no mail is sent by condor_docker run",
+    "x509userproxy": "credentials are not handled",
+    "use_oauth_services": "credentials are not handled",
+    "transfer_plugins": "only local files are transferred",
+    "output_destination": "outputs go back to the submit directory only",
+    "allowed_execute_duration": "not supported; use periodic_remove on RemoteWallClockTime",
+    "allowed_job_duration": "not supported; use periodic_remove on RemoteWallClockTime",
+    "kill_sig": "not supported here: the job gets SIGTERM, then SIGKILL",
+    "nice_user": "there is no negotiator",
+    "accounting_group": "there is no negotiator",
+    "priority": "jobs run in queue order",
+    "coresize": "not supported",
+    "docker_extra_arguments": "not a submit command: DOCKER_EXTRA_ARGUMENTS is an admin knob",
+}
+
+
+def check_commands(submit: htcondor2.Submit) -> list[str]:
+    """Refuse what cannot be honoured (SubmitError); warnings for near misses of a command."""
+    warnings: list[str] = []
+    known = sorted(HONOURED | set(REFUSED))
+    for key in submit.keys():
+        name = key.lower()
+        if name.startswith(("+", "my.")) or name in HONOURED:
+            continue
+        if name in REFUSED:
+            raise SubmitError(f"{key}: refused by condor_docker run: {REFUSED[name]}")
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if guess:
+            warnings.append(f"warning: {key} is not a submit command (taken as a macro); "
+                            f"did you mean {guess[0]}?")
+    return warnings
+
+
+_DISK_UNITS = {"": 1, "K": 1, "M": 1024, "G": 1024 * 1024, "T": 1024 * 1024 * 1024}
+
+
+def parse_disk_kb(text: str) -> int:
+    """request_disk: a bare number is KiB, as in condor_submit; `1G`, `500M` also work."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
+    if not match:
+        raise SubmitError(f"request_disk = {text!r} is not a size: write e.g. 1G or 500M")
+    return max(1, int(float(match.group(1)) * _DISK_UNITS[match.group(2).upper()]))
+
+
+def parse_remaps(text: str) -> tuple[tuple[str, str], ...]:
+    """transfer_output_remaps = "a = b; c = dir/d": output name -> destination (relative to iwd)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    remaps = []
+    for entry in (e.strip() for e in text.split(";")):
+        if not entry:
+            continue
+        name, equals, destination = entry.partition("=")
+        if not equals or not name.strip() or not destination.strip():
+            raise SubmitError(f"transfer_output_remaps entry {entry!r} is not NAME = DESTINATION")
+        remaps.append((name.strip(), destination.strip()))
+    return tuple(remaps)
+
+
+def _getenv(value: str, environment: str | None) -> str:
+    """The job's Environment with the submitter's variables (`getenv`) underneath it.
+
+    `true` takes every variable; otherwise a comma/space list of names, `*`
+    wildcards allowed (HTCondor 10).  The job's own `environment` wins.
+    """
+    import fnmatch
+    if value.lower() in ("false", "no", "0", ""):
+        return environment or ""
+    patterns = ["*"] if value.lower() in ("true", "yes", "1") else list(_split_list(value))
+    env = {name: val for name, val in os.environ.items()
+           if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns) and "\n" not in val}
+    env.update(parse_env_v2(environment) if environment else {})
+    return _env_to_v2_raw(env)
+
+
+def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
+    """on_exit_*, periodic_*, max_retries -> the attributes condor_submit writes."""
+    expressions = (("on_exit_remove", "OnExitRemove"), ("on_exit_hold", "OnExitHold"),
+                   ("on_exit_hold_reason", "OnExitHoldReason"), ("on_exit_hold_subcode", "OnExitHoldSubCode"),
+                   ("periodic_remove", "PeriodicRemove"), ("periodic_hold", "PeriodicHold"),
+                   ("periodic_hold_reason", "PeriodicHoldReason"), ("periodic_hold_subcode", "PeriodicHoldSubCode"))
+    for command, attr in expressions:
+        value = _expand(submit, command)
+        if value:
+            try:
+                ad[attr] = classad2.ExprTree(value)
+            except Exception as err:
+                raise SubmitError(f"{command} = {value!r} is not a ClassAd expression: {err}") from err
+    retries = _expand(submit, "max_retries")
+    success = _expand(submit, "success_exit_code")
+    if success:
+        if not success.lstrip("-").isdigit():
+            raise SubmitError(f"success_exit_code = {success!r} is not an integer")
+        ad["JobSuccessExitCode"] = int(success)
+    if retries:
+        if not retries.isdigit():
+            raise SubmitError(f"max_retries = {retries!r} is not a whole number")
+        ad["JobMaxRetries"] = int(retries)
+        # condor_submit's fold (checked against `condor_submit -dry-run` in tests/unit/test_submit_vs_condor.py)
+        fold = f"NumJobCompletions > JobMaxRetries || ExitCode =?= {'JobSuccessExitCode' if success else 0}"
+        previous = ad.lookup("OnExitRemove") if "OnExitRemove" in ad else None
+        ad["OnExitRemove"] = classad2.ExprTree(f"{fold} || ({previous})" if previous is not None else fold)
+        if "OnExitHold" not in ad:
+            ad["OnExitHold"] = False
 
 
 def _split_list(text: str) -> tuple[str, ...]:
@@ -91,6 +236,13 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     ad = classad2.ClassAd()
     ad["ClusterId"] = cluster
     ad["ProcId"] = proc
+    now = int(time.time())
+    # what condor_submit and the schedd put in a new job's ad (policy expressions read them)
+    for attr, value in (("QDate", now), ("JobStatus", 1), ("EnteredCurrentStatus", now), ("CommittedTime", 0),
+                        ("ExitStatus", 0), ("NumRestarts", 0), ("NumJobStarts", 0), ("NumJobCompletions", 0),
+                        ("RemoteWallClockTime", 0.0), ("RemoteUserCpu", 0.0), ("RemoteSysCpu", 0.0),
+                        ("CumulativeSuspensionTime", 0), ("LastSuspensionTime", 0)):
+        ad[attr] = value
     ad["JobUniverse"] = 5
     ad["WantDocker"] = True
     ad["DockerImage"] = image
@@ -98,6 +250,32 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     ad["Iwd"] = iwd
     ad["RequestCpus"] = int(_expand(submit, "request_cpus") or 1)
     ad["RequestMemory"] = parse_memory_mb(_expand(submit, "request_memory") or "128")
+    if _expand(submit, "request_disk"):
+        ad["RequestDisk"] = parse_disk_kb(_expand(submit, "request_disk"))
+    gpus = _expand(submit, "request_gpus")
+    if gpus:
+        if not gpus.isdigit():
+            raise SubmitError(f"request_gpus = {gpus!r} is not a whole number")
+        ad["RequestGPUs"] = int(gpus)
+    for command, attr in (("requirements", "Requirements"), ("rank", "Rank")):
+        value = _expand(submit, command)
+        if value:
+            try:
+                ad[attr] = classad2.ExprTree(value)
+            except Exception as err:
+                raise SubmitError(f"{command} = {value!r} is not a ClassAd expression: {err}") from err
+    if _expand(submit, "batch_name"):
+        ad["JobBatchName"] = _expand(submit, "batch_name")
+    notification = (_expand(submit, "notification") or "never").lower()
+    if notification != "never":
+        raise SubmitError(f"notification = {notification}: condor_docker run sends no mail; write never or remove it")
+    for command, allowed in (("should_transfer_files", ("yes", "if_needed")),
+                             ("when_to_transfer_output", ("on_exit", "on_exit_or_evict", "on_success"))):
+        value = (_expand(submit, command) or allowed[0]).lower()
+        if value not in allowed:
+            raise SubmitError(f"{command} = {value}: condor_docker run always transfers files on exit; "
+                              f"write {' or '.join(allowed)}")
+    _policy_attrs(submit, ad)
     executable = _expand(submit, "executable")
     transfer_executable = _bool(_expand(submit, "transfer_executable"), "transfer_executable", True)
     if executable:
@@ -109,8 +287,13 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
             if value:
                 attr, raw = convert(value)
                 ad[attr] = raw
+        getenv = _expand(submit, "getenv")
+        if getenv:
+            ad["Environment"] = _getenv(getenv, ads_environment(ad))
     except ArgumentSyntaxError as err:
         raise SubmitError(str(err)) from err
+    if _expand(submit, "iwd") and not _expand(submit, "initialdir"):
+        raise SubmitError("iwd: write initialdir (the submit command) instead")
     for command, attr in (("input", "In"), ("output", "Out"), ("error", "Err"), ("log", "UserLog")):
         value = _expand(submit, command)
         if value:
@@ -131,11 +314,17 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     outputs = _expand(submit, "transfer_output_files")
     return Proc(ad=ad, iwd=iwd,
                 transfer_input=_split_list(_expand(submit, "transfer_input_files") or ""),
-                transfer_output=_split_list(outputs) if outputs is not None else None)
+                transfer_output=_split_list(outputs) if outputs is not None else None,
+                output_remaps=parse_remaps(_expand(submit, "transfer_output_remaps") or ""))
 
 
-def load_procs(path: str, cluster: int) -> list[Proc]:
-    """Every job the submit file queues, with its own ad, in proc order."""
+def ads_environment(ad: classad2.ClassAd) -> str | None:
+    value = ad.get("Environment")
+    return value if isinstance(value, str) else None
+
+
+def load_procs(path: str, cluster: int, warnings: list[str] | None = None) -> list[Proc]:
+    """Every job the submit file queues, with its own ad, in proc order (near-miss warnings appended)."""
     try:
         with open(path, encoding="utf-8") as stream:
             text = stream.read()
@@ -145,6 +334,9 @@ def load_procs(path: str, cluster: int) -> list[Proc]:
         base = htcondor2.Submit(text)
     except Exception as err:
         raise SubmitError(f"cannot parse the submit file {path}: {err}") from err
+    found = check_commands(base)
+    if warnings is not None:
+        warnings.extend(found)
     count, items = _queue_plan(base)
     submit_dir = os.path.dirname(os.path.abspath(path))
     procs: list[Proc] = []

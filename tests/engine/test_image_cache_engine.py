@@ -176,3 +176,21 @@ def test_gc_limits_and_lru_across_restart(api, pushed, tmp_path):
     ours = [i for i in api.images() if set(i.get("RepoTags") or ()) & {a, b, c}]
     assert len(ours) == 1 and sum(i["Size"] for i in ours) <= 2 * MB
     assert by_bytes.advertised()["DockerImageCacheList"].count(c) == 1
+
+
+@pytest.mark.parametrize("registry_kind", ["stall", "trickle"])
+def test_overall_timeout_shorter_than_stall_timeout_ends_the_pull_on_time(tmp_path, registry_kind):
+    """The overall deadline holds even while no item (stall) or only slow progress (trickle) arrives."""
+    from stall_registry import TrickleRegistry
+    cache = _cache(tmp_path, CONDOR_DOCKER_PULL_STALL_TIMEOUT="60", CONDOR_DOCKER_PULL_TIMEOUT="4")
+    registry = StallRegistry() if registry_kind == "stall" else TrickleRegistry()
+    with registry:
+        started = time.monotonic()
+        with pytest.raises(Failure) as caught:
+            cache.ensure(registry.reference(f"condor-docker-test/{registry_kind}-{RUN}:1"), "missing")
+        elapsed = time.monotonic() - started
+        if registry_kind == "trickle":  # the layer really was being fetched, slowly
+            assert any("/blobs/" in path for path in registry.requests), registry.requests
+    assert caught.value.code is Code.PULL_TIMEOUT and caught.value.kind is Kind.REQUEUE
+    assert "not done after 4 s" in caught.value.reason
+    assert 3.5 <= elapsed <= 15, elapsed

@@ -24,10 +24,10 @@ def examples(tmp_path, engine):
     return work
 
 
-def run(examples, submit, *extra, **kwargs):
+def run(examples, submit, *extra, env_extra=None, **kwargs):
     argv = [sys.executable, "-m", "condor_docker.cli", "run", submit, "--retry-delay", "0.5",
             "--state-dir", str(examples / ".state"), *extra]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
     return subprocess.run(argv, cwd=examples, capture_output=True, text=True, timeout=180, env=env, **kwargs)
 
 
@@ -122,3 +122,72 @@ def test_bad_submit_file_names_the_problem(examples):
     (examples / "vanilla.sub").write_text("executable = /bin/true\nqueue\n")
     done = run(examples, "vanilla.sub")
     assert done.returncode == 2 and "universe = docker" in done.stderr
+
+
+IMAGE_LINES = ("universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
+               "docker_network_type = none\nexecutable = /bin/sh\ntransfer_executable = false\nrequest_memory = 32\n")
+
+
+def test_max_retries_runs_again_then_leaves_the_queue(examples, no_leak):
+    (examples / "retry.sub").write_text(
+        IMAGE_LINES + "arguments = \"-c 'echo run >> runs.txt; exit 1'\"\ntransfer_output_files = runs.txt\n"
+        "transfer_input_files = runs.txt\nmax_retries = 2\nlog = retry.log\nqueue\n")
+    (examples / "runs.txt").write_text("")
+    done = run(examples, "retry.sub")
+    assert done.returncode == 0, done.stderr
+    kinds = [kind for kind, _ in events(examples / "retry.log")]
+    E = htcondor2.JobEventType
+    assert kinds == [E.SUBMIT, E.EXECUTE, E.JOB_EVICTED, E.EXECUTE, E.JOB_EVICTED, E.EXECUTE, E.JOB_TERMINATED]
+    evicted = events(examples / "retry.log")[2][1]
+    assert evicted["TerminatedAndRequeued"] is True and evicted["ReturnValue"] == 1
+    assert "OnExitRemove" in evicted["Reason"]
+    # outputs come back at every exit and go in again with the next run, as in HTCondor: three runs
+    assert (examples / "runs.txt").read_text() == "run\nrun\nrun\n"
+
+
+def test_on_exit_hold_holds_with_the_users_reason(examples, no_leak):
+    (examples / "hold.sub").write_text(
+        IMAGE_LINES + "arguments = \"-c 'exit 3'\"\non_exit_hold = ExitCode == 3\n"
+        "on_exit_hold_reason = \"exit 3 means bad input\"\non_exit_hold_subcode = 33\nlog = hold.log\nqueue\n")
+    done = run(examples, "hold.sub")
+    assert done.returncode == 1 and "exit 3 means bad input" in done.stdout
+    kind, held = events(examples / "hold.log")[-1]
+    assert kind == htcondor2.JobEventType.JOB_HELD
+    assert (held["HoldReason"], held["HoldReasonCode"], held["HoldReasonSubCode"]) == ("exit 3 means bad input", 3, 33)
+
+
+def test_periodic_remove_stops_a_running_job(examples, no_leak):
+    (examples / "periodic.sub").write_text(
+        IMAGE_LINES + "arguments = \"-c 'sleep 60'\"\nperiodic_remove = RemoteWallClockTime > 1\n"
+        "log = periodic.log\nqueue\n")
+    started = time.monotonic()
+    done = run(examples, "periodic.sub", "--periodic-interval", "1")
+    assert time.monotonic() - started < 40
+    assert "removed: The job attribute PeriodicRemove expression 'RemoteWallClockTime > 1' evaluated to TRUE" in done.stdout
+    kind, aborted = events(examples / "periodic.log")[-1]
+    assert kind == htcondor2.JobEventType.JOB_ABORTED and "PeriodicRemove" in aborted["Reason"]
+
+
+def test_remaps_and_getenv(examples, no_leak):
+    (examples / "remap.sub").write_text(
+        IMAGE_LINES + "arguments = \"-c 'echo $CD_FROM_SUBMITTER > out.txt'\"\ngetenv = CD_FROM_SUBMITTER\n"
+        "transfer_output_files = out.txt\ntransfer_output_remaps = \"out.txt = renamed.txt\"\nqueue\n")
+    done = run(examples, "remap.sub", env_extra={"CD_FROM_SUBMITTER": "hello-env"})
+    assert done.returncode == 0, done.stderr
+    assert (examples / "renamed.txt").read_text().strip() == "hello-env" and not (examples / "out.txt").exists()
+
+
+def test_refused_and_misspelled_commands_say_so(examples):
+    (examples / "refused.sub").write_text(IMAGE_LINES + "periodic_release = true\nqueue\n")
+    done = run(examples, "refused.sub")
+    assert done.returncode == 2 and "periodic_release: refused by condor_docker run" in done.stderr
+    (examples / "gpu.sub").write_text(IMAGE_LINES + "request_gpus = 64\nqueue\n")
+    done = run(examples, "gpu.sub")
+    assert done.returncode == 2 and "request_gpus = 64" in done.stderr
+
+
+def test_near_miss_warns_and_still_runs(examples, no_leak):
+    (examples / "typo.sub").write_text(IMAGE_LINES.replace("docker_network_type", "docker_netwrk_type")
+                                       + "arguments = \"-c true\"\nqueue\n")
+    done = run(examples, "typo.sub", "--set", "CONDOR_DOCKER_DEFAULT_NETWORK=none")
+    assert "did you mean docker_network_type?" in done.stderr and done.returncode == 0, done.stderr

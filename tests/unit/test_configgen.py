@@ -60,8 +60,10 @@ def test_access_point_transform_keeps_the_users_on_exit_hold():
     assert "JOB_TRANSFORM_NAMES = $(JOB_TRANSFORM_NAMES) CondorDocker" in text
     assert ("SET OnExitHold (ChirpCondorDockerHoldReason isnt undefined) || ($(MY.OnExitHold:false))"
             in text)
-    assert "SET OnExitHoldReason ChirpCondorDockerHoldReason" in text
-    assert "SET OnExitHoldSubCode ChirpCondorDockerHoldSubCode" in text
+    assert ("SET OnExitHoldReason ifThenElse(ChirpCondorDockerHoldReason isnt undefined, "
+            "ChirpCondorDockerHoldReason, $(MY.OnExitHoldReason:undefined))") in text
+    assert ("SET OnExitHoldSubCode ifThenElse(ChirpCondorDockerHoldReason isnt undefined, "
+            "ChirpCondorDockerHoldSubCode, $(MY.OnExitHoldSubCode:0))") in text
     assert "REQUIREMENTS WantDocker =?= true" in text
 
 

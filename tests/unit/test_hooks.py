@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,7 +52,9 @@ class FakeAgent:
                 request, _ = connection.receive()
                 if request is not None:
                     self.requests.append(request)
-                    connection.send(self.replies[request["op"]])
+                    reply = self.replies[request["op"]]
+                    for message in (reply if isinstance(reply, list) else [reply]):   # events, then the answer
+                        connection.send(message)
             finally:
                 connection.close()
 
@@ -288,3 +291,24 @@ def test_slot_comes_from_remote_host_or_the_starter_env():
     ad = classad2.parseOne('RemoteHost = "slot2_7@node"\n')
     assert hooks.slot_from(ad, {}) == "slot2_7"
     assert hooks.slot_from(classad2.ClassAd(), {"_CONDOR_SLOT": "slot1_3"}) == "slot1_3"
+
+
+def test_pull_progress_events_reach_the_starter_log_and_chirp_is_tried_once(sock_dir, capsys):
+    progress = {"event": "pull_progress", "reference": "r/big:1", "layers_done": 1, "layers": 3,
+                "bytes_done": 50 * 1024 * 1024, "bytes_total": 200 * 1024 * 1024, "seconds": 12.0}
+    agent = FakeAgent(sock_dir / "agent.sock", {"prepare": [progress, dict(progress, seconds=17.0),
+                                                            {"ok": True, "image": "r/big:1"}]})
+    scratch = tempfile.mkdtemp(prefix="cdhook-scratch")
+    with open(os.path.join(scratch, ".chirp.config"), "w") as config:   # a Chirp server that is not there
+        config.write("127.0.0.1 9 cookie\n")
+    try:
+        status, out = run_prepare(real_stdin(), agent.path, cwd=scratch)
+    finally:
+        agent.close()
+        shutil.rmtree(scratch)
+    err = capsys.readouterr().err
+    assert status == 0 and parse(out)["WantDocker"] is False
+    assert agent.requests[0]["progress"] is True
+    assert "pulling r/big:1: 50.0/200.0 MB, 1/3 layers, 12 s" in err and "17 s" in err
+    assert "done pulling r/big:1: 200.0/200.0 MB, 3/3 layers" in err
+    assert err.count("ChirpCondorDockerPullProgress") == 1   # one failed Chirp attempt, then no more

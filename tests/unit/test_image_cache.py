@@ -1,6 +1,7 @@
 """The image cache's coordinator and LRU against counting fakes (no engine)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -201,9 +202,31 @@ def test_advertised_lists_usable_images(tmp_path):
     cache, engine = make(tmp_path)
     engine.add("r/pulled:1", size_mb=3)
     engine.add("r/loaded:1", size_mb=5, pulled=False)
-    assert cache.advertised() == {"DockerImageCacheList": ["r/pulled:1"], "DockerCachedImageSizeMb": 3}
+    assert cache.advertised() == {"DockerImageCacheList": ["r/pulled:1"], "DockerImageCacheSizesMb": [3],
+                                  "DockerCachedImageSizeMb": 3}
     trusting, _ = make(tmp_path, engine, DOCKER_TRUST_LOCAL_IMAGES="true")
-    assert trusting.advertised()["DockerImageCacheList"] == ["r/loaded:1", "r/pulled:1"]
+    advertised = trusting.advertised()
+    assert advertised["DockerImageCacheList"] == ["r/loaded:1", "r/pulled:1"]
+    assert advertised["DockerImageCacheSizesMb"] == [5, 3]
+
+
+def test_documented_rank_prefers_a_machine_holding_the_image(tmp_path):
+    """The rank expression in the README, evaluated by classad2 against two advertised slots."""
+    import re
+    import classad2
+    from condor_docker import ads
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    rank = re.search(r"^rank = (.+)$", readme, re.M).group(1)
+    holding, holding_engine = make(tmp_path)
+    holding_engine.add("r/wanted:1", size_mb=300)
+    empty, _ = make(tmp_path / "other")
+    job = classad2.ClassAd({"DockerImage": "r/wanted:1"})
+    job["Rank"] = classad2.ExprTree(rank)
+    ranks = []
+    for cache in (holding, empty):
+        machine = ads.parse_ad(ads.format_ad_lines(cache.advertised()), "slot")
+        ranks.append(job["Rank"].eval(scope=job, target=machine))
+    assert ranks[0] > ranks[1]
 
 
 def test_corrupt_state_file_starts_empty(tmp_path):
@@ -215,8 +238,39 @@ def test_corrupt_state_file_starts_empty(tmp_path):
 
 
 def test_progress_summary_counts_layers_and_bytes():
-    clock = iter([0.0, 6.0, 6.0, 6.0, 6.0, 6.0]).__next__
+    import itertools
+    clock = itertools.chain([0.0], itertools.repeat(6.0)).__next__
     progress = image_cache.PullProgress("r/a:1", clock=clock)
+    reports: list[dict] = []
+    progress.listeners.append(reports.append)
     progress({"id": "l1", "status": "Downloading", "progressDetail": {"current": MB, "total": 2 * MB}})
     progress({"id": "l2", "status": "Already exists"})
     assert progress.summary().startswith("1/2 layers done, 1.0/2.0 MB")
+    assert len(reports) == 1 and reports[0]["bytes_done"] == MB and reports[0]["bytes_total"] == 2 * MB
+
+
+def test_waiters_get_progress_of_the_leaders_pull_and_status_lists_it(tmp_path):
+    cache, engine = make(tmp_path)
+    release = threading.Event()
+    seen: list[dict] = []
+
+    def slow_pull(reference, *, timeout, stall_timeout, on_progress=None):
+        on_progress({"id": "l1", "status": "Downloading", "progressDetail": {"current": 1, "total": 4}})
+        release.wait(5)
+        engine.add(reference, size_mb=1)
+        return engine.image_inspect(reference)
+    engine.pull = slow_pull
+    leader = threading.Thread(target=cache.ensure, args=("r/slow:1", "missing"))
+    leader.start()
+    time.sleep(0.2)
+    waiter = threading.Thread(target=cache.ensure, args=("r/slow:1", "missing", seen.append))
+    waiter.start()
+    time.sleep(0.2)
+    [pull] = cache.pulls()
+    assert pull["reference"] == "r/slow:1" and pull["waiters"] == 1 and pull["bytes_total"] == 4
+    flight = next(iter(cache._flights.values()))
+    flight.progress.report()          # what the interval timer does every few seconds
+    release.set()
+    leader.join(5)
+    waiter.join(5)
+    assert seen and seen[0]["bytes_done"] == 1 and cache.pulls() == []

@@ -86,3 +86,71 @@ def test_missing_image_is_refused(tmp_path):
 def test_custom_attributes(tmp_path):
     path = write(tmp_path, 'universe = docker\ndocker_image = i:1\n+ProjectName = "lab"\nqueue\n')
     assert ads.get_str(submitfile.load_procs(path, 1)[0].ad, "ProjectName") == "lab"
+
+
+# -- every submit command honoured or refused -------------------------------------
+
+def test_refused_command_names_itself_and_why(tmp_path):
+    path = write(tmp_path, "universe = docker\ndocker_image = i:1\nperiodic_release = true\nqueue\n")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        submitfile.load_procs(path, 1)
+    assert str(caught.value).startswith("periodic_release: refused by condor_docker run: held jobs stay held")
+
+
+def test_near_miss_warns_with_the_command_it_probably_meant(tmp_path):
+    path = write(tmp_path, "universe = docker\ndocker_image = i:1\ndocker_netwrk_type = none\nmy_macro = 3\nqueue\n")
+    warnings: list[str] = []
+    submitfile.load_procs(path, 1, warnings)
+    assert warnings == ["warning: docker_netwrk_type is not a submit command (taken as a macro); "
+                        "did you mean docker_network_type?"]
+
+
+def test_every_table_row_in_the_readme_is_a_known_command():
+    import os
+    import re
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    table = readme.split("## Submit commands", 1)[1].split("\n## ", 1)[0]
+    rows = set(re.findall(r"^\| `([a-z_0-9]+)`", table, re.M))
+    known = submitfile.HONOURED | set(submitfile.REFUSED)
+    assert rows and rows <= known
+    assert known - {"queue"} <= rows, f"commands missing from the README table: {sorted(known - rows)}"
+
+
+def test_policy_getenv_remaps_and_resources_become_attributes(tmp_path, monkeypatch):
+    monkeypatch.setenv("CD_TEST_VAR", "from submitter")
+    monkeypatch.setenv("CD_OTHER", "x")
+    path = write(tmp_path, """\
+        universe = docker
+        docker_image = i:1
+        getenv = CD_TEST_*
+        environment = "A=1"
+        transfer_output_remaps = "out.txt = results/out.1.txt; b = c"
+        request_disk = 2G
+        request_gpus = 1
+        requirements = Memory >= 64
+        max_retries = 2
+        on_exit_hold = ExitCode == 3
+        queue
+        """)
+    proc = submitfile.load_procs(path, 1)[0]
+    assert parse_env_v2(ads.get_str(proc.ad, "Environment")) == {"A": "1", "CD_TEST_VAR": "from submitter"}
+    assert proc.output_remaps == (("out.txt", "results/out.1.txt"), ("b", "c"))
+    assert proc.ad["RequestDisk"] == 2 * 1024 * 1024 and proc.ad["RequestGPUs"] == 1
+    assert str(proc.ad.lookup("OnExitRemove")) == "NumJobCompletions > JobMaxRetries || ExitCode is 0"
+    assert str(proc.ad.lookup("Requirements")) == "Memory >= 64"
+
+
+def test_requirements_disk_and_gpus_are_checked_against_this_machine(tmp_path):
+    from condor_docker import localmachine as runner
+    machine = runner.local_machine_ad(("0",), str(tmp_path))
+    path = write(tmp_path, "universe = docker\ndocker_image = i:1\nrequirements = OpSys == \"WINDOWS\"\nqueue\n")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        runner.check_fits(submitfile.load_procs(path, 1)[0], machine)
+    assert "does not match this machine" in str(caught.value) and "OpSys" in str(caught.value)
+    path = write(tmp_path, "universe = docker\ndocker_image = i:1\nrequest_gpus = 2\nqueue\n")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        runner.check_fits(submitfile.load_procs(path, 1)[0], machine)
+    assert "request_gpus = 2: this machine has 1 GPU(s)" in str(caught.value)
+    path = write(tmp_path, "universe = docker\ndocker_image = i:1\nrequest_gpus = 1\nrequest_disk = 1\n"
+                           "requirements = HasDocker && Cpus >= 1 && GPUs >= 1\nqueue\n")
+    runner.check_fits(submitfile.load_procs(path, 1)[0], machine)   # fits: no error

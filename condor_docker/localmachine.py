@@ -1,0 +1,49 @@
+"""This machine as the local runner's one slot, and what a negotiator would decide about a job on it.
+
+`condor_docker run` has no negotiator: a job whose `requirements`, `request_disk`
+or `request_gpus` this machine can never satisfy would stay idle for ever in a
+pool; here it is refused with one line saying why, before anything runs.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from . import ads
+from .submitfile import Proc, SubmitError
+
+
+def local_machine_ad(gpu_ids: tuple[str, ...], scratch_parent: str | None = None):
+    """This machine as one partitionable slot would advertise it: what `requirements` sees."""
+    import platform
+    stats = os.statvfs(scratch_parent or tempfile.gettempdir())
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    return ads.parse_ad("\n".join([
+        'Name = "slot1@localhost"', 'Machine = "localhost"', 'OpSys = "LINUX"',
+        f'Arch = "{"X86_64" if platform.machine() == "x86_64" else platform.machine().upper()}"',
+        f"Cpus = {os.cpu_count() or 1}", f"Memory = {memory_mb}",
+        f"Disk = {stats.f_bavail * stats.f_frsize // 1024}", f"GPUs = {len(gpu_ids)}",
+        "HasDocker = true", "HasFileTransfer = true"]) + "\n", "machine ad")
+
+
+def check_fits(proc: Proc, machine_ad) -> None:
+    """What a negotiator would decide: a job this machine can never match is refused, not left idle."""
+    name = f"job {proc.ad['ClusterId']}.{proc.ad['ProcId']}"
+    wanted_gpus = ads.get_int(proc.ad, "RequestGPUs", 0) or 0
+    if wanted_gpus > (ads.get_int(machine_ad, "GPUs", 0) or 0):
+        raise SubmitError(f"request_gpus = {wanted_gpus}: this machine has {machine_ad['GPUs']} GPU(s) "
+                          f"(found under /dev/nvidia*); lower request_gpus or run it in a pool with GPUs")
+    wanted_disk = ads.get_int(proc.ad, "RequestDisk", 0) or 0
+    if wanted_disk > (ads.get_int(machine_ad, "Disk", 0) or 0):
+        raise SubmitError(f"request_disk = {wanted_disk} KB: only {machine_ad['Disk']} KB free for scratch dirs "
+                          f"here; lower request_disk or free space")
+    if "Requirements" in proc.ad:
+        expr = proc.ad.lookup("Requirements")
+        try:
+            value = expr.eval(scope=proc.ad, target=machine_ad)
+        except Exception as err:
+            value = f"an error ({err})"
+        if value is not True:
+            raise SubmitError(f"requirements = {expr}: {name} does not match this machine (evaluates to {value} "
+                              "against its machine ad: OpSys, Arch, Cpus, Memory, Disk, GPUs, HasDocker); "
+                              "a pool would leave it idle")

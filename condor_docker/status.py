@@ -1,0 +1,121 @@
+"""`condor_docker status`: one screen for an admin: health, jobs, containers, pulls, cache.
+
+The agent gathers it (op `admin_status`, see `gather`); this client prints it
+as readable tables, or as JSON with `--json` for scripts.  The client imports
+only the protocol (no docker, no htcondor2), like the hooks.  Root sees every
+job and container; any other user sees their own (the agent checks the
+caller's uid from the kernel); pulls and the cache are the machine's, as the
+slot ads already publish the cache to the whole pool.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from . import protocol
+
+EX_UNAVAILABLE = 69
+MB = 1024 * 1024
+
+
+# -- agent side -------------------------------------------------------------------------
+def gather(*, health: Any, jobs: list[dict], engine: Any, cache: Any, uid: int) -> dict:
+    """The agent's view, as JSON-ready data; each part fails on its own (an error names it)."""
+    state = health.current()
+    report: dict[str, Any] = {"ok": True, "health": {"healthy": state.healthy, "version": state.version,
+                                                      "reason": state.reason}, "jobs": jobs}
+    try:
+        containers = engine.managed_containers()
+        report["containers"] = [_container(c) for c in containers
+                                if uid == 0 or (c.get("Labels") or {}).get("org.condor_docker.uid") == str(uid)]
+    except Exception as err:  # a Failure from the engine, or a bug: the rest still shows
+        report["containers_error"] = getattr(err, "reason", str(err))
+    report["pulls"] = cache.pulls()
+    try:
+        advertised = cache.advertised()
+        in_use = cache.in_use()
+        report["cache"] = [{"reference": ref, "size_mb": size, "in_use": ref in in_use,
+                            "last_use": cache.last_use(ref)}
+                           for ref, size in zip(advertised["DockerImageCacheList"],
+                                                advertised["DockerImageCacheSizesMb"])]
+        report["cache_total_mb"] = advertised["DockerCachedImageSizeMb"]
+    except Exception as err:
+        report["cache_error"] = getattr(err, "reason", str(err))
+    return report
+
+
+def _container(listed: dict) -> dict:
+    labels = listed.get("Labels") or {}
+    return {"name": str((listed.get("Names") or ["?"])[0]).lstrip("/"),
+            "job": f"{labels.get('org.condor_docker.cluster', '?')}.{labels.get('org.condor_docker.proc', '?')}",
+            "uid": labels.get("org.condor_docker.uid", "?"), "image": listed.get("Image", "?"),
+            "state": listed.get("State", "?"), "status": listed.get("Status", "")}
+
+
+# -- client side ------------------------------------------------------------------------
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _ago(when: float | None, now: float) -> str:
+    return "-" if not when else f"{now - when:.0f} s ago"
+
+
+def render(report: dict, now: float | None = None) -> str:
+    """The readable form: a health line, then one table per part (`(none)` when empty)."""
+    now = time.time() if now is None else now
+    health = report.get("health") or {}
+    parts = [f"engine: {'healthy' if health.get('healthy') else 'UNHEALTHY'}"
+             + (f", {health['version']}" if health.get("version") else "")
+             + (f" ({health['reason']})" if health.get("reason") and not health.get("healthy") else "")]
+
+    def section(title: str, headers: list[str], rows: list[list[Any]], error: str | None = None) -> None:
+        body = f"error: {error}" if error else (_table(headers, rows) if rows else "(none)")
+        parts.append(f"\n{title}\n{body}")
+
+    section("jobs", ["JOB", "CONTAINER", "UID", "MEMORY_MB", "SINCE"],
+            [[j.get("job"), j.get("container"), j.get("uid"), j.get("memory_mb"), _ago(j.get("since"), now)]
+             for j in report.get("jobs") or []])
+    section("containers", ["NAME", "JOB", "UID", "STATE", "STATUS", "IMAGE"],
+            [[c["name"], c["job"], c["uid"], c["state"], c["status"], c["image"]]
+             for c in report.get("containers") or []], report.get("containers_error"))
+    section("pulls in flight", ["IMAGE", "DONE_MB", "TOTAL_MB", "LAYERS", "SECONDS", "WAITERS"],
+            [[p.get("reference"), f"{p.get('bytes_done', 0) / MB:.1f}", f"{p.get('bytes_total', 0) / MB:.1f}",
+              f"{p.get('layers_done', 0)}/{p.get('layers', 0)}", p.get("seconds", 0), p.get("waiters", 0)]
+             for p in report.get("pulls") or []])
+    section(f"image cache ({report.get('cache_total_mb', 0)} MB)", ["IMAGE", "SIZE_MB", "IN_USE", "LAST_USE"],
+            [[c["reference"], c["size_mb"], "yes" if c["in_use"] else "no", _ago(c.get("last_use"), now)]
+             for c in report.get("cache") or []], report.get("cache_error"))
+    return "\n".join(parts) + "\n"
+
+
+def main_status(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="condor_docker status",
+                                     description="the agent's jobs, containers, pulls, cache and health")
+    parser.add_argument("--socket", default=None, help="the agent's socket")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    out = stdout or sys.stdout
+    client = protocol.AgentClient(args.socket, timeout=30.0)
+    try:
+        report = client.call("admin_status")
+    except protocol.AgentUnavailable as err:
+        print(f"condor_docker status: {err}; is the agent running (DAEMON_LIST includes CONDOR_DOCKER_AGENT)?",
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+    if not report.get("ok"):
+        print(f"condor_docker status: the agent refused: {(report.get('failure') or {}).get('reason')}",
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+    out.write(json.dumps(report, indent=1, sort_keys=True) + "\n" if args.json else render(report))
+    return 0
+
+
+main = main_status
