@@ -8,7 +8,7 @@ connection, one request per connection; every request is logged as one line:
     op=launch uid=1001 pid=4242 job=12.0 container=HTCJob_12_0_slot1_1 result=ok
 
 Ops: ping, machine_attrs, status here; prepare, launch, reattach, signal,
-suspend, resume, cleanup in `agent_jobs.py`.
+suspend, resume, cleanup in `agent_jobs.py`; exec in `agent_exec.py`.
 
 Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
 exits *without* touching running containers: condor_master restarts the agent,
@@ -78,6 +78,7 @@ class Agent:
 
     def __init__(self, settings: Settings, engine: Any = None, health: Any = None,
                  cache: Any = None, reaper: Any = None) -> None:
+        from .agent_exec import ExecOp
         from .agent_jobs import JobService
         from .engine import Engine
         from .health import Health
@@ -96,6 +97,7 @@ class Agent:
             "prepare": self.jobs.prepare, "launch": self.jobs.launch, "reattach": self.jobs.reattach,
             "signal": self.jobs.signal, "suspend": self.jobs.suspend, "resume": self.jobs.resume,
             "cleanup": self.jobs.cleanup,
+            "exec": ExecOp(self.engine).run,
         }
 
     # -- lifecycle ---------------------------------------------------------------

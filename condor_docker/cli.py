@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prepare-job": ("condor_docker.hooks", "PREPARE_JOB hook: validate, pull, rewrite the job to run our launcher"),
     "launch": ("condor_docker.launch", "the job process: run the job's container through the agent"),
     "job-exit": ("condor_docker.hooks", "JOB_EXIT hook: make sure the job's container is gone"),
+    "ssh-shell": ("condor_docker.exec_job", "condor_ssh_to_job session: enter the job's container through the agent"),
     "doctor": ("condor_docker.doctor", "check this machine's engine, agent and configuration"),
     "config": ("condor_docker.configgen", "print the config.d files generated from the knob table"),
 }
