@@ -61,11 +61,16 @@ def is_sftp(command: str) -> bool:
     return bool(words) and (words[0] == "internal-sftp" or os.path.basename(words[0]) == "sftp-server")
 
 
+def _fail_line(text: str) -> str:
+    """A shell snippet that prints our line on stderr and exits 127 (the missing-command status)."""
+    return f"echo {shlex.quote('condor_docker: ' + text)} >&2; exit 127"
+
+
 def sftp_script() -> str:
-    tries = "".join(f'[ -x {p} ] && exec {p}; ' for p in SFTP_SERVERS)
-    return (f"{tries}command -v sftp-server >/dev/null 2>&1 && exec sftp-server; "
-            "echo 'condor_docker: the job'\"'\"'s image has no sftp-server, so sftp and scp (which uses sftp) "
-            f"cannot reach this container: add openssh-sftp-server to the image, {COPY_HINT}' >&2; exit 127")
+    tries = "".join(f"[ -x {p} ] && exec {p}; " for p in SFTP_SERVERS)
+    return (f"{tries}command -v sftp-server >/dev/null 2>&1 && exec sftp-server; " + _fail_line(
+        "the job's image has no sftp-server, so sftp and scp (which uses sftp) cannot reach this "
+        f"container: add openssh-sftp-server to the image, {COPY_HINT}"))
 
 
 def command_argv(original: str | None) -> list[str]:
@@ -80,8 +85,8 @@ def command_argv(original: str | None) -> list[str]:
         first = ""
     tool = os.path.basename(first)
     if tool in NEEDED_TOOLS:
-        check = (f"if ! command -v {tool} >/dev/null 2>&1; then echo 'condor_docker: {NEEDED_TOOLS[tool]} "
-                 f"(it has none): add it to the image, {COPY_HINT}' >&2; exit 127; fi; ")
+        check = (f"if ! command -v {tool} >/dev/null 2>&1; then "
+                 + _fail_line(f"{NEEDED_TOOLS[tool]} (it has none): add it to the image, {COPY_HINT}") + "; fi; ")
         return ["/bin/sh", "-c", check + original]
     return ["/bin/sh", "-c", original]
 

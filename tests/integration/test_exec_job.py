@@ -140,12 +140,22 @@ def test_missing_sftp_server_and_rsync_fail_with_a_clear_line(agent, running_job
 
 
 def test_another_user_cannot_enter_the_container(agent, running_job, run_as):
+    # cdtest2 cannot even read cdtest1's scratch dir, so it talks to the agent directly, with its fds.
     scratch, name = running_job
-    code, out, err = ssh_shell(run_as, agent, scratch, user="cdtest2", command="id -u")
-    assert code == 69 and out == ""
-    assert "no running container of uid" in err
+    probe = ("import json, sys; from condor_docker.protocol import AgentClient; "
+             f"print(json.dumps(list(AgentClient({agent.socket!r}).stream('exec', fds=[0, 1, 2], "
+             f"scratch_dir={scratch!r}, argv=['id', '-u']))))")
+    process = run_as("cdtest2", [PYTHON, "-c", probe], env={"PYTHONPATH": CODE_PATH}, cwd="/",
+                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = process.communicate(timeout=60)
+    import json
+    replies = json.loads(out)
+    assert [r.get("ok") for r in replies] == [False], replies
+    assert "no running container of uid" in replies[0]["failure"]["reason"]
     line = [l for l in agent.log_text().splitlines() if "op=exec" in l][-1]
     assert "result=failed" in line
+    code, out, err = ssh_shell(run_as, agent, scratch, user="cdtest2", command="id -u")
+    assert code == 69 and out == ""  # and the client run as cdtest2 does not find a docker job there
 
 
 def test_no_container_for_a_scratch_dir_is_a_clear_refusal(agent, make_scratch, run_as):
