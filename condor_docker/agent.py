@@ -298,6 +298,8 @@ def main_agent(argv: list[str] | None = None) -> int:
         signals.signal(signum, lambda num, _frame: stop.set())
     agent = Agent(settings)
     agent.start()
+    from .agent_exec import install_sshd_template
+    install_sshd_template(path)   # for condor_ssh_to_job (SSH_TO_JOB_SSHD_CONFIG_TEMPLATE)
     try:
         serve(agent, path, stop)
     except OSError as err:

@@ -30,7 +30,9 @@ import logging
 import os
 import re
 import select
+import shlex
 import socket
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -258,3 +260,47 @@ def _close(stream: Any) -> None:
         stream.close()
     except OSError:
         pass
+
+
+def own_entry_point() -> str:
+    """The command line that runs this condor_docker (argv[0], or this interpreter with -m)."""
+    argv0 = os.path.abspath(sys.argv[0])
+    if os.path.isfile(argv0) and os.access(argv0, os.X_OK) and not argv0.endswith(".py"):
+        return shlex.quote(argv0)
+    return f"{shlex.quote(sys.executable)} -m condor_docker.cli"
+
+
+def install_sshd_template(socket_path: str) -> str | None:
+    """Write the sshd template for condor_ssh_to_job beside the socket; its path, or None (logged).
+
+    The execute config points SSH_TO_JOB_SSHD_CONFIG_TEMPLATE at
+    $DIRNAME(CONDOR_DOCKER_AGENT_SOCKET), so the template always names this
+    agent's socket and entry point.  The directory is root's alone
+    (`prepare_socket_dir`); the file is replaced atomically, never followed.
+    """
+    from .agent import prepare_socket_dir
+    from .configgen import SSHD_TEMPLATE_NAME, sshd_config_template
+
+    directory = os.path.dirname(os.path.abspath(socket_path))
+    path = os.path.join(directory, SSHD_TEMPLATE_NAME)
+    text = sshd_config_template(own_entry_point(), shlex.quote(socket_path))
+    partial = path + ".partial"
+    try:
+        prepare_socket_dir(directory)
+        try:
+            os.unlink(partial)
+        except FileNotFoundError:
+            pass
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            os.fchmod(fd, 0o644)
+            _write_all(fd, text.encode())
+        finally:
+            os.close(fd)
+        os.replace(partial, path)
+    except OSError as err:
+        log.error("cannot write the condor_ssh_to_job sshd template %s: %s; condor_ssh_to_job into "
+                  "docker jobs will fail until it exists", path, err)
+        return None
+    log.info("wrote the condor_ssh_to_job sshd template %s", path)
+    return path
