@@ -1,0 +1,116 @@
+"""condor_ssh_to_job on a real pool lands inside the job's container, as the job's user.
+
+The real starter runs its sshd (as the job's user) with the template the agent
+wrote beside its socket; every session goes through `condor_docker ssh-shell`
+and the agent's `exec`.  The test image (busybox) has sh and tar but no
+sftp-server, scp or rsync: those must fail with a line that names what is
+missing and how to copy instead.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from poolfixture import REGISTRY_IMAGE
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SLEEPER = f"""\
+universe = docker
+docker_image = {REGISTRY_IMAGE}
+executable = /bin/sh
+arguments = "-c 'echo only-in-the-container > /tmp/marker; sleep 600'"
+transfer_executable = false
+output = out.txt
+error = err.txt
+log = job.log
+request_memory = 64
+queue
+"""
+
+
+@pytest.fixture(scope="module")
+def ssh_tools(pool):
+    result = subprocess.run(["bash", os.path.join(REPO, "scripts", "ssh-deps.sh")], capture_output=True,
+                            text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.skip(f"cannot install openssh-server/openssh-client: {result.stderr[-1500:]}")
+    template = pool.condor("condor_config_val", "SSH_TO_JOB_SSHD_CONFIG_TEMPLATE").stdout.strip()
+    assert template == os.path.join(os.path.dirname(pool.agent_socket), "ssh_to_job_sshd_config_template")
+    with open(template) as stream:
+        assert f"ssh-shell --socket {pool.agent_socket} _INSERT_FORCE_COMMAND_" in stream.read()
+    return template
+
+
+@pytest.fixture
+def sleeping_job(pool, ssh_tools, pool_job_user):
+    job = pool.submit(SLEEPER, user=pool_job_user)
+    try:
+        pool.wait(job, "running", timeout=120)
+        pool.wait_for(lambda: ssh(pool, job, "cat /tmp/marker", check=False).returncode == 0, 60,
+                      "the job's container answers condor_ssh_to_job")
+        yield job
+    finally:
+        pool.rm(job)
+
+
+def ssh(pool, job, *command: str, input: str | bytes | None = None, check: bool = True,
+        tool: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """condor_ssh_to_job -auto-retry [tool] JOB [command], as the job's user."""
+    result = pool.condor("condor_ssh_to_job", "-auto-retry", *tool, f"{job.cluster}.0", *command,
+                         user=job.user, check=False, timeout=120, input=input)
+    if check and result.returncode not in (0,):
+        raise AssertionError(f"condor_ssh_to_job {' '.join(command)} failed ({result.returncode}): "
+                             f"{result.stdout!r} {result.stderr!r}\n--- agent log:\n{pool.agent_log()[-3000:]}")
+    return result
+
+
+def test_command_runs_in_the_container_with_its_exit_code(pool, sleeping_job):
+    import pwd
+
+    result = ssh(pool, sleeping_job, "id -u; pwd; cat /tmp/marker; test -f /.dockerenv && echo in-docker; "
+                                     "echo to-stderr >&2; exit 3", check=False)
+    assert result.returncode == 3, result.stderr
+    uid, cwd, marker, docker = result.stdout.splitlines()[:4]
+    assert uid == str(pwd.getpwnam(sleeping_job.user).pw_uid)
+    assert cwd.startswith(pool.execute_dir + "/dir_")           # the job's working dir (its scratch dir)
+    assert (marker, docker) == ("only-in-the-container", "in-docker")
+    assert "to-stderr" in result.stderr and "to-stderr" not in result.stdout
+    log = [line for line in pool.agent_log().splitlines() if "op=exec" in line]
+    assert log and f"job={sleeping_job.cluster}.0 " in log[-1] and "exit=3" in log[-1]
+
+
+def test_interactive_shell_reads_commands_from_stdin(pool, sleeping_job):
+    result = ssh(pool, sleeping_job, input="id -un 2>/dev/null || id -u\npwd\nls /bin/busybox\n"
+                                           "cat /tmp/marker\nexit 0\n")
+    lines = result.stdout.splitlines()
+    assert "/bin/busybox" in lines and "only-in-the-container" in lines
+    assert any(line.startswith(pool.execute_dir + "/dir_") for line in lines)
+
+
+def test_files_copy_in_and_out_through_commands(pool, sleeping_job):
+    payload = os.urandom(200_000)
+    ssh(pool, sleeping_job, "cat > upload.bin", input=payload)
+    back = ssh(pool, sleeping_job, "cat upload.bin", input=b"")
+    assert back.stdout == payload
+    listing = ssh(pool, sleeping_job, "tar cf - upload.bin | tar tvf -", input=b"")
+    assert b"upload.bin" in listing.stdout
+
+
+def test_sftp_and_rsync_say_what_the_image_lacks(pool, sleeping_job):
+    sftp = ssh(pool, sleeping_job, input="ls\n", check=False, tool=("-ssh", "sftp"))
+    assert sftp.returncode != 0
+    assert "image has no sftp-server" in sftp.stderr and "cat > FILE" in sftp.stderr, sftp.stderr
+    scp = pool.condor("condor_ssh_to_job", "-auto-retry", "-ssh", "scp", f"{sleeping_job.cluster}.0",
+                      "remote:upload.bin", "/dev/null", user=sleeping_job.user, check=False, timeout=120)
+    assert scp.returncode != 0 and "image has no sftp-server" in scp.stderr, scp.stderr
+    rsync = ssh(pool, sleeping_job, "rsync --server --sender -e.LsfxC . upload.bin", check=False, input=b"")
+    assert rsync.returncode == 127 and "rsync needs rsync in the job's image" in rsync.stderr
+
+
+def test_another_user_gets_no_session(pool, sleeping_job):
+    other = pool.condor("condor_ssh_to_job", f"{sleeping_job.cluster}.0", "id -u", user="cdtest2",
+                        check=False, timeout=120)
+    assert other.returncode != 0 and other.stdout.strip() == ""
