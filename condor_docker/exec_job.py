@@ -15,7 +15,8 @@ size changes.  The job's user never gets the Docker socket.  A job that is not
 a docker job gets HTCondor's own shell setup, unchanged.
 
     SSH_ORIGINAL_COMMAND unset     a login shell (bash if the image has it, else sh)
-    ... = internal-sftp|*sftp-server   the image's sftp-server (sftp, and scp, which uses sftp)
+    ... = internal-sftp|*sftp-server   the image's sftp-server (sftp, and scp, which uses sftp);
+                                   without one, every SFTP request fails with the reason
     ... = anything else            `/bin/sh -c "$SSH_ORIGINAL_COMMAND"` (commands, scp -O, rsync)
 
 The image must have /bin/sh.  sftp/scp need an sftp-server in the image, scp -O
@@ -66,19 +67,20 @@ def _fail_line(text: str) -> str:
     return f"echo {shlex.quote('condor_docker: ' + text)} >&2; exit 127"
 
 
-def sftp_script() -> str:
-    tries = "".join(f"[ -x {p} ] && exec {p}; " for p in SFTP_SERVERS)
-    return (f"{tries}command -v sftp-server >/dev/null 2>&1 && exec sftp-server; " + _fail_line(
-        "the job's image has no sftp-server, so sftp and scp (which uses sftp) cannot reach this "
-        f"container: add openssh-sftp-server to the image, {COPY_HINT}"))
+SFTP_MISSING = ("condor_docker: the job's image has no sftp-server, so sftp and scp (which uses sftp) "
+                f"cannot reach this container: add openssh-sftp-server to the image, {COPY_HINT}")
+
+
+def sftp_probe_script() -> str:
+    """Prints the path of the image's sftp-server, or nothing (exit 127)."""
+    tries = "".join(f"[ -x {p} ] && echo {p} && exit 0; " for p in SFTP_SERVERS)
+    return f"{tries}command -v sftp-server || exit 127"
 
 
 def command_argv(original: str | None) -> list[str]:
     """What runs in the container for this session (see the module doc)."""
     if not original:
         return ["/bin/sh", "-c", LOGIN_SHELL]
-    if is_sftp(original):
-        return ["/bin/sh", "-c", sftp_script()]
     try:
         first = shlex.split(original)[0] if original.strip() else ""
     except ValueError:
@@ -123,7 +125,10 @@ def terminal_size(fd: int) -> tuple[int, int] | None:
 class Session:
     """One exec through the agent: request with our fds, relay resizes, wait for the exit code."""
 
-    def __init__(self, client: AgentClient, scratch_dir: str, argv: list[str], tty: bool) -> None:
+    def __init__(self, client: AgentClient, scratch_dir: str, argv: list[str], tty: bool,
+                 fds: tuple[int, int, int] = (0, 1, 2)) -> None:
+        self.fds = fds
+        self.refusal: str | None = None
         self.client = client
         self.scratch_dir = scratch_dir
         self.argv = argv
@@ -148,7 +153,7 @@ class Session:
         self.connection = connection
         saved = termios.tcgetattr(0) if self.tty else None
         try:
-            connection.send(self.request(), fds=[0, 1, 2])
+            connection.send(self.request(), fds=list(self.fds))
             if self.tty:
                 signals.signal(signals.SIGWINCH, self._on_resize)
                 ttys.setraw(0, termios.TCSANOW)  # keep what was typed already
@@ -161,7 +166,8 @@ class Session:
             connection.close()
         if not final.get("ok"):
             failure = final.get("failure") or {}
-            _say(f"cannot enter the job's container: {failure.get('reason', 'no reason given')}")
+            self.refusal = f"cannot enter the job's container: {failure.get('reason', 'no reason given')}"
+            _say(self.refusal)
             return EX_UNAVAILABLE
         return int(final.get("exit_code", EX_UNAVAILABLE))
 
@@ -180,6 +186,66 @@ class Session:
                 self.connection.send({"resize": list(size)})
             except OSError:
                 pass
+
+
+def run_sftp(client: AgentClient, scratch: str) -> int:
+    """The sftp subsystem: the image's sftp-server in the container, or a refusal sftp shows.
+
+    sshd discards a subsystem's stderr, so a missing sftp-server is reported in
+    SFTP itself: every request fails with the reason (sftp prints it).
+    """
+    read_end, write_end = os.pipe()
+    with open(os.devnull, "rb") as devnull:
+        probe = Session(client, scratch, ["/bin/sh", "-c", sftp_probe_script()], tty=False,
+                        fds=(devnull.fileno(), write_end, devnull.fileno()))
+        try:
+            code = probe.run()
+        finally:
+            os.close(write_end)
+    with os.fdopen(read_end, "rb") as output:
+        found = output.read(4096).decode(errors="replace").strip().splitlines()
+    if code == 0 and found and found[0].startswith("/"):
+        return Session(client, scratch, [found[0]], tty=False).run()
+    if probe.refusal:
+        return refuse_sftp(f"condor_docker: {probe.refusal}", 0, 1)
+    return refuse_sftp(SFTP_MISSING, 0, 1)
+
+
+SSH_FXP_INIT, SSH_FXP_VERSION, SSH_FXP_STATUS, SSH_FX_FAILURE = 1, 2, 101, 4
+MAX_SFTP_PACKET = 1 << 18
+
+
+def refuse_sftp(reason: str, stdin: int, stdout: int) -> int:
+    """Speak just enough SFTP (version 3) to answer every request with `reason`; touches no file."""
+    text = reason.encode()
+    while True:
+        header = _read_exact(stdin, 4)
+        length = struct.unpack(">I", header)[0] if header else 0
+        body = _read_exact(stdin, length) if 5 <= length <= MAX_SFTP_PACKET else None
+        if not body:
+            return 1
+        if body[0] == SSH_FXP_INIT:
+            reply = struct.pack(">BI", SSH_FXP_VERSION, 3)
+        else:
+            reply = (struct.pack(">B", SSH_FXP_STATUS) + body[1:5] + struct.pack(">II", SSH_FX_FAILURE, len(text))
+                     + text + struct.pack(">I", 0))
+        _write_all(stdout, struct.pack(">I", len(reply)) + reply)
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fall_back(shell_setup: list[str]) -> int:
@@ -206,10 +272,11 @@ def main_ssh_shell(argv: list[str] | None = None) -> int:
     if not is_docker_job(scratch):
         return _fall_back(args.shell_setup)
     original = os.environ.get("SSH_ORIGINAL_COMMAND")
-    session = Session(AgentClient(args.socket, timeout=30.0), scratch, command_argv(original),
-                      tty=os.isatty(0) and not (original and is_sftp(original)))
+    client = AgentClient(args.socket, timeout=30.0)
     try:
-        return session.run()
+        if original and is_sftp(original):
+            return run_sftp(client, scratch)
+        return Session(client, scratch, command_argv(original), tty=os.isatty(0)).run()
     except AgentUnavailable as err:
         _say(str(err))
         return EX_TEMPFAIL

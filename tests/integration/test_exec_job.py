@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import struct
 import subprocess
 import time
 
@@ -132,9 +133,13 @@ def _read_until_exit(master: int, process: subprocess.Popen, timeout: float = 30
 
 def test_missing_sftp_server_and_rsync_fail_with_a_clear_line(agent, running_job, run_as):
     scratch, _ = running_job
-    code, out, err = ssh_shell(run_as, agent, scratch, command="internal-sftp")
-    assert code == 127 and out == ""
-    assert "image has no sftp-server" in err and "cat > FILE" in err
+    # sshd drops a subsystem's stderr, so the reason comes back as SFTP status replies
+    init = struct.pack(">IBI", 5, 1, 3)
+    realpath = struct.pack(">IBII", 10, 16, 7, 1) + b"."
+    code, out, err = ssh_shell(run_as, agent, scratch, command="internal-sftp", stdin=init + realpath)
+    assert code == 1, err
+    raw = out.encode(errors="surrogateescape") if isinstance(out, str) else out
+    assert b"image has no sftp-server" in raw and b"cat > FILE" in raw
     code, _, err = ssh_shell(run_as, agent, scratch, command="rsync --server -e.LsfxC . dest/")
     assert code == 127 and "rsync needs rsync in the job's image" in err
 

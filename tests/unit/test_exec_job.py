@@ -1,6 +1,7 @@
 """condor_ssh_to_job pieces that need no engine: what a session runs, where its job is, what the agent accepts."""
 from __future__ import annotations
 
+import struct
 import subprocess
 from pathlib import Path
 
@@ -53,11 +54,9 @@ def test_shell_and_commands_run_through_sh(original, expected_end):
 
 @pytest.mark.parametrize("original", ["internal-sftp", "/usr/lib/openssh/sftp-server",
                                       "/usr/libexec/openssh/sftp-server -l INFO"])
-def test_sftp_subsystem_runs_the_images_sftp_server_or_says_why_not(original):
+def test_sftp_subsystem_is_recognised(original):
     assert exec_job.is_sftp(original)
-    script = exec_job.command_argv(original)[2]
-    assert "exec /usr/lib/openssh/sftp-server" in script
-    assert "image has no sftp-server" in script and script.endswith("exit 127")
+    assert "[ -x /usr/lib/openssh/sftp-server ] && echo /usr/lib/openssh/sftp-server" in exec_job.sftp_probe_script()
 
 
 def test_scp_and_rsync_are_checked_for_in_the_image():
@@ -68,11 +67,37 @@ def test_scp_and_rsync_are_checked_for_in_the_image():
 
 
 def test_failure_lines_survive_the_shell():
-    script = exec_job.command_argv("internal-sftp")[2]
-    result = subprocess.run(["/bin/sh", "-c", script.replace("[ -x /", "[ -x /nonexistent/")
-                             .replace("command -v sftp-server", "false")], capture_output=True, text=True)
+    script = exec_job.command_argv("rsync --server . d/")[2].replace("command -v rsync", "false")
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True)
     assert result.returncode == 127
+    assert "rsync needs rsync in the job's image" in result.stderr
     assert "condor_ssh_to_job JOB 'cat > FILE' < FILE" in result.stderr
+
+
+def sftp_packet(kind: int, payload: bytes) -> bytes:
+    body = bytes([kind]) + payload
+    return struct.pack(">I", len(body)) + body
+
+
+def read_sftp_replies(data: bytes) -> list[bytes]:
+    replies = []
+    while data:
+        length = struct.unpack(">I", data[:4])[0]
+        replies.append(data[4:4 + length])
+        data = data[4 + length:]
+    return replies
+
+
+def test_sftp_refusal_answers_init_then_fails_every_request_with_the_reason(tmp_path):
+    requests = sftp_packet(1, struct.pack(">I", 3)) + sftp_packet(16, struct.pack(">I", 7) + b"\0\0\0\x01.")
+    stdin, stdout = tmp_path / "in", tmp_path / "out"
+    stdin.write_bytes(requests)
+    with open(stdin, "rb") as source, open(stdout, "wb") as sink:
+        assert exec_job.refuse_sftp("no sftp-server here", source.fileno(), sink.fileno()) == 1
+    version, status = read_sftp_replies(stdout.read_bytes())
+    assert version == struct.pack(">BI", 2, 3)
+    assert status[0] == 101 and struct.unpack(">II", status[1:9]) == (7, 4)
+    assert b"no sftp-server here" in status
 
 
 def test_scratch_dir_comes_from_the_session_dir_then_env_then_cwd():
