@@ -49,16 +49,25 @@ def sleeping_job(pool, ssh_tools, pool_job_user):
     job = pool.submit(SLEEPER, user=pool_job_user)
     try:
         pool.wait(job, "running", timeout=120)
-        pool.wait_for(lambda: ssh(pool, job, "cat /tmp/marker", check=False).returncode == 0, 60,
-                      "the job's container answers condor_ssh_to_job")
+        tries: list[subprocess.CompletedProcess] = []
+
+        def answers() -> bool:
+            tries.append(ssh(pool, job, "cat /tmp/marker", check=False))
+            return tries[-1].returncode == 0
+        try:
+            pool.wait_for(answers, 60, "the job's container answers condor_ssh_to_job")
+        except AssertionError as err:
+            last = tries[-1] if tries else None
+            raise AssertionError(f"{err}; last try: {last}\n--- agent log:\n{pool.agent_log()[-3000:]}\n"
+                                 f"--- starter log:\n{pool.starter_logs()[-3000:]}") from None
         yield job
     finally:
         pool.rm(job)
 
 
-def ssh(pool, job, *command: str, input: str | bytes | None = None, check: bool = True,
+def ssh(pool, job, *command: str, input: str | bytes = "", check: bool = True,
         tool: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """condor_ssh_to_job -auto-retry [tool] JOB [command], as the job's user."""
+    """condor_ssh_to_job -auto-retry [tool] JOB [command], as the job's user (stdin: `input`, never ours)."""
     result = pool.condor("condor_ssh_to_job", "-auto-retry", *tool, f"{job.cluster}.0", *command,
                          user=job.user, check=False, timeout=120, input=input)
     if check and result.returncode not in (0,):
@@ -93,7 +102,7 @@ def test_interactive_shell_reads_commands_from_stdin(pool, sleeping_job):
 def test_files_copy_in_and_out_through_commands(pool, sleeping_job):
     payload = os.urandom(200_000)
     ssh(pool, sleeping_job, "cat > upload.bin", input=payload)
-    back = ssh(pool, sleeping_job, "cat upload.bin", input=b"")
+    back = ssh(pool, sleeping_job, "cat upload.bin", input=b"")   # bytes in, bytes out
     assert back.stdout == payload
     listing = ssh(pool, sleeping_job, "tar cf - upload.bin | tar tvf -", input=b"")
     assert b"upload.bin" in listing.stdout
@@ -103,14 +112,19 @@ def test_sftp_and_rsync_say_what_the_image_lacks(pool, sleeping_job):
     sftp = ssh(pool, sleeping_job, input="ls\n", check=False, tool=("-ssh", "sftp"))
     assert sftp.returncode != 0
     assert "image has no sftp-server" in sftp.stderr and "cat > FILE" in sftp.stderr, sftp.stderr
+    # scp over SFTP (the default) fails too, but prints its own words, not the server's
     scp = pool.condor("condor_ssh_to_job", "-auto-retry", "-ssh", "scp", f"{sleeping_job.cluster}.0",
-                      "remote:upload.bin", "/dev/null", user=sleeping_job.user, check=False, timeout=120)
-    assert scp.returncode != 0 and "image has no sftp-server" in scp.stderr, scp.stderr
-    rsync = ssh(pool, sleeping_job, "rsync --server --sender -e.LsfxC . upload.bin", check=False, input=b"")
+                      "remote:out.txt", "/dev/null", user=sleeping_job.user, check=False, timeout=120, input="")
+    assert scp.returncode != 0, scp.stderr
+    legacy = pool.condor("condor_ssh_to_job", "-auto-retry", "-ssh", "scp -O", f"{sleeping_job.cluster}.0",
+                         "remote:out.txt", "/dev/null", user=sleeping_job.user, check=False, timeout=120,
+                         input="")
+    assert legacy.returncode != 0 and "scp -O needs scp in the job's image" in legacy.stderr, legacy.stderr
+    rsync = ssh(pool, sleeping_job, "rsync --server --sender -e.LsfxC . out.txt", check=False)
     assert rsync.returncode == 127 and "rsync needs rsync in the job's image" in rsync.stderr
 
 
 def test_another_user_gets_no_session(pool, sleeping_job):
     other = pool.condor("condor_ssh_to_job", f"{sleeping_job.cluster}.0", "id -u", user="cdtest2",
-                        check=False, timeout=120)
+                        check=False, timeout=120, input="")
     assert other.returncode != 0 and other.stdout.strip() == ""
