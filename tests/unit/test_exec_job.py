@@ -141,3 +141,23 @@ def test_agent_execs_only_as_the_containers_own_user_who_is_the_peer():
     for user in ("1002:1002", "0:0", "1001:0", "", "root"):
         with pytest.raises(Failure, match="refused"):
             check_exec_user(1001, "c", user)
+
+
+def test_agent_writes_the_template_beside_its_socket(tmp_path):
+    import os
+    from condor_docker.agent_exec import install_sshd_template
+
+    if os.geteuid() != 0:
+        pytest.skip("the socket dir must be root's")
+    run_dir = tmp_path / "run"
+    socket_path = str(run_dir / "agent.sock")
+    path = install_sshd_template(socket_path)
+    assert path == str(run_dir / configgen.SSHD_TEMPLATE_NAME)
+    text = Path(path).read_text()
+    assert f"ssh-shell --socket {socket_path} _INSERT_FORCE_COMMAND_" in text
+    assert oct(os.stat(path).st_mode & 0o777) == "0o644" and not (run_dir / (path + ".partial")).exists()
+    (run_dir / "planted").write_text("x")
+    os.unlink(path)
+    os.symlink(run_dir / "planted", path)          # a link where the template goes is replaced, not followed
+    assert install_sshd_template(socket_path) == path
+    assert not os.path.islink(path) and (run_dir / "planted").read_text() == "x"
