@@ -46,16 +46,38 @@ def ssh_tools(pool):
 
 RUNNING = 2
 SUBMIT_ATTEMPTS = 3
+SLOT_PREFIX = "sshtojob"
+PREFIX_CONFIG = "95-ssh-to-job-slot-prefix.conf"
+
+
+def _restart_startd(pool, prefix: str) -> None:
+    pool.condor("condor_restart", "-startd")
+    pool.wait_for(lambda: (lambda ad: ad is not None and str(ad.get("Name", "")).startswith(prefix)
+                           and ad.get("HasDocker") is True)(pool._slot_ad()),
+                  120, f"a slot named {prefix}... with HasDocker after restarting the startd")
+
+
+@pytest.fixture(scope="module")
+def own_slot_names(pool):
+    """Slots named sshtojob1_1, so our containers are HTCJob_<c>_<p>_sshtojob1_1.
+
+    Other pools on this shared engine name theirs HTCJob_<cluster>_<proc>_slot1_1 with
+    the same small cluster numbers and the same test user, and remove a same-named
+    container as a leftover of their own (a cross-pool collision, reported to the lead).
+    """
+    pool.write_config(PREFIX_CONFIG, f"STARTD_RESOURCE_PREFIX = {SLOT_PREFIX}\n")
+    _restart_startd(pool, SLOT_PREFIX)
+    yield
+    pool.remove_config(PREFIX_CONFIG)
+    _restart_startd(pool, "slot")
 
 
 @pytest.fixture
-def sleeping_job(pool, ssh_tools, pool_job_user):
+def sleeping_job(pool, ssh_tools, own_slot_names, pool_job_user):
     """A running sleeper whose container answers condor_ssh_to_job.
 
-    Other pools on this shared engine name their containers HTCJob_<cluster>_<proc>_<slot>
-    too, and may remove ours when their numbers match (a known collision, reported); a
-    sleeper that ends before it ever answered is therefore resubmitted, at most twice,
-    and each loss is printed.
+    A sleeper that ends before it ever answered (another pool on the shared engine may
+    still interfere) is resubmitted, at most twice, and each loss is printed.
     """
     lost: list[str] = []
     for _ in range(SUBMIT_ATTEMPTS):
@@ -116,6 +138,7 @@ def test_shell_command_and_copies_land_in_the_container(pool, sleeping_job):
     assert "to-stderr" in result.stderr and "to-stderr" not in result.stdout
     log = [line for line in pool.agent_log().splitlines() if "op=exec" in line]
     assert log and f"job={sleeping_job.cluster}.0 " in log[-1] and "exit=3" in log[-1]
+    assert f"container=HTCJob_{sleeping_job.cluster}_0_{SLOT_PREFIX}1_1 " in log[-1]
 
     # condor_ssh_to_job JOB: an interactive shell (no terminal here: it reads stdin)
     shell = ssh(pool, sleeping_job, input="id -u\npwd\nls /bin/busybox\ncat /tmp/marker\nexit 0\n")
