@@ -92,7 +92,10 @@ def rewrite_attrs(options: HookOptions, image: str | None) -> dict[str, Any]:
     """
     attrs: dict[str, Any] = {
         "WantDocker": False,
-        "WantContainer": False,     # universe = container with a docker:// image: ours, not the starter's
+        # universe = container with a docker:// image: ours, not the starter's (its Singularity
+        # support takes any job with WantDockerImage = true and fails where there is none)
+        "WantContainer": False,
+        "WantDockerImage": False,
         "Cmd": options.launcher,
         "Arguments": args_to_v2_raw([*options.launcher_args, "launch", "--socket", options.socket]),
         "TransferExecutable": False,

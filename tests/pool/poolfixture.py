@@ -400,7 +400,7 @@ class Pool:
     def rm(self, job: Job, timeout: float = 60) -> None:
         """condor_rm the cluster (e.g. a held job) and wait until it has left the queue."""
         self.condor("condor_rm", str(job.cluster), check=False)
-        self.wait_for(lambda: not self.condor("condor_q", "-af", "ProcId", str(job.cluster),
+        self.wait_for(lambda: not self.condor("condor_q", str(job.cluster), "-af", "ProcId",
                                               check=False).stdout.strip(),
                       timeout, f"job {job.cluster} gone from the queue after condor_rm")
 
@@ -435,10 +435,19 @@ class Pool:
 
         client = docker.from_env(timeout=30)
         try:
-            found = client.containers.list(all=True, filters={"label": "org.condor_docker.managed=true"})
+            # Low-level listing, then get() each: the engine is shared, and a container of
+            # another session may go away between the two (containers.list() would raise).
+            listed = client.api.containers(all=True, filters={"label": "org.condor_docker.managed=true"})
             prefix = self.execute_dir.rstrip("/") + "/"
-            return [c for c in found
-                    if (c.labels.get("org.condor_docker.scratch_dir") or "").startswith(prefix)]
+            mine = []
+            for entry in listed:
+                if not ((entry.get("Labels") or {}).get("org.condor_docker.scratch_dir") or "").startswith(prefix):
+                    continue
+                try:
+                    mine.append(client.containers.get(entry["Id"]))
+                except docker.errors.NotFound:
+                    continue
+            return mine
         finally:
             client.close()
 
@@ -498,13 +507,15 @@ def find_htcondor(checkout: str) -> tuple[str | None, str]:
     return result.stdout.strip().splitlines()[-1], ""
 
 
-if __name__ == "__main__":   # a pool by hand: python tests/pool/poolfixture.py  (Ctrl-C stops it)
+if __name__ == "__main__":   # a pool by hand: python tests/pool/poolfixture.py  (Ctrl-C or kill PID stops it)
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     install, why = find_htcondor(here)
     if install is None:
         sys.exit(why)
     pool = Pool.create(install, here)
     print(f"CONDOR_CONFIG={pool.config_file} PATH={pool.env['PATH']}; HasDocker after {pool.has_docker_after:.1f} s")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # kill PID stops the pool too
+    signal.signal(signal.SIGINT, signal.default_int_handler)    # even when started with &
     try:
         signal.pause()
     except KeyboardInterrupt:

@@ -310,7 +310,7 @@ def test_docker_url_container_job_is_ours(sock_dir):
         os.rmdir(scratch)
     assert status == 0
     ad = parse(out)
-    assert ad["WantContainer"] is False and ad["WantDocker"] is False
+    assert ad["WantContainer"] is False and ad["WantDocker"] is False and ad["WantDockerImage"] is False
     assert ad["Cmd"] == LAUNCHER
     assert [r["op"] for r in agent.requests] == ["prepare"]
 
