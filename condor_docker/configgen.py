@@ -103,9 +103,10 @@ def access_point_config() -> str:
     lines += [
         f"# The launcher sets {CHIRP_REASON}, {CHIRP_SUBCODE} and {CHIRP_OOM}",
         "# through Chirp; this transform turns them into a hold when the job exits.",
+        "# (universe = container jobs with a docker:// image run through condor_docker too.)",
         "JOB_TRANSFORM_NAMES = $(JOB_TRANSFORM_NAMES) CondorDocker",
         "JOB_TRANSFORM_CondorDocker @=end",
-        "   REQUIREMENTS WantDocker =?= true",
+        "   REQUIREMENTS WantDocker =?= true || WantContainer =?= true",
         f"   SET OnExitHold ({CHIRP_REASON} isnt undefined) || ($(MY.OnExitHold:false))",
         f"   SET OnExitHoldReason {CHIRP_REASON}",
         f"   SET OnExitHoldSubCode {CHIRP_SUBCODE}",

@@ -67,13 +67,26 @@ def _is_tracked(container: dict, tracked: set[str]) -> bool:
     return bool({cid, cid[:12], _name(container)} & tracked)
 
 
+def _under(path: str, directories: Iterable[str]) -> bool:
+    return any(path.startswith(d.rstrip("/") + "/") for d in directories)
+
+
 def decide(container: dict, tracked: set[str], now: float, grace: float,
-           alive: Callable[[int], bool] = pid_alive) -> Decision:
-    """Reap or keep one container from the engine's container list; pure but for `alive`."""
+           alive: Callable[[int], bool] = pid_alive, execute_dirs: Iterable[str] = ()) -> Decision:
+    """Reap or keep one container from the engine's container list; pure but for `alive`.
+
+    With `execute_dirs`, a container whose scratch dir label is elsewhere belongs to
+    another agent on the same engine (another execute point, a test pool) and is
+    never ours to remove.
+    """
     cid, name = str(container.get("Id", "")), _name(container)
     labels = container.get("Labels") or {}
     if labels.get(LABEL_PREFIX + "managed") != "true":
         return Decision(cid, name, False, "not ours")
+    scratch = labels.get(LABEL_PREFIX + "scratch_dir")
+    execute_dirs = tuple(execute_dirs)
+    if scratch and execute_dirs and not _under(scratch, execute_dirs):
+        return Decision(cid, name, False, "another execute dir's")
     if _is_tracked(container, tracked):
         return Decision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
@@ -90,8 +103,8 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
 
 
 def plan(containers: Iterable[dict], tracked: set[str], now: float, grace: float,
-         alive: Callable[[int], bool] = pid_alive) -> list[Decision]:
-    return [decide(c, tracked, now, grace, alive) for c in containers]
+         alive: Callable[[int], bool] = pid_alive, execute_dirs: Iterable[str] = ()) -> list[Decision]:
+    return [decide(c, tracked, now, grace, alive, execute_dirs) for c in containers]
 
 
 class Reaper:
@@ -123,7 +136,8 @@ class Reaper:
         tracked = set(self.tracked())  # read after listing: a container created meanwhile is young anyway
         removed: list[str] = []
         ok = True
-        for decision in plan(containers, tracked, self.clock(), self.settings.reap_grace, self.alive):
+        for decision in plan(containers, tracked, self.clock(), self.settings.reap_grace, self.alive,
+                             self.settings.execute_dirs):
             if not decision.reap:
                 continue
             try:

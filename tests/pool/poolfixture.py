@@ -159,6 +159,7 @@ class Pool:
     env: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     has_docker_after: float | None = None   # seconds from startd start to HasDocker = true
+    native_docker: str | None = None         # HTCondor's own docker universe instead of ours
 
     # -- layout ---------------------------------------------------------------------------
     @property
@@ -199,20 +200,29 @@ class Pool:
 
     # -- set up ---------------------------------------------------------------------------
     @classmethod
-    def create(cls, release_dir: str, checkout: str, start: bool = True) -> "Pool":
-        """Lay out, install and (by default) start a pool; on any failure nothing is left."""
+    def create(cls, release_dir: str, checkout: str, start: bool = True,
+               native_docker: str | None = None) -> "Pool":
+        """Lay out, install and (by default) start a pool; on any failure nothing is left.
+
+        With `native_docker` (the docker CLI's path) the pool is the comparison:
+        HTCondor's own docker universe (DOCKER = that path), without condor_docker.
+        """
         os.makedirs(TEST_ROOT, 0o755, exist_ok=True)
-        root = tempfile.mkdtemp(prefix="pool-", dir=TEST_ROOT)
+        root = tempfile.mkdtemp(prefix="pool-native-" if native_docker else "pool-", dir=TEST_ROOT)
         os.chmod(root, 0o755)
-        pool = cls(root=root, release_dir=release_dir, checkout=checkout)
+        pool = cls(root=root, release_dir=release_dir, checkout=checkout, native_docker=native_docker)
         try:
             pool._layout()
-            pool._install_project()
-            pool._write_config()
+            if native_docker:
+                pool._write_native_config(native_docker)
+            else:
+                pool._install_project()
+                pool._write_config()
             if start:
                 pool.start()
         except BaseException:
             pool.stop()
+            pool.destroy()
             raise
         return pool
 
@@ -271,6 +281,12 @@ class Pool:
                 shutil.copy(os.path.join(self.checkout, "config.d", name), self.config_dir)
         self.write_config("90-pool-test.conf", test_overrides(self))
 
+    def _write_native_config(self, docker_cli: str) -> None:
+        self.port = free_port()
+        with open(self.config_file, "w") as stream:
+            stream.write(base_config(self, self.port))
+        self.write_config("50-htcondor-docker.conf", f"DOCKER = {docker_cli}\n")
+
     def write_config(self, name: str, text: str) -> str:
         """Add (or replace) a file in the LOCAL_CONFIG_DIR; call .reconfig() to apply it."""
         path = os.path.join(self.config_dir, name)
@@ -297,6 +313,9 @@ class Pool:
             self.wait_for(lambda: (self._slot_ad() or {}).get("HasDocker") is True, timeout,
                           "HasDocker = true in the slot ad")
         except AssertionError:
+            if self.native_docker:
+                raise PoolError(f"HTCondor's own docker universe found no engine: "
+                                f"{_tail(_read(os.path.join(self.log_dir, 'StartLog')))}") from None
             raise PoolError(f"HasDocker never became true: {self._slot_ad()}\n"
                             f"agent log:\n{_tail(self.agent_log())}\nStartLog:\n"
                             f"{_tail(_read(os.path.join(self.log_dir, 'StartLog')))}") from None
@@ -400,7 +419,7 @@ class Pool:
     def rm(self, job: Job, timeout: float = 60) -> None:
         """condor_rm the cluster (e.g. a held job) and wait until it has left the queue."""
         self.condor("condor_rm", str(job.cluster), check=False)
-        self.wait_for(lambda: not self.condor("condor_q", "-af", "ProcId", str(job.cluster),
+        self.wait_for(lambda: not self.condor("condor_q", str(job.cluster), "-af", "ProcId",
                                               check=False).stdout.strip(),
                       timeout, f"job {job.cluster} gone from the queue after condor_rm")
 
@@ -435,10 +454,19 @@ class Pool:
 
         client = docker.from_env(timeout=30)
         try:
-            found = client.containers.list(all=True, filters={"label": "org.condor_docker.managed=true"})
+            # Low-level listing, then get() each: the engine is shared, and a container of
+            # another session may go away between the two (containers.list() would raise).
+            listed = client.api.containers(all=True, filters={"label": "org.condor_docker.managed=true"})
             prefix = self.execute_dir.rstrip("/") + "/"
-            return [c for c in found
-                    if (c.labels.get("org.condor_docker.scratch_dir") or "").startswith(prefix)]
+            mine = []
+            for entry in listed:
+                if not ((entry.get("Labels") or {}).get("org.condor_docker.scratch_dir") or "").startswith(prefix):
+                    continue
+                try:
+                    mine.append(client.containers.get(entry["Id"]))
+                except docker.errors.NotFound:
+                    continue
+            return mine
         finally:
             client.close()
 
@@ -498,13 +526,15 @@ def find_htcondor(checkout: str) -> tuple[str | None, str]:
     return result.stdout.strip().splitlines()[-1], ""
 
 
-if __name__ == "__main__":   # a pool by hand: python tests/pool/poolfixture.py  (Ctrl-C stops it)
+if __name__ == "__main__":   # a pool by hand: python tests/pool/poolfixture.py  (Ctrl-C or kill PID stops it)
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     install, why = find_htcondor(here)
     if install is None:
         sys.exit(why)
     pool = Pool.create(install, here)
     print(f"CONDOR_CONFIG={pool.config_file} PATH={pool.env['PATH']}; HasDocker after {pool.has_docker_after:.1f} s")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # kill PID stops the pool too
+    signal.signal(signal.SIGINT, signal.default_int_handler)    # even when started with &
     try:
         signal.pause()
     except KeyboardInterrupt:

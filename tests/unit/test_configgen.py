@@ -62,7 +62,7 @@ def test_access_point_transform_keeps_the_users_on_exit_hold():
             in text)
     assert "SET OnExitHoldReason ChirpCondorDockerHoldReason" in text
     assert "SET OnExitHoldSubCode ChirpCondorDockerHoldSubCode" in text
-    assert "REQUIREMENTS WantDocker =?= true" in text
+    assert "REQUIREMENTS WantDocker =?= true || WantContainer =?= true" in text
 
 
 def _param_with(config_file: Path, names: list[str]) -> dict:

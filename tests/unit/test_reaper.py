@@ -92,3 +92,14 @@ def test_listing_failure_warns_once(caplog):
     assert len(warnings) == 1 and "cannot list containers" in warnings[0].getMessage()
     assert any("reaper recovered" in rec.getMessage() for rec in caplog.records)
     assert engine.removed == [container("o")["Id"]]
+
+
+def test_containers_of_another_execute_dir_are_never_reaped():
+    """Two agents on one engine (two execute points, or a test pool beside another) leave each other alone."""
+    from condor_docker.reaper import decide
+
+    mine = container("a", state="exited", labels={**OURS, "org.condor_docker.scratch_dir": "/x/execute/dir_1"})
+    other = container("b", state="exited", labels={**OURS, "org.condor_docker.scratch_dir": "/y/execute/dir_1"})
+    assert decide(mine, set(), 1e9, 60, execute_dirs=["/x/execute"]).reap is True
+    decision = decide(other, set(), 1e9, 60, execute_dirs=["/x/execute"])
+    assert decision.reap is False and decision.why == "another execute dir's"
