@@ -62,8 +62,10 @@ def own_slot_names(pool):
     """Slots named sshtojob1_1, so our containers are HTCJob_<c>_<p>_sshtojob1_1.
 
     Other pools on this shared engine name theirs HTCJob_<cluster>_<proc>_slot1_1 with
-    the same small cluster numbers and the same test user, and remove a same-named
-    container as a leftover of their own (a cross-pool collision, reported to the lead).
+    the same small cluster numbers and the same test user; a same-named container is
+    removed as a leftover (create) or by their JOB_EXIT cleanup (cluster/proc/slot/uid
+    filters). Agents of other sessions that predate the reaper's execute-dir filter also
+    removed our containers while these tests were written (reported to the lead).
     """
     pool.write_config(PREFIX_CONFIG, f"STARTD_RESOURCE_PREFIX = {SLOT_PREFIX}\n")
     _restart_startd(pool, SLOT_PREFIX)
