@@ -8,7 +8,7 @@ connection, one request per connection; every request is logged as one line:
     op=launch uid=1001 pid=4242 job=12.0 container=HTCJob_12_0_slot1_1 result=ok
 
 Ops: ping, machine_attrs, status, admin_status here; prepare, launch, reattach, signal,
-suspend, resume, cleanup in `agent_jobs.py`.
+suspend, resume, cleanup in `agent_jobs.py`; exec in `agent_exec.py`.
 
 Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
 exits *without* touching running containers: condor_master restarts the agent,
@@ -78,6 +78,7 @@ class Agent:
 
     def __init__(self, settings: Settings, engine: Any = None, health: Any = None,
                  cache: Any = None, reaper: Any = None) -> None:
+        from .agent_exec import ExecOp
         from .agent_jobs import JobService
         from .engine import Engine
         from .health import Health
@@ -96,6 +97,7 @@ class Agent:
             "prepare": self.jobs.prepare, "launch": self.jobs.launch, "reattach": self.jobs.reattach,
             "signal": self.jobs.signal, "suspend": self.jobs.suspend, "resume": self.jobs.resume,
             "cleanup": self.jobs.cleanup, "admin_status": self.admin_status,
+            "exec": ExecOp(self.engine).run,
         }
 
     # -- lifecycle ---------------------------------------------------------------
@@ -115,7 +117,14 @@ class Agent:
         return {"ok": True, "version": package_version(), "healthy": state.healthy, "reason": state.reason}
 
     def machine_attrs(self, ctx: RequestContext, message: dict) -> dict:
+        from .health import NOT_CHECKED
+
         state = self.health.current()
+        if state is NOT_CHECKED:
+            # The startd's first cron run comes right at start; "not checked yet" would
+            # keep HasDocker false for a whole cron period.  Check now (cheap; the
+            # lock makes this wait for a check already under way).
+            state = self.health.check()
         attrs: dict[str, Any] = {"HasDocker": state.healthy}
         if state.version:
             attrs["DockerVersion"] = state.version
@@ -302,6 +311,8 @@ def main_agent(argv: list[str] | None = None) -> int:
         signals.signal(signum, lambda num, _frame: stop.set())
     agent = Agent(settings)
     agent.start()
+    from .agent_exec import install_sshd_template
+    install_sshd_template(path)   # for condor_ssh_to_job (SSH_TO_JOB_SSHD_CONFIG_TEMPLATE)
     try:
         serve(agent, path, stop)
     except OSError as err:

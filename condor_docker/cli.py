@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("condor_docker.launch", "the job process: run the job's container through the agent"),
     "job-exit": ("condor_docker.hooks", "JOB_EXIT hook: make sure the job's container is gone"),
     "status": ("condor_docker.status", "the agent's jobs, containers, pulls in flight, image cache, health"),
+    "ssh-shell": ("condor_docker.exec_job", "condor_ssh_to_job session: enter the job's container through the agent"),
     "doctor": ("condor_docker.doctor", "check this machine's engine, agent and configuration"),
     "config": ("condor_docker.configgen", "print the config.d files generated from the knob table"),
     "pool-node": ("condor_docker.pool.entrypoint", "a pool node container's entrypoint: config for its role, condor_master -f"),

@@ -55,14 +55,15 @@ def classify_engine_text(text: str, status: int | None, during: str) -> Code:
             if any(n in lowered for n in needles):
                 return code
     if status is not None and 400 <= status < 500:
-        return Code.CONTAINER_REFUSED if during in ("create", "start") else Code.ENGINE_ERROR
+        return Code.CONTAINER_REFUSED if during in ("create", "start", "exec") else Code.ENGINE_ERROR
     return Code.ENGINE_ERROR
 
 
 def _what(during: str, subject: str) -> str:
     return {"pull": f"Cannot pull image {subject}",
             "create": f"Cannot create container {subject}",
-            "start": f"Cannot start container {subject}"}.get(during, f"Docker engine error ({subject})")
+            "start": f"Cannot start container {subject}",
+            "exec": f"Cannot run a command in container {subject}"}.get(during, f"Docker engine error ({subject})")
 
 
 @contextlib.contextmanager
@@ -366,3 +367,33 @@ def _stream_socket(response: Any) -> socket.socket:
     """The socket under a streamed docker-py response (unix socket or plain TCP to the engine)."""
     raw = response.raw._fp.fp.raw
     return getattr(raw, "_sock", raw)
+    # -- exec into a running container (condor_ssh_to_job) ---------------------------
+    def inspect_details(self, container_id: str) -> dict | None:
+        """The engine's whole inspect document (Config.User, Config.WorkingDir, ...); None when gone."""
+        with translate_engine_errors("other", container_id[:12]):
+            try:
+                return self.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+
+    def exec_create(self, container_id: str, argv: list[str], *, user: str, workdir: str | None,
+                    tty: bool, environment: dict[str, str], name: str) -> str:
+        """An exec instance with stdin open; never privileged (the container's limits apply)."""
+        with translate_engine_errors("exec", name):
+            created = self.api.exec_create(container_id, argv, stdout=True, stderr=True, stdin=True, tty=tty,
+                                           privileged=False, user=user, environment=environment or None,
+                                           workdir=workdir)
+        return created["Id"]
+
+    def exec_attach(self, exec_id: str, tty: bool, name: str) -> Any:
+        """Start the exec and return its raw stream (frames unless tty); lasts as long as the command."""
+        with translate_engine_errors("exec", name):
+            return self.waiter.exec_start(exec_id, tty=tty, socket=True)
+
+    def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
+        with translate_engine_errors("other", exec_id[:12]):
+            self.api.exec_resize(exec_id, height=rows, width=cols)
+
+    def exec_inspect(self, exec_id: str) -> dict:
+        with translate_engine_errors("other", exec_id[:12]):
+            return self.api.exec_inspect(exec_id)

@@ -75,15 +75,29 @@ def _is_tracked(container: dict, tracked: set[str]) -> bool:
     return bool({cid, cid[:12], _name(container)} & tracked)
 
 
+def _under(path: str, directories: Iterable[str]) -> bool:
+    return any(path.startswith(d.rstrip("/") + "/") for d in directories)
+
+
 def decide(container: dict, tracked: set[str], now: float, grace: float,
-           alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None) -> Decision:
-    """Reap or keep one container from the engine's container list; pure but for `alive`."""
+           alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None,
+           execute_dirs: Iterable[str] = ()) -> Decision:
+    """Reap or keep one container from the engine's container list; pure but for `alive`.
+
+    Another agent's container (its agent label, or a scratch dir outside our execute
+    dirs) belongs to another execute point or test pool on the same engine and is
+    never ours to remove.
+    """
     cid, name = str(container.get("Id", "")), _name(container)
     labels = container.get("Labels") or {}
     if labels.get(LABEL_PREFIX + "managed") != "true":
         return Decision(cid, name, False, "not ours")
     if agent_id is not None and labels.get(AGENT_LABEL) != agent_id:
         return Decision(cid, name, False, f"another agent's ({labels.get(AGENT_LABEL) or 'no agent label'})")
+    scratch = labels.get(LABEL_PREFIX + "scratch_dir")
+    execute_dirs = tuple(execute_dirs)
+    if scratch and execute_dirs and not _under(scratch, execute_dirs):
+        return Decision(cid, name, False, "another execute dir's")
     if _is_tracked(container, tracked):
         return Decision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
@@ -100,8 +114,9 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
 
 
 def plan(containers: Iterable[dict], tracked: set[str], now: float, grace: float,
-         alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None) -> list[Decision]:
-    return [decide(c, tracked, now, grace, alive, agent_id) for c in containers]
+         alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None,
+         execute_dirs: Iterable[str] = ()) -> list[Decision]:
+    return [decide(c, tracked, now, grace, alive, agent_id, execute_dirs) for c in containers]
 
 
 class Reaper:
@@ -134,7 +149,7 @@ class Reaper:
         removed: list[str] = []
         ok = True
         for decision in plan(containers, tracked, self.clock(), self.settings.reap_grace, self.alive,
-                             self.settings.agent_id):
+                             self.settings.agent_id, self.settings.execute_dirs):
             if not decision.reap:
                 continue
             try:

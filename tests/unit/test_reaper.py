@@ -114,3 +114,12 @@ def test_agent_id_default_differs_per_execute_dir_and_knob_wins():
     two = settings.default_settings(CONDOR_DOCKER_EXECUTE_DIRS="/srv/ep2/execute").agent_id
     assert one != two and one == settings.default_settings(CONDOR_DOCKER_EXECUTE_DIRS="/srv/ep1/execute").agent_id
     assert settings.default_settings(CONDOR_DOCKER_AGENT_ID="ep-7").agent_id == "ep-7"
+def test_containers_of_another_execute_dir_are_never_reaped():
+    """Two agents on one engine (two execute points, or a test pool beside another) leave each other alone."""
+    from condor_docker.reaper import decide
+
+    mine = container("a", state="exited", labels={**OURS, "org.condor_docker.scratch_dir": "/x/execute/dir_1"})
+    other = container("b", state="exited", labels={**OURS, "org.condor_docker.scratch_dir": "/y/execute/dir_1"})
+    assert decide(mine, set(), 1e9, 60, execute_dirs=["/x/execute"]).reap is True
+    decision = decide(other, set(), 1e9, 60, execute_dirs=["/x/execute"])
+    assert decision.reap is False and decision.why == "another execute dir's"

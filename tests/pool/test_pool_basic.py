@@ -1,0 +1,120 @@
+"""The basic paths on a real pool: a user's condor_submit, our hooks and agent, the real starter and shadow."""
+from __future__ import annotations
+
+import hashlib
+
+from poolfixture import REGISTRY_IMAGE
+
+
+def docker_submit(body: str, memory: str = "64M", image: str = REGISTRY_IMAGE) -> str:
+    """A docker-universe submit file; file transfer on, as between an access point and an execute point
+    that share no filesystem (the pool's FILESYSTEM_DOMAIN is shared, so IF_NEEDED would not transfer)."""
+    return (f"universe = docker\ndocker_image = {image}\n{body.strip()}\nshould_transfer_files = YES\n"
+            f"output = out.txt\nerror = err.txt\nlog = job.log\nrequest_memory = {memory}\nqueue\n")
+
+
+def read(path: str, mode: str = "r"):
+    with open(path, mode) as stream:
+        return stream.read()
+
+
+def test_docker_is_advertised_within_seconds_of_startd_start(pool):
+    """HTCondor's own docker universe advertises at once; HasDocker must not stay false for a cron period."""
+    assert pool.has_docker_after is not None
+    assert pool.has_docker_after < 15, (
+        f"HasDocker became true {pool.has_docker_after:.1f} s after the startd started")
+    slot = pool.slot_ad()
+    assert slot.get("HasDocker") is True
+    assert str(slot.get("DockerVersion", "")).startswith("Docker version")
+
+
+def test_hello(pool, pool_job_user):
+    job = pool.submit(docker_submit("""
+executable = /bin/sh
+arguments = "-c 'echo hello from $(id -u)'"
+transfer_executable = false
+"""), user=pool_job_user)
+    ad = pool.wait(job, "done", timeout=120)
+    assert ad.get("ExitCode") == 0
+    import pwd
+    assert read(f"{job.dir}/out.txt") == f"hello from {pwd.getpwnam(pool_job_user).pw_uid}\n"
+    assert f"job={job.cluster}.0 " in pool.agent_log()
+
+
+SCRIPT = """#!/bin/sh
+for arg in "$@"; do echo "[$arg]"; done
+echo "cwd=$(pwd)"
+echo "to stderr" >&2
+exit 7
+"""
+
+
+def test_transferred_script_gets_v2_arguments_and_its_exit_code(pool, pool_job_user):
+    job = pool.submit(docker_submit("""
+executable = script.sh
+arguments = "one 'two words' ""quoted"" 'it''s'"
+"""), user=pool_job_user, files={"script.sh": SCRIPT})
+    ad = pool.wait(job, "done", timeout=120)
+    assert ad.get("ExitCode") == 7 and ad.get("ExitBySignal") is False
+    lines = read(f"{job.dir}/out.txt").splitlines()
+    assert lines[:4] == ["[one]", "[two words]", '["quoted"]', "[it's]"]
+    assert lines[4].startswith(f"cwd={pool.execute_dir}/dir_")
+    assert read(f"{job.dir}/err.txt") == "to stderr\n"
+
+
+def test_unpullable_image_is_held_with_the_registry_reason(pool, pool_job_user):
+    missing = "127.0.0.1:5000/condor-docker-test/no-such-image-pool:1"
+    job = pool.submit(docker_submit("executable = /bin/true\ntransfer_executable = false\n", image=missing),
+                      user=pool_job_user)
+    try:
+        ad = pool.wait(job, "held", timeout=120)
+        assert ad.get("HoldReasonCode") == 19, pool.explain(job, "held")
+        assert ad.get("HoldReasonSubCode") == 12
+        reason = ad.get("HoldReason")
+        assert "PREPARE_JOB" in reason and missing in reason
+        assert "manifest unknown" in reason or "not found" in reason.lower()
+    finally:
+        pool.rm(job)
+
+
+def test_out_of_memory_is_held_by_the_access_point_transform(pool, pool_job_user):
+    """The launcher's Chirp attributes + config.d/50-condor_docker-access-point.conf -> 3/102."""
+    job = pool.submit(docker_submit("""
+executable = /bin/sh
+arguments = "-c 'echo eating memory; tail /dev/zero'"
+transfer_executable = false
+"""), user=pool_job_user)
+    try:
+        ad = pool.wait(job, "held", timeout=180)
+        assert ad.get("HoldReasonCode") == 3, pool.explain(job, "held")
+        assert ad.get("HoldReasonSubCode") == 102
+        # the partitionable slot rounds request_memory up (128 MB here): the limit is the slot's
+        assert ad.get("HoldReason") == f"Docker job has gone over memory limit of {ad.get('MemoryProvisioned')} Mb"
+        assert ad.get("ChirpCondorDockerOOM") is True
+    finally:
+        pool.rm(job)
+
+
+def test_100_mb_of_stdout_arrives_intact(pool, pool_job_user):
+    size = 100 * 1000 * 1000
+    job = pool.submit(docker_submit(f"""
+executable = /bin/sh
+arguments = "-c 'seq 1 20000000 | head -c {size}'"
+transfer_executable = false
+"""), user=pool_job_user)
+    pool.wait(job, "done", timeout=240)
+    expected = hashlib.sha256()
+    produced, number = 0, 1
+    while produced < size:
+        chunk = "".join(f"{i}\n" for i in range(number, number + 100000)).encode()
+        number += 100000
+        chunk = chunk[:size - produced]
+        expected.update(chunk)
+        produced += len(chunk)
+    import os
+    assert os.path.getsize(f"{job.dir}/out.txt") == size
+    got = hashlib.sha256()
+    with open(f"{job.dir}/out.txt", "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            got.update(block)
+    assert got.hexdigest() == expected.hexdigest()

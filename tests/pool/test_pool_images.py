@@ -1,0 +1,74 @@
+"""Many jobs at once on a real pool: a burst completes, and one uncached image is pulled once."""
+from __future__ import annotations
+
+import secrets
+import time
+
+import docker
+import pytest
+
+from poolfixture import REGISTRY_IMAGE
+
+
+def burst_submit(image: str, count: int) -> str:
+    return f"""\
+universe = docker
+docker_image = {image}
+executable = /bin/sh
+arguments = "-c 'echo job $(Process)'"
+transfer_executable = false
+should_transfer_files = YES
+output = out.$(Process).txt
+error = err.$(Process).txt
+log = job.log
+request_memory = 32M
+queue {count}
+"""
+
+
+def test_a_burst_of_20_jobs_all_complete(pool, pool_job_user):
+    started = time.monotonic()
+    job = pool.submit(burst_submit(REGISTRY_IMAGE, 20), user=pool_job_user)
+    pool.wait(job, "done", timeout=300)
+    elapsed = time.monotonic() - started
+    for proc, ad in enumerate(pool.ads(job)):
+        assert ad.get("ExitCode") == 0
+        with open(f"{job.dir}/out.{proc}.txt") as stream:
+            assert stream.read() == f"job {proc}\n"
+    print(f"20-job burst: {elapsed:.1f} s submit to all done (bench/pool_throughput.py compares with HTCondor's own)")
+
+
+@pytest.fixture
+def uncached_image():
+    """A fresh tag in the local registry, absent from the engine: the first job must pull it."""
+    client = docker.from_env(timeout=120)
+    repository = f"127.0.0.1:5000/condor-docker-test/pool-once-{secrets.token_hex(4)}"
+    client.images.get(REGISTRY_IMAGE).tag(repository, "1")
+    client.images.push(repository, "1")
+    client.images.remove(f"{repository}:1")
+    try:
+        yield f"{repository}:1"
+    finally:
+        try:
+            client.images.remove(f"{repository}:1")
+        except docker.errors.NotFound:
+            pass
+        client.close()
+
+
+def engine_pulls(reference: str, since: float) -> int:
+    client = docker.from_env(timeout=60)
+    try:
+        events = client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+                               filters={"type": "image", "event": "pull"})
+        return sum(1 for event in events if (event.get("Actor") or {}).get("ID") == reference)
+    finally:
+        client.close()
+
+
+def test_eight_jobs_on_one_uncached_image_pull_it_once(pool, pool_job_user, uncached_image):
+    since = time.time()
+    job = pool.submit(burst_submit(uncached_image, 8), user=pool_job_user)
+    pool.wait(job, "done", timeout=300)
+    assert [ad.get("ExitCode") for ad in pool.ads(job)] == [0] * 8
+    assert engine_pulls(uncached_image, since) == 1
