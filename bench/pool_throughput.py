@@ -7,7 +7,11 @@ same base config (tests/pool/poolfixture.py): one with condor_docker installed f
 config.d, one with HTCondor's own docker universe (DOCKER = the docker CLI).  In each
 it times a trivial job (submit to done, as the user sees it: condor_submit, then
 condor_wait on the job's event log) and a burst of jobs in one cluster.  Prints the
-times and the ratios ours / native (below 1.0 = we are faster).  Needs root, the
+times and the ratios ours / native (below 1.0 = we are faster), and for the last trivial
+job where its time went on the execute point (from the StarterLog with D_SUB_SECOND):
+setup (input transferred -> job process started; ours includes PREPARE_JOB), run (job
+process started -> ended; ours: launcher, agent, container), teardown (-> starter done;
+ours includes JOB_EXIT).  Needs root, the
 engine (scripts/engine-up.sh) and HTCondor (scripts/htcondor-up.sh).  No pass/fail.
 """
 from __future__ import annotations
@@ -58,10 +62,53 @@ def timed_cluster(pool: Pool, count: int) -> float:
     return elapsed
 
 
+# Starter log lines (with D_SUB_SECOND) that bound the phases of one job on the execute point.
+MARKS = (("setup", "File transfer completed successfully."),   # input transfer done
+         ("run", "Create_Process succeeded"),                 # the job process (ours: the launcher) started
+         ("teardown", "Process exited, pid="),                # the job process ended
+         ("end", "All jobs have exited"))                      # the starter is done
+
+
+# The same in both pools: sub-second starter logs, and matchmaking every second, so that
+# a job's wait for the next negotiation cycle (up to NEGOTIATOR_CYCLE_DELAY) does not
+# drown what differs between the two: the execute point.
+BENCH_CONFIG = """\
+STARTER_DEBUG = D_SUB_SECOND
+NEGOTIATOR_INTERVAL = 1
+NEGOTIATOR_CYCLE_DELAY = 1
+SCHEDD_INTERVAL = 1
+"""
+
+
+def phases(pool: Pool) -> dict[str, float]:
+    """Seconds of the last starter's setup (ours: PREPARE_JOB), run and teardown (ours: JOB_EXIT)."""
+    logs = [n for n in os.listdir(pool.log_dir) if n.startswith("StarterLog.slot")]
+    if not logs:
+        return {}
+    newest = max(logs, key=lambda n: os.path.getmtime(os.path.join(pool.log_dir, n)))
+    text = pool.log(newest)
+    last_start = text.rfind("STARTING UP")
+    stamps: dict[str, float] = {}
+    for line in text[last_start:].splitlines():
+        for name, mark in MARKS:
+            if mark in line and name not in stamps:
+                clock = line.split()[1]                       # 11/23/26 12:48:50.487 (pid:...)
+                hours, minutes, seconds = clock.split(":")
+                stamps[name] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    names = [name for name, _ in MARKS]
+    return {names[i]: stamps[names[i + 1]] - stamps[names[i]]
+            for i in range(len(names) - 1) if names[i] in stamps and names[i + 1] in stamps}
+
+
 def measure(pool: Pool, trivial_runs: int, burst: int) -> dict[str, float]:
+    pool.write_config("99-bench.conf", BENCH_CONFIG)
+    pool.reconfig(settle=2)
     timed_cluster(pool, 1)   # warm up: first match, first claim, image already local
     trivial = [timed_cluster(pool, 1) for _ in range(trivial_runs)]
-    return {"trivial": statistics.median(trivial), "burst": timed_cluster(pool, burst)}
+    result = {"trivial": statistics.median(trivial)}
+    result.update({f"phase_{k}": v for k, v in phases(pool).items()})
+    result["burst"] = timed_cluster(pool, burst)
+    return result
 
 
 def run_pool(install: str, native: bool, trivial_runs: int, burst: int) -> dict[str, float]:
@@ -98,9 +145,12 @@ def main() -> int:
     for name in ("native", "ours"):
         if args.only in (None, name):
             results[name] = run_pool(install, name == "native", args.trivial, args.burst)
-            print(f"{name:7s} trivial job {results[name]['trivial']:5.1f} s   {args.burst}-job burst "
-                  f"{results[name]['burst']:5.1f} s   HasDocker after startd start "
-                  f"{results[name]['has_docker_after']:4.1f} s", flush=True)
+            r = results[name]
+            print(f"{name:7s} trivial job {r['trivial']:5.1f} s   {args.burst}-job burst "
+                  f"{r['burst']:5.1f} s   HasDocker after startd start {r['has_docker_after']:4.1f} s", flush=True)
+            print(f"        on the execute point (last trivial job): setup {r.get('phase_setup', -1):.2f} s, "
+                  f"run {r.get('phase_run', -1):.2f} s, teardown {r.get('phase_teardown', -1):.2f} s "
+                  f"(the rest is matchmaking, claiming and the shadow)", flush=True)
     if len(results) == 2:
         for key, label in (("trivial", "trivial job"), ("burst", f"{args.burst}-job burst")):
             print(f"ratio ours/native, {label}: {results['ours'][key] / results['native'][key]:.2f}")

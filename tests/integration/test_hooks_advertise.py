@@ -12,9 +12,9 @@ pytestmark = [pytest.mark.root, pytest.mark.engine]
 REGISTRY_IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
 
 
-def advertise_as(run_as, user: str, condor_docker: str, socket_path: str) -> classad2.ClassAd:
+def advertise_as(run_as, user: str, condor_docker: str, socket_path: str, *extra: str) -> classad2.ClassAd:
     # argv[0] is the cron job's name, as the startd runs it
-    process = run_as(user, ["CONDOR_DOCKER", "advertise", "--socket", socket_path], executable=condor_docker,
+    process = run_as(user, ["CONDOR_DOCKER", "advertise", "--socket", socket_path, *extra], executable=condor_docker,
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
                      env={"PATH": "/usr/bin:/bin"})
     out, err = process.communicate(timeout=30)
@@ -41,7 +41,8 @@ def test_stopped_agent_advertises_offline_with_a_reason(agent_factory, run_as, e
     condor_docker, _ = entry_points
     agent = agent_factory()
     agent.stop()
-    ad = advertise_as(run_as, "cdtest2", condor_docker, agent.socket)
+    # (advertise waits up to 20 s by default for an agent that is starting; none is here)
+    ad = advertise_as(run_as, "cdtest2", condor_docker, agent.socket, "--agent-start-wait", "1")
     assert ad["HasDocker"] is False
     reason = ad["DockerOfflineReason"]
     assert reason.startswith(f"condor_docker agent not running: {agent.socket}: "), reason
