@@ -117,8 +117,8 @@ def check_scratch_path(path: str, settings: Settings) -> tuple[str, str]:
         base = os.path.normpath(execute)
         if parent in (base, os.path.realpath(base)):
             return os.path.realpath(base), name
-    raise refuse(f"scratch dir {path} is not directly under the execute dirs "
-                 f"({', '.join(settings.execute_dirs)}) of this machine (HTCondor makes <EXECUTE>/dir_<pid>)")
+    raise refuse(f"scratch dir {path} is not under the execute dirs ({', '.join(settings.execute_dirs)}) "
+                 "of this machine as a direct entry (HTCondor makes <EXECUTE>/dir_<pid>)")
 
 
 @dataclass
@@ -165,7 +165,7 @@ def open_scratch(path: str, uid: int, settings: Settings) -> ScratchDir:
     try:
         fd = safefs.open_beneath(execute_fd, name)
     except OSError as err:
-        raise refuse(f"scratch dir {path} cannot be opened as a directory without following links: "
+        raise refuse(f"scratch dir {path} cannot be opened as a directory without following symbolic links: "
                      f"{err.strerror}") from err
     finally:
         os.close(execute_fd)

@@ -50,7 +50,7 @@ def test_scratch_directly_in_execute_dir_is_accepted(execute):
 @pytest.mark.parametrize("path", ["relative/dir", "", "/", "/etc", "/proc/self/root/etc", "/proc/1/cwd",
                                   None, ["x"], 12])
 def test_scratch_elsewhere_is_refused(execute, path):
-    with pytest.raises(Failure, match="absolute|not directly under|not a plain") as err:
+    with pytest.raises(Failure, match="absolute|not under|not a plain") as err:
         policy.check_scratch_path(path, settings_for(execute))
     assert err.value.code is Code.POLICY_REFUSED
 
@@ -59,20 +59,20 @@ def test_the_execute_dir_itself_dotdot_and_nested_paths_are_refused(execute):
     (execute / "dir_1" / "nested").mkdir()
     for path in (str(execute), str(execute / "dir_1" / ".." / ".."), str(execute / "dir_1" / ".." / "dir_1"),
                  str(execute / "dir_1" / "nested")):
-        with pytest.raises(Failure, match="not directly under|not a plain"):
+        with pytest.raises(Failure, match="not under|not a plain"):
             policy.check_scratch_path(path, settings_for(execute))
 
 
 def test_a_sibling_with_the_same_prefix_is_refused(execute):
     sibling = str(execute) + "-evil"
     os.mkdir(sibling)
-    with pytest.raises(Failure, match="not directly under"):
+    with pytest.raises(Failure, match="not under"):
         policy.check_scratch_path(sibling + "/x", settings_for(execute))
 
 
 def test_scratch_that_is_a_symlink_is_refused(execute, tmp_path):
     os.symlink(execute / "dir_1", execute / "link")
-    with pytest.raises(Failure, match="without following links"):
+    with pytest.raises(Failure, match="without following symbolic links"):
         policy.open_scratch(str(execute / "link"), UID, settings_for(execute))
 
 
