@@ -42,8 +42,12 @@ def parse_ad(text: str, what: str = "ad") -> classad2.ClassAd:
 
 
 def _check_complete(ad: classad2.ClassAd, text: str, what: str) -> None:
-    """Every attribute line of `text` must have made it into `ad`."""
-    parsed = {key.lower() for key in ad.keys()}
+    """Every `Attr = Value` line of `text` must be what `ad` holds for Attr (its last line wins).
+
+    Each value is parsed by classad2 on its own, so the line that stopped the
+    whole parse is named; a later duplicate of a dropped name cannot hide it.
+    """
+    last: dict[str, tuple[int, str, classad2.ExprTree]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or stripped in ("[", "]"):
@@ -52,9 +56,18 @@ def _check_complete(ad: classad2.ClassAd, text: str, what: str) -> None:
         if match is None:
             raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: line {number} is not `Attr = Value`: "
                                            f"{stripped[:80]!r}")
-        if match.group(1).lower() not in parsed:
-            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {match.group(1)} "
-                                           f"on line {number} is not a ClassAd value (an unterminated string?)")
+        name = match.group(1)
+        try:
+            value = classad2.ExprTree(line[match.end():].strip())
+        except Exception:
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} "
+                                           "is not a ClassAd value (an unterminated string?)") from None
+        last[name.lower()] = (number, name, value)
+    for number, name, value in last.values():
+        held = ad.lookup(name) if name in ad else None
+        if held is None or str(held) != str(value):
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: {name} on line {number} was not read "
+                                           "(the ad is cut or malformed before it)")
 
 
 def read_ad_file(path: str | os.PathLike, what: str | None = None) -> classad2.ClassAd:
