@@ -59,8 +59,13 @@ def swap(path, target, stop, counter):
 
 
 def swap_tmp_race(scratch, victim, attempts):
+    """prepare (nested path), launch (nested path), launch (the scratch dir) in turn, links flipping."""
     for sub in ("tmp", "var/tmp", "nest/inner"):
         os.makedirs(os.path.join(scratch, sub), exist_ok=True)
+    nested = os.path.join(scratch, "nest", "inner")
+    for name in (".job.ad", ".machine.ad"):
+        with open(os.path.join(scratch, name)) as src, open(os.path.join(nested, name), "w") as dst:
+            dst.write(src.read())
     stop, counter = threading.Event(), [0]
     swappers = [threading.Thread(target=swap, args=(os.path.join(scratch, name), victim, stop, counter))
                 for name in ("tmp", "var", "nest")]
@@ -72,9 +77,13 @@ def swap_tmp_race(scratch, victim, attempts):
     client = AgentClient(SOCK, timeout=60)
     try:
         for attempt in range(attempts):
-            target = scratch if attempt % 2 else os.path.join(scratch, "nest", "inner")
-            reply = client.call("prepare", job_ad=job_ad, scratch_dir=target)
-            key = "ok" if reply.get("ok") else str(reply.get("failure", {}).get("code"))
+            kind = ("prepare-nested", "launch-nested", "launch")[attempt % 3]
+            if kind == "prepare-nested":
+                reply = client.call("prepare", job_ad=job_ad, scratch_dir=nested)
+            else:
+                target = nested if kind == "launch-nested" else scratch
+                reply, _ = launch(target, "out", out_dir=scratch)
+            key = kind + ":" + ("ok" if reply.get("ok") else str((reply.get("failure") or {}).get("code")))
             codes[key] = codes.get(key, 0) + 1
     finally:
         stop.set()
@@ -83,9 +92,9 @@ def swap_tmp_race(scratch, victim, attempts):
     return {"codes": codes, "swaps": counter[0]}
 
 
-def launch(scratch, out_name, on_started=None, env=None):
+def launch(scratch, out_name, on_started=None, env=None, out_dir=None):
     """One launch with [/dev/null, out, out] as the job's fds; (final reply, container name)."""
-    out_path = os.path.join(scratch, out_name)
+    out_path = os.path.join(out_dir or scratch, out_name)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     name = None
