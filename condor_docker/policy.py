@@ -1,29 +1,30 @@
 """The agent's policy: what a peer may ask for, decided from what the agent can trust.
 
 The agent runs as root and talks to the Docker engine (itself root on the
-machine); every request comes from an untrusted process.  What we trust, and why:
+machine); every request comes from an untrusted process.  docs/TRUST-MODEL.md
+has the whole model; in short:
 
 - **Who asks** comes from the kernel (SO_PEERCRED), never from a message.  Job
   requests from uid 0 or gid 0 are refused: a docker job never runs as root, and
   root only manages (signal, cleanup, status).
-- **The scratch dir** is named by the peer, so it must be an absolute path whose
-  real path is itself (no symlink anywhere in it), strictly under one of the
-  admin's execute dirs (CONDOR_DOCKER_EXECUTE_DIRS), a directory owned by the
-  peer.  Otherwise a job could have the engine bind-mount any host directory.
-  The execute dirs are root-owned, so once checked the path cannot be swapped
-  for a link by the peer; the dir itself is opened with O_NOFOLLOW and its
-  ownership read from that open descriptor.
-- **`.job.ad` and `.machine.ad`** are read only after that check, relative to the
-  opened dir, with O_NOFOLLOW and as regular files with one link: a link planted
-  there must not make root read (and echo in an error) another file.
-- **Resources**: `.machine.ad` is written by the starter into a directory the
-  job owns, so the job can rewrite it before its launcher runs.  Its `Cpus` and
-  `Memory` are therefore only a request: they are capped by the admin's
-  CONDOR_DOCKER_MAX_CPUS / CONDOR_DOCKER_MAX_MEMORY_MB (or by the machine's own
-  cores and memory, from psutil, when those are 0), and a job is refused for now
-  (REQUEUE: it may pass when other jobs end) when the memory of every container
-  the agent runs plus this one would exceed the machine's memory.  The startd's
-  slot accounting stays the real limit; this bounds what a lying ad can take.
+- **The scratch dir** is named by the peer, so it must be a direct entry
+  `<EXECUTE>/<name>` of one of the admin's execute dirs
+  (CONDOR_DOCKER_EXECUTE_DIRS), which must be owned by root (or condor) and
+  writable by its owner alone: the job then cannot rename, replace or link
+  its scratch dir, so its path stays what was checked.  Nested paths are
+  refused (a component the job owns could be swapped for a link).  The
+  execute dir is opened with no symbolic link in its path (openat2
+  RESOLVE_NO_SYMLINKS, else an O_NOFOLLOW walk), the scratch dir through that
+  fd, and its owner is read from the held fd (`ScratchDir`); every later root
+  action goes through that fd, never through the path again.
+- **`.job.ad` and `.machine.ad`** are read through the held fd, with no link
+  followed, as regular files with one link: a link planted there must not
+  make root read (and echo in an error) another file.
+- **Resources**: `.machine.ad` sits in a directory the job owns, so its
+  Cpus/Memory/Disk/GPUs are only a claim.  `check_resources` holds the job when
+  a claim is above the trusted size (`slot_source`: the startd's slot ad, else
+  the admin's caps); a REQUEUE budget check keeps the containers the agent runs
+  within the machine's memory.
 - **Privileges** come from the admin only: the network `host` only when
   CONDOR_DOCKER_ALLOW_HOST_NETWORK is true, capabilities only those listed in
   the knobs (the spec takes them from Settings, never from the job), never
