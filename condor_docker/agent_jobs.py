@@ -383,6 +383,11 @@ class JobService:
         mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
         if found and not mine:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")
+        # A JOB_EXIT hook run by a starter removes only that starter's containers: job ids are
+        # not unique across schedds, and another job of the same user may carry the same id.
+        proof = starter_proof.find_starter(ctx.pid, None, policy.trusted_owners())
+        if proof is not None:
+            mine = [c for c in mine if (c.get("Labels") or {}).get(STARTER_PID_LABEL) == str(proof.starter_pid)]
         removed = []
         for container in mine:
             name = str((container.get("Names") or [""])[0]).lstrip("/")

@@ -39,8 +39,8 @@ def slot_from_cmdline(cmdline: list[str]) -> str | None:
     return None
 
 
-def find_starter(peer_pid: int, scratch_name: str, trusted_uids: set[int]) -> StarterProof | None:
-    """The starter of `scratch_name` among the peer's ancestors, or None."""
+def find_starter(peer_pid: int, scratch_name: str | None, trusted_uids: set[int]) -> StarterProof | None:
+    """The starter of `scratch_name` among the peer's ancestors (any starter when None), or None."""
     import psutil
 
     try:
@@ -49,12 +49,14 @@ def find_starter(peer_pid: int, scratch_name: str, trusted_uids: set[int]) -> St
             process = process.parent()
             if process is None:
                 return None
-            if scratch_name != f"dir_{process.pid}":
+            if scratch_name is not None and scratch_name != f"dir_{process.pid}":
                 continue
             with process.oneshot():
-                if process.name() != STARTER_NAME or process.uids().real not in trusted_uids:
-                    return None
-                return StarterProof(process.pid, slot_from_cmdline(process.cmdline()))
+                is_starter = process.name() == STARTER_NAME and process.uids().real in trusted_uids
+                if is_starter:
+                    return StarterProof(process.pid, slot_from_cmdline(process.cmdline()))
+            if scratch_name is not None:
+                return None
     except (psutil.Error, OSError):
         return None
     return None
