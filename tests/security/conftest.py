@@ -35,13 +35,8 @@ launcher_env = _fixtures.launcher_env
 start_launcher = _fixtures.start_launcher
 managed_containers = _fixtures.managed_containers
 wait_until = _fixtures.wait_until
-PYTHON = _fixtures.PYTHON
-CODE_PATH = _fixtures.CODE_PATH
-TEST_ROOT = _fixtures.TEST_ROOT
-wait_for = _fixtures.wait_for
 
-with open(os.path.join(_HERE, "attacker.py")) as _stream:
-    ATTACKER = _stream.read()
+from sectest import ATTACKER, CODE_PATH, PYTHON  # noqa: E402
 
 
 @pytest.fixture
@@ -55,12 +50,3 @@ def attack(run_as):
         assert process.returncode == 0, err.decode(errors="replace")[-3000:]
         return json.loads(out.decode().splitlines()[-1])
     return run
-
-
-def agent_fds(agent) -> int:
-    """How many file descriptors the agent process holds now."""
-    return len(os.listdir(f"/proc/{agent.process.pid}/fd"))
-
-
-def agent_threads(agent) -> int:
-    return len(os.listdir(f"/proc/{agent.process.pid}/task"))

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ATTACKER, CODE_PATH, PYTHON, agent_fds, agent_threads
+from sectest import ATTACKER, CODE_PATH, PYTHON, agent_fds, agent_threads
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 PIDS_CGROUP = "/sys/fs/cgroup/pids"

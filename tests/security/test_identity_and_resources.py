@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ATTACKER, CODE_PATH, PYTHON
-from testpaths import FIXTURES
+from sectest import ATTACKER, CODE_PATH, FIXTURES, PYTHON
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import CODE_PATH, PYTHON, agent_fds
+from sectest import CODE_PATH, PYTHON, agent_fds
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 

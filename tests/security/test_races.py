@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from conftest import TEST_ROOT
+from sectest import TEST_ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 RACE_ATTEMPTS = 450
