@@ -175,3 +175,22 @@ def test_container_ownership_by_label():
         policy.check_container_owner(1002, "c", labels)
     with pytest.raises(Failure, match="not managed"):
         policy.check_container_owner(0, "c", {"org.condor_docker.uid": "1001"})
+
+
+def test_a_scratch_dir_swapped_after_the_checks_stops_the_start(execute):
+    """agent_jobs._created runs after create, before start: the held fd must still be what the path names."""
+    from types import SimpleNamespace
+
+    from condor_docker.agent_jobs import JobService, TrackedJob
+    scratch = policy.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
+    job = TrackedJob("HTCJob_1_0_slot1_1_u1", "1.0", UID, 128, 0.0)
+    ctx = SimpleNamespace(send_event=lambda message: True)
+    try:
+        JobService._created(None, ctx, job, "cid-1", scratch)          # unchanged: fine
+        os.rename(execute / "dir_1", execute / "dir_1.old")
+        (execute / "dir_1").mkdir()
+        with pytest.raises(Failure, match="changed between the checks and the start") as err:
+            JobService._created(None, ctx, job, "cid-2", scratch)
+        assert err.value.code is Code.POLICY_REFUSED
+    finally:
+        scratch.close()
