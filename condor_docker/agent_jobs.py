@@ -257,24 +257,23 @@ class JobService:
         return {"ok": True, "image": spec.image}
 
     def launch(self, ctx: "RequestContext", message: dict) -> dict:
-        request = None
+        request = scratch = None
         try:
             io = self._io(ctx)
             request, spec, scratch = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
+            spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),))
+            job = self._track(request, spec)
         except Failure as failure:
+            if scratch is not None:
+                scratch.close()
             raise bounded(failure, request, self.settings) from None
-        with scratch:
-            try:
-                spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),))
-                job = self._track(request, spec)
-            except Failure as failure:
-                raise bounded(failure, request, self.settings) from None
-            try:
-                run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
-                                   on_created=lambda cid: self._created(ctx, job, cid, scratch))
-                return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
-            finally:
-                self._untrack(job)
+        try:
+            run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
+                               on_created=lambda cid: self._created(ctx, job, cid, scratch))
+            return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
+        finally:
+            self._untrack(job)
+            scratch.close()
 
     def reattach(self, ctx: "RequestContext", message: dict) -> dict:
         io = self._io(ctx)
