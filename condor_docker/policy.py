@@ -36,7 +36,6 @@ and `machine_resources` (psutil).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import pwd
 import stat

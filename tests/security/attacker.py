@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from condor_docker.protocol import AgentClient, Connection, encode
+from condor_docker.protocol import AgentClient, Connection
 
 SOCK = sys.argv[2] if len(sys.argv) > 2 else ""
 

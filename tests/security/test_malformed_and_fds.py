@@ -1,7 +1,6 @@
 """Malformed requests get a precise refusal, and no fd a client passes is ever leaked (as a real user)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
