@@ -51,10 +51,39 @@ def test_many_parallel_clients_are_all_served(agent, attack):
     assert served["outcomes"] == {"ok": 200}, served   # no EAGAIN: backlog and client retries
 
 
-@pytest.mark.skipif(not os.path.isdir(PIDS_CGROUP), reason="needs the cgroup v1 pids controller")
+def pids_hierarchy() -> str | None:
+    """The root of a cgroup hierarchy with the pids controller (v1 or v2), or None."""
+    if os.path.isdir(PIDS_CGROUP):
+        return PIDS_CGROUP
+    controllers = "/sys/fs/cgroup/cgroup.controllers"
+    if not os.path.exists(controllers) or "pids" not in open(controllers).read().split():
+        return None
+    try:
+        with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as stream:
+            stream.write("+pids")
+    except OSError:
+        return None
+    return "/sys/fs/cgroup"
+
+
+def cgroup_of(pid: int, hierarchy: str) -> str:
+    """The process's cgroup dir in that hierarchy (to put it back afterwards)."""
+    with open(f"/proc/{pid}/cgroup") as stream:
+        for line in stream:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if (hierarchy == PIDS_CGROUP and "pids" in controllers.split(",")) or \
+                    (hierarchy != PIDS_CGROUP and controllers == ""):
+                return os.path.join(hierarchy, path.lstrip("/"))
+    return hierarchy
+
+
 def test_thread_exhaustion_is_logged_and_the_agent_keeps_serving(agent, run_as, attack):
     """The agent in a pids cgroup with little room: new threads fail; it says so and serves again after."""
-    cgroup = os.path.join(PIDS_CGROUP, f"condor_docker-sec-{secrets.token_hex(4)}")
+    hierarchy = pids_hierarchy()
+    if hierarchy is None:
+        pytest.skip("needs a cgroup hierarchy with the pids controller")
+    home = cgroup_of(agent.process.pid, hierarchy)
+    cgroup = os.path.join(hierarchy, f"condor_docker-sec-{secrets.token_hex(4)}")
     os.mkdir(cgroup)
     try:
         with open(os.path.join(cgroup, "pids.max"), "w") as stream:
@@ -64,7 +93,7 @@ def test_thread_exhaustion_is_logged_and_the_agent_keeps_serving(agent, run_as, 
         loris = start_attack(run_as, "cdtest2", agent, "slowloris", 60, 4)
         result_of(loris)
     finally:
-        with open(os.path.join(PIDS_CGROUP, "cgroup.procs"), "w") as stream:
+        with open(os.path.join(home, "cgroup.procs"), "w") as stream:
             stream.write(str(agent.process.pid))
         os.rmdir(cgroup)
     assert "result=no-thread" in agent.log_text(), agent.log_tail()
