@@ -213,6 +213,7 @@ class ConnectionLimits:
         self._lock = threading.Lock()
         self._by_uid: dict[int, int] = {}
         self._count = 0
+        self._refusals_logged: dict[int, tuple[float, int]] = {}   # uid -> (when logged, refused since)
 
     def acquire(self, uid: int) -> str | None:
         """None when admitted (release later), else why not."""
@@ -240,6 +241,17 @@ class ConnectionLimits:
     def held(self) -> int:
         with self._lock:
             return self._count
+
+    def refusals_to_log(self, uid: int, now: float, every: float = 10.0) -> int:
+        """How many refusals of `uid` to report now (0: stay quiet), so a flood cannot fill the log."""
+        with self._lock:
+            last, count = self._refusals_logged.get(uid, (0.0, 0))
+            count += 1
+            if now - last < every:
+                self._refusals_logged[uid] = (last, count)
+                return 0
+            self._refusals_logged[uid] = (now, 0)
+            return count
 
 
 # -- the socket -------------------------------------------------------------------------
@@ -296,7 +308,9 @@ def _admit(agent: Agent, limits: ConnectionLimits, sock: socket.socket) -> None:
         return
     refusal = limits.acquire(creds[1])
     if refusal is not None:
-        log.warning("op=- uid=%d pid=%d result=turned-away (%s)", creds[1], creds[0], refusal)
+        count = limits.refusals_to_log(creds[1], time.monotonic())
+        if count:
+            log.warning("op=- uid=%d pid=%d result=turned-away count=%d (%s)", creds[1], creds[0], count, refusal)
         _turn_away(sock, refusal)
         return
 

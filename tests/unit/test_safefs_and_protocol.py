@@ -156,6 +156,14 @@ def test_connection_limits_per_uid_and_in_total():
     assert limits.acquire(1003) is None and limits.held() == 5
 
 
+def test_refusals_are_logged_once_per_period_with_a_count():
+    limits = agent_module.ConnectionLimits(total=5, per_uid=3)
+    assert limits.refusals_to_log(1001, now=100.0) == 1
+    assert [limits.refusals_to_log(1001, now=100.0 + i) for i in range(1, 5)] == [0, 0, 0, 0]
+    assert limits.refusals_to_log(1001, now=111.0) == 5      # the four quiet ones and this one
+    assert limits.refusals_to_log(1002, now=111.0) == 1
+
+
 class _Settings:
     max_connections = 8
     max_connections_per_uid = 8
