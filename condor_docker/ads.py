@@ -7,6 +7,7 @@ Values are evaluated by classad2, so an attribute holding an expression
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import classad2
@@ -16,17 +17,57 @@ from .failures import Code, Failure
 _MISSING = object()
 
 
+_ATTR_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+
+
 def parse_ad(text: str, what: str = "ad") -> classad2.ClassAd:
-    """Parse one ad from `Attr = Value` lines; an unparsable ad is a HOLD naming `what`."""
+    """Parse one ad from `Attr = Value` lines; an unparsable ad is a HOLD naming `what`.
+
+    classad2 stops quietly at the first line it cannot parse (an unterminated
+    string drops that attribute and every one after it), which would make a
+    cut ad look like another job.  So every `Attr =` line must be in the result:
+    the first one missing is named, with its line number.
+    """
+    if not isinstance(text, str):
+        raise Failure(Code.BAD_JOB_AD, f"the {what} must be text")
     try:
         ads = list(classad2.parseAds(text))
     except Exception as err:  # classad2 raises ClassAdException / ValueError
         raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: {err}") from err
-    if not ads:
-        if text.strip():
-            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: no attributes found")
-        return classad2.ClassAd()
-    return ads[0]
+    if len(ads) > 1:
+        raise Failure(Code.BAD_JOB_AD, f"the {what} holds {len(ads)} ads, not one")
+    ad = ads[0] if ads else classad2.ClassAd()
+    _check_complete(ad, text, what)
+    return ad
+
+
+def _check_complete(ad: classad2.ClassAd, text: str, what: str) -> None:
+    """Every `Attr = Value` line of `text` must be what `ad` holds for Attr (its last line wins).
+
+    Each value is parsed by classad2 on its own, so the line that stopped the
+    whole parse is named; a later duplicate of a dropped name cannot hide it.
+    """
+    last: dict[str, tuple[int, str, classad2.ExprTree]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped in ("[", "]"):
+            continue
+        match = _ATTR_LINE.match(line)
+        if match is None:
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: line {number} is not `Attr = Value`: "
+                                           f"{stripped[:80]!r}")
+        name = match.group(1)
+        try:
+            value = classad2.ExprTree(line[match.end():].strip())
+        except Exception:
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} "
+                                           "is not a ClassAd value (an unterminated string?)") from None
+        last[name.lower()] = (number, name, value)
+    for number, name, value in last.values():
+        held = ad.lookup(name) if name in ad else None
+        if held is None or str(held) != str(value):
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: {name} on line {number} was not read "
+                                           "(the ad is cut or malformed before it)")
 
 
 def read_ad_file(path: str | os.PathLike, what: str | None = None) -> classad2.ClassAd:

@@ -3,7 +3,10 @@
 It runs as root (started by condor_master), listens on a unix socket that
 anyone may connect to (mode 0666) and authorizes each request by the peer's
 kernel credentials (SO_PEERCRED), never by message content.  One thread per
-connection, one request per connection; every request is logged as one line:
+connection, one request per connection, within caps in total and per uid
+(`ConnectionLimits`); the whole request must arrive within
+CONDOR_DOCKER_REQUEST_TIMEOUT; fds that come with a request are always
+closed.  Every request is logged as one line:
 
     op=launch uid=1001 pid=4242 job=12.0 container=HTCJob_12_0_slot1_1 result=ok
 
@@ -19,6 +22,7 @@ containers and leaves the running ones for their launchers.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import select
@@ -27,18 +31,19 @@ import socket
 import stat
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .failures import Code, Failure
-from .protocol import Connection, ProtocolError, peer_credentials
+from .protocol import Connection, ProtocolError, close_fds, encode, peer_credentials
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("condor_docker.agent")
 
 EX_CONFIG = 78       # a knob has a value we cannot use (named in the message)
 EX_SOCKET = 71       # the socket (or its directory) cannot be used safely
-REQUEST_TIMEOUT = 10.0
+LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 LOG_NAME = "CondorDockerLog"
 
 
@@ -154,48 +159,114 @@ class Agent:
             raise Failure(Code.POLICY_REFUSED, f"unknown op {ctx.op!r}")
         return op(ctx, message)
 
-    def serve_connection(self, sock: socket.socket) -> None:
+    def serve_connection(self, sock: socket.socket, creds: tuple[int, int, int] | None = None) -> None:
         connection = Connection(sock)
         fds: list[int] = []
         try:
-            pid, uid, gid = peer_credentials(sock)
-            sock.settimeout(REQUEST_TIMEOUT)
+            pid, uid, gid = creds or peer_credentials(sock)
+            deadline = time.monotonic() + self.settings.request_timeout
             try:
-                message, fds = connection.receive(with_fds=True)
+                message, fds = connection.receive(with_fds=True, deadline=deadline)
             except (OSError, ProtocolError) as err:
                 log.warning("op=- uid=%d pid=%d result=unreadable-request (%s)", uid, pid, err)
+                self._refuse_quietly(connection, f"unreadable request: {err}")
                 return
             if message is None:
                 return
             sock.settimeout(None)
-            ctx = RequestContext(str(message.get("op", "")), pid, uid, gid, connection, fds)
+            ctx = RequestContext(str(message.get("op", ""))[:64], pid, uid, gid, connection, fds)
             reply = self._answer(ctx, message)
             try:
                 connection.send(reply)
-            except OSError:
+            except (OSError, ValueError):
                 pass
             result = "ok" if reply.get("ok") else f"failed code={reply['failure']['code']} " \
                                                       f"reason={reply['failure']['reason']!r}"
             log.info("op=%s uid=%d pid=%d job=%s container=%s result=%s%s", ctx.op, uid, pid, ctx.job,
                      ctx.container, result, "".join(f" {k}={v}" for k, v in ctx.extra.items()))
         finally:
-            for fd in fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            close_fds(fds)
             connection.close()
+
+    @staticmethod
+    def _refuse_quietly(connection: Connection, reason: str) -> None:
+        """A clean refusal for a malformed request (the client may be gone already)."""
+        try:
+            connection.sock.settimeout(1.0)
+            connection.send({"ok": False, "failure": Failure(Code.POLICY_REFUSED, reason).to_dict()})
+        except (OSError, ValueError):
+            pass
 
     def _answer(self, ctx: RequestContext, message: dict) -> dict:
         try:
             return self.handle(ctx, message)
         except Failure as failure:
             return {"ok": False, "failure": failure.to_dict()}
-        except (KeyError, TypeError, ValueError) as err:
-            return {"ok": False, "failure": Failure(Code.POLICY_REFUSED, f"malformed {ctx.op} request: {err!r}").to_dict()}
+        except KeyError as err:
+            return {"ok": False, "failure": Failure(
+                Code.POLICY_REFUSED, f"malformed {ctx.op} request: the field {err} is missing").to_dict()}
+        except (TypeError, ValueError, OverflowError, AttributeError, RecursionError) as err:
+            return {"ok": False, "failure": Failure(
+                Code.POLICY_REFUSED, f"malformed {ctx.op} request: {str(err)[:200]}").to_dict()}
         except Exception as err:  # a bug must answer, not hang the client
             log.exception("op=%s failed unexpectedly", ctx.op)
             return {"ok": False, "failure": Failure(Code.ENGINE_ERROR, f"agent error during {ctx.op}: {err}").to_dict()}
+
+
+class ConnectionLimits:
+    """How many connections the agent serves at once, in total and per uid.
+
+    A launch holds its connection for the job's whole life, so the caps are
+    generous; they bound what one user can hold (threads, fds) so that another
+    user's hooks always find room.  A connection over a cap is answered at once
+    with a REQUEUE refusal and closed, without a thread.
+    """
+
+    def __init__(self, total: int, per_uid: int) -> None:
+        self.total = total
+        self.per_uid = per_uid
+        self._lock = threading.Lock()
+        self._by_uid: dict[int, int] = {}
+        self._count = 0
+        self._refusals_logged: dict[int, tuple[float, int]] = {}   # uid -> (when logged, refused since)
+
+    def acquire(self, uid: int) -> str | None:
+        """None when admitted (release later), else why not."""
+        with self._lock:
+            if self._count >= self.total:
+                return (f"the agent already serves {self._count} connections "
+                        f"(CONDOR_DOCKER_MAX_CONNECTIONS = {self.total}): try again later")
+            held = self._by_uid.get(uid, 0)
+            if held >= self.per_uid:
+                return (f"uid {uid} already holds {held} connections to the agent "
+                        f"(CONDOR_DOCKER_MAX_CONNECTIONS_PER_UID = {self.per_uid}): try again later")
+            self._by_uid[uid] = held + 1
+            self._count += 1
+            return None
+
+    def release(self, uid: int) -> None:
+        with self._lock:
+            self._count -= 1
+            left = self._by_uid.get(uid, 1) - 1
+            if left > 0:
+                self._by_uid[uid] = left
+            else:
+                self._by_uid.pop(uid, None)
+
+    def held(self) -> int:
+        with self._lock:
+            return self._count
+
+    def refusals_to_log(self, uid: int, now: float, every: float = 10.0) -> int:
+        """How many refusals of `uid` to report now (0: stay quiet), so a flood cannot fill the log."""
+        with self._lock:
+            last, count = self._refusals_logged.get(uid, (0.0, 0))
+            count += 1
+            if now - last < every:
+                self._refusals_logged[uid] = (last, count)
+                return 0
+            self._refusals_logged[uid] = (now, 0)
+            return count
 
 
 # -- the socket -------------------------------------------------------------------------
@@ -228,14 +299,57 @@ def bind_socket(path: str) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o666)
-    listener.listen(64)
+    listener.listen(LISTEN_BACKLOG)
     return listener
 
 
+def _turn_away(sock: socket.socket, reason: str) -> None:
+    """Answer an over-limit connection without a thread: one line, never blocking, then close."""
+    try:
+        sock.setblocking(False)
+        sock.send(encode({"ok": False, "failure": Failure(Code.AGENT_UNAVAILABLE, reason).to_dict()}))
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def _admit(agent: Agent, limits: ConnectionLimits, sock: socket.socket) -> None:
+    """Give an accepted connection a thread, within the limits; the agent survives any failure here."""
+    try:
+        creds = peer_credentials(sock)
+    except OSError:
+        sock.close()
+        return
+    refusal = limits.acquire(creds[1])
+    if refusal is not None:
+        count = limits.refusals_to_log(creds[1], time.monotonic())
+        if count:
+            log.warning("op=- uid=%d pid=%d result=turned-away count=%d (%s)", creds[1], creds[0], count, refusal)
+        _turn_away(sock, refusal)
+        return
+
+    def serve_one() -> None:
+        try:
+            agent.serve_connection(sock, creds)
+        finally:
+            limits.release(creds[1])
+
+    try:
+        threading.Thread(target=serve_one, daemon=True, name="condor_docker-conn").start()
+    except RuntimeError as err:  # "can't start new thread": keep serving the others
+        limits.release(creds[1])
+        log.error("op=- uid=%d pid=%d result=no-thread (%s; %d threads live, %d connections): "
+                  "raise the agent's thread/process limit or lower CONDOR_DOCKER_MAX_CONNECTIONS",
+                  creds[1], creds[0], err, threading.active_count(), limits.held())
+        _turn_away(sock, f"the agent cannot start a thread now ({err}): try again later")
+
+
 def serve(agent: Agent, path: str, stop: threading.Event) -> None:
-    """Accept until `stop`; each connection gets its own (daemon) thread."""
+    """Accept until `stop`; each admitted connection gets its own (daemon) thread."""
     listener = bind_socket(path)
-    log.info("agent listening on %s", path)
+    limits = ConnectionLimits(agent.settings.max_connections, agent.settings.max_connections_per_uid)
+    log.info("agent listening on %s (at most %d connections, %d per uid)", path, limits.total, limits.per_uid)
     try:
         while not stop.is_set():
             ready, _, _ = select.select([listener], [], [], 0.5)
@@ -243,10 +357,12 @@ def serve(agent: Agent, path: str, stop: threading.Event) -> None:
                 continue
             try:
                 sock, _ = listener.accept()
-            except OSError:
+            except OSError as err:
+                if err.errno in (errno.EMFILE, errno.ENFILE):
+                    log.error("cannot accept a connection: %s (out of file descriptors)", err)
+                    time.sleep(0.1)
                 continue
-            threading.Thread(target=agent.serve_connection, args=(sock,), daemon=True,
-                             name="condor_docker-conn").start()
+            _admit(agent, limits, sock)
     finally:
         listener.close()
         try:

@@ -22,13 +22,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import policy
+from . import policy, starter_proof
 from .engine import Engine
 from .failures import Code, Failure, Kind
-from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from .lifecycle import ContainerRun, ExitResult, JobIO
 from .reaper import own_containers_filter
 from .request import JobRequest
 from .settings import Settings
+from .slot_source import SlotSource
 from .spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("condor_docker.agent_jobs")
 
 LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
+STARTER_PID_LABEL = LABEL_PREFIX + "starter_pid"
+MAX_ENV_ENTRIES = 4096
 MAX_GRACE = 3600.0
 
 
@@ -125,6 +128,17 @@ def bounded(failure: Failure, request: JobRequest | None, settings: Settings) ->
     return failure
 
 
+def _starter_env(value: Any) -> dict[str, str]:
+    """The launcher's environment as sent: a mapping of strings, or a refusal naming the problem."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_ENV_ENTRIES:
+        raise policy.refuse(f"starter_env must be a mapping of at most {MAX_ENV_ENTRIES} names to strings")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise policy.refuse("starter_env must map names to strings")
+    return dict(value)
+
+
 def result_dict(result: ExitResult) -> dict:
     """ExitResult.to_dict(), without deep-copying the Failure (asdict cannot copy an exception)."""
     return dataclasses.replace(result, failure=None).to_dict() | {
@@ -133,11 +147,12 @@ def result_dict(result: ExitResult) -> dict:
 
 class JobService:
     def __init__(self, settings: Settings, engine: Engine, cache: Any,
-                 machine: policy.MachineResources | None = None) -> None:
+                 machine: policy.MachineResources | None = None, slots: SlotSource | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.cache = cache
         self.machine = machine or policy.machine_resources()
+        self.slots = slots or SlotSource(settings, self.machine.cpus, self.machine.memory_mb)
         self._jobs: dict[str, TrackedJob] = {}
         self._lock = threading.Lock()
 
@@ -180,20 +195,37 @@ class JobService:
 
     # -- building a job ----------------------------------------------------------------
     def _build(self, ctx: "RequestContext", scratch_dir: str, *, job_text: str | None = None,
-               starter_env: dict | None = None, slot: str | None = None) -> tuple[JobRequest, ContainerSpec]:
+               starter_env: dict | None = None, slot: str | None = None
+               ) -> tuple[JobRequest, ContainerSpec, policy.ScratchDir]:
+        """Check the peer, open its scratch dir once (held fd), read and check the job; caller closes it."""
         policy.check_job_peer(ctx.uid, ctx.gid)
-        real, file_job_text, machine_text = policy.read_job_files(scratch_dir, ctx.uid, self.settings,
-                                                                  job_ad_required=job_text is None)
-        env = {str(k): str(v) for k, v in (starter_env or {}).items()}
-        request = policy.request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
-                                            uid=ctx.uid, gid=ctx.gid, scratch_dir=real, starter_env=env,
-                                            slot=slot or env.get("_CONDOR_SLOT"))
-        request = policy.cap_resources(request, self.settings, self.machine)
-        ctx.job = request.job_id
-        spec = build_spec(request, self.settings)
-        ctx.container = spec.name
-        policy.check_spec(spec, self.settings)
-        return request, spec
+        if job_text is not None and not isinstance(job_text, str):
+            raise policy.refuse(f"{ctx.op}: job_ad must be the job ad's text")
+        env = _starter_env(starter_env)
+        scratch = policy.open_scratch(scratch_dir, ctx.uid, self.settings)
+        try:
+            file_job_text, machine_text = policy.read_scratch_ads(scratch, job_ad_required=job_text is None)
+            proof = starter_proof.find_starter(ctx.pid, scratch.path.rsplit("/", 1)[-1],
+                                               policy.trusted_owners())
+            if proof is None and self.settings.require_starter:
+                raise policy.refuse(f"process {ctx.pid} is not a job of the condor_starter of {scratch.path} "
+                                    "(CONDOR_DOCKER_REQUIRE_STARTER = true)")
+            claimed_slot = slot or env.get("_CONDOR_SLOT")
+            request = policy.request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
+                                                uid=ctx.uid, gid=ctx.gid, scratch_dir=scratch.path,
+                                                starter_env=env,
+                                                slot=(proof.slot if proof and proof.slot else claimed_slot))
+            ctx.job = request.job_id
+            request = policy.check_resources(request, machine_text, self.slots.resources(request.slot))
+            spec = build_spec(request, self.settings)
+            if proof is not None:
+                spec = dataclasses.replace(spec, labels=spec.labels + ((STARTER_PID_LABEL, str(proof.starter_pid)),))
+            ctx.container = spec.name
+            policy.check_spec(spec, self.settings)
+        except BaseException:
+            scratch.close()
+            raise
+        return request, spec, scratch
 
     def _owned_container(self, ctx: "RequestContext", name: str):
         if not isinstance(name, str) or not name:
@@ -218,7 +250,8 @@ class JobService:
     def prepare(self, ctx: "RequestContext", message: dict) -> dict:
         request = None
         try:
-            request, spec = self._build(ctx, message["scratch_dir"], job_text=str(message["job_ad"]))
+            request, spec, scratch = self._build(ctx, message["scratch_dir"], job_text=message["job_ad"])
+            scratch.close()
             with self._lock:
                 running = sum(job.memory_mb for job in self._jobs.values())
             policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
@@ -231,28 +264,32 @@ class JobService:
         return {"ok": True, "image": spec.image}
 
     def launch(self, ctx: "RequestContext", message: dict) -> dict:
-        request = None
+        request = scratch = None
         try:
             io = self._io(ctx)
-            request, spec = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
+            request, spec, scratch = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
             spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),))
             job = self._track(request, spec)
         except Failure as failure:
+            if scratch is not None:
+                scratch.close()
             raise bounded(failure, request, self.settings) from None
         try:
             run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
-                               on_created=lambda cid: self._created(ctx, job, cid))
+                               on_created=lambda cid: self._created(ctx, job, cid, scratch))
             return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
         finally:
             self._untrack(job)
+            scratch.close()
 
     def reattach(self, ctx: "RequestContext", message: dict) -> dict:
         io = self._io(ctx)
         state = self._owned_container(ctx, message["container"])
         policy.check_job_peer(ctx.uid, ctx.gid)
         labels = state.labels
-        request, spec = self._build(ctx, labels.get(LABEL_PREFIX + "scratch_dir", ""),
-                                    slot=labels.get(LABEL_PREFIX + "slot"))
+        request, spec, scratch = self._build(ctx, labels.get(LABEL_PREFIX + "scratch_dir", ""),
+                                             slot=labels.get(LABEL_PREFIX + "slot"))
+        scratch.close()  # the container exists and runs: its mount was checked before it started
         if spec.name != state.name:
             raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
         job = self._track(request, spec)
@@ -268,8 +305,13 @@ class JobService:
     def _grace(self, request: JobRequest) -> float:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
 
-    def _created(self, ctx: "RequestContext", job: TrackedJob, container_id: str) -> None:
+    def _created(self, ctx: "RequestContext", job: TrackedJob, container_id: str,
+                 scratch: policy.ScratchDir | None = None) -> None:
+        """After create, before start: the scratch dir the engine will mount must be the one we hold."""
         job.container_id = container_id
+        if scratch is not None and not scratch.still_in_place():
+            raise policy.refuse(f"scratch dir {scratch.path} changed between the checks and the start "
+                                f"of {job.name}: refused")
         ctx.send_event({"event": "started", "container": job.name})
 
     def _serve(self, ctx: "RequestContext", job: TrackedJob, run: ContainerRun, request: JobRequest,
@@ -286,7 +328,6 @@ class JobService:
             with self.cache.use(run.spec.image):
                 if pull_policy is not None:
                     self.cache.ensure(run.spec.image, pull_policy)
-                    prepare_scratch(request.scratch_dir, request.uid, request.gid)
                 result = run.run()
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
@@ -349,6 +390,11 @@ class JobService:
         mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
         if found and not mine:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")
+        # A JOB_EXIT hook run by a starter removes only that starter's containers: job ids are
+        # not unique across schedds, and another job of the same user may carry the same id.
+        proof = starter_proof.find_starter(ctx.pid, None, policy.trusted_owners())
+        if proof is not None:
+            mine = [c for c in mine if (c.get("Labels") or {}).get(STARTER_PID_LABEL) == str(proof.starter_pid)]
         removed = []
         for container in mine:
             name = str((container.get("Names") or [""])[0]).lstrip("/")

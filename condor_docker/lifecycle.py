@@ -20,6 +20,7 @@ from typing import Callable
 
 from docker.utils.socket import frames_iter
 
+from . import safefs
 from .engine import Engine
 from .failures import Code, Failure
 from .spec import AGENT_LABEL, ContainerSpec
@@ -73,18 +74,21 @@ class JobIO:
 
 
 def prepare_scratch(scratch_dir: str, uid: int, gid: int) -> None:
-    """Make `<scratch>/tmp` and `<scratch>/var/tmp` (the job's private /tmp and /var/tmp).
+    """Make `<scratch>/tmp` and `<scratch>/var/tmp` (the local runner's habit; containers now get tmpfs).
 
-    The agent runs this as root in a directory the job's user owns, so every step
-    goes through directory file descriptors opened with O_NOFOLLOW: a symlink the
-    user plants (or swaps in between two steps) can never make root create, chown
-    or chmod something outside the scratch dir, nor make the engine bind-mount it.
+    Root may run this in a directory the job's user owns, so every step goes
+    through directory file descriptors: the scratch dir is opened with no
+    symbolic link anywhere in its path (openat2 RESOLVE_NO_SYMLINKS, else an
+    O_NOFOLLOW walk), each child with O_NOFOLLOW relative to its parent's fd,
+    and owner/mode are set through the child's fd.  A link the user plants or
+    swaps in between two steps can never make root create, chown or chmod
+    something outside the scratch dir.  The agent does not call this at all.
     """
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
-        scratch_fd = os.open(scratch_dir, flags)
+        scratch_fd = safefs.open_no_symlinks(scratch_dir)
     except OSError as err:
-        raise Failure(Code.POLICY_REFUSED, f"scratch dir {scratch_dir} is not a directory: {err.strerror}") from err
+        raise Failure(Code.POLICY_REFUSED, f"scratch dir {scratch_dir} is not a directory reached without "
+                                           f"symbolic links: {err.strerror}") from err
     opened = [scratch_fd]
     try:
         opened.append(_make_private_dir(scratch_fd, "tmp", 0o1777, uid, gid, scratch_dir))
@@ -103,7 +107,7 @@ def _make_private_dir(parent_fd: int, name: str, mode: int, uid: int, gid: int, 
     except FileExistsError:
         pass
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+        fd = safefs.open_beneath(parent_fd, name)
     except OSError as err:
         raise Failure(Code.POLICY_REFUSED, f"{name} in {scratch_dir} must be a directory, not a link or a file: "
                                            f"remove it ({err.strerror})") from err

@@ -1,29 +1,30 @@
 """The agent's policy: what a peer may ask for, decided from what the agent can trust.
 
 The agent runs as root and talks to the Docker engine (itself root on the
-machine); every request comes from an untrusted process.  What we trust, and why:
+machine); every request comes from an untrusted process.  docs/TRUST-MODEL.md
+has the whole model; in short:
 
 - **Who asks** comes from the kernel (SO_PEERCRED), never from a message.  Job
   requests from uid 0 or gid 0 are refused: a docker job never runs as root, and
   root only manages (signal, cleanup, status).
-- **The scratch dir** is named by the peer, so it must be an absolute path whose
-  real path is itself (no symlink anywhere in it), strictly under one of the
-  admin's execute dirs (CONDOR_DOCKER_EXECUTE_DIRS), a directory owned by the
-  peer.  Otherwise a job could have the engine bind-mount any host directory.
-  The execute dirs are root-owned, so once checked the path cannot be swapped
-  for a link by the peer; the dir itself is opened with O_NOFOLLOW and its
-  ownership read from that open descriptor.
-- **`.job.ad` and `.machine.ad`** are read only after that check, relative to the
-  opened dir, with O_NOFOLLOW and as regular files with one link: a link planted
-  there must not make root read (and echo in an error) another file.
-- **Resources**: `.machine.ad` is written by the starter into a directory the
-  job owns, so the job can rewrite it before its launcher runs.  Its `Cpus` and
-  `Memory` are therefore only a request: they are capped by the admin's
-  CONDOR_DOCKER_MAX_CPUS / CONDOR_DOCKER_MAX_MEMORY_MB (or by the machine's own
-  cores and memory, from psutil, when those are 0), and a job is refused for now
-  (REQUEUE: it may pass when other jobs end) when the memory of every container
-  the agent runs plus this one would exceed the machine's memory.  The startd's
-  slot accounting stays the real limit; this bounds what a lying ad can take.
+- **The scratch dir** is named by the peer, so it must be a direct entry
+  `<EXECUTE>/<name>` of one of the admin's execute dirs
+  (CONDOR_DOCKER_EXECUTE_DIRS), which must be owned by root (or condor) and
+  writable by its owner alone: the job then cannot rename, replace or link
+  its scratch dir, so its path stays what was checked.  Nested paths are
+  refused (a component the job owns could be swapped for a link).  The
+  execute dir is opened with no symbolic link in its path (openat2
+  RESOLVE_NO_SYMLINKS, else an O_NOFOLLOW walk), the scratch dir through that
+  fd, and its owner is read from the held fd (`ScratchDir`); every later root
+  action goes through that fd, never through the path again.
+- **`.job.ad` and `.machine.ad`** are read through the held fd, with no link
+  followed, as regular files with one link: a link planted there must not
+  make root read (and echo in an error) another file.
+- **Resources**: `.machine.ad` sits in a directory the job owns, so its
+  Cpus/Memory/Disk/GPUs are only a claim.  `check_resources` holds the job when
+  a claim is above the trusted size (`slot_source`: the startd's slot ad, else
+  the admin's caps); a REQUEUE budget check keeps the containers the agent runs
+  within the machine's memory.
 - **Privileges** come from the admin only: the network `host` only when
   CONDOR_DOCKER_ALLOW_HOST_NETWORK is true, capabilities only those listed in
   the knobs (the spec takes them from Settings, never from the job), never
@@ -35,15 +36,16 @@ and `machine_resources` (psutil).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
+import pwd
 import stat
 from dataclasses import dataclass
 
-from . import ads
+from . import ads, safefs
 from .failures import Code, Failure
 from .request import JobRequest, from_ads
 from .settings import Settings
+from .slot_source import SlotResources, check_claim
 from .spec import ContainerSpec, parse_extra_arguments
 
 JOB_AD = ".job.ad"
@@ -88,40 +90,96 @@ def check_container_owner(peer_uid: int, name: str, labels: dict) -> None:
         raise refuse(f"container {name} does not belong to uid {peer_uid}")
 
 
-def check_scratch_path(path: str, settings: Settings) -> str:
-    """The scratch dir as given, if it is absolute, link-free and strictly under an execute dir."""
-    if not isinstance(path, str) or not path or not os.path.isabs(path):
-        raise refuse(f"scratch dir {path!r} must be an absolute path")
-    normal = os.path.normpath(path)
-    real = os.path.realpath(normal)
-    if real != normal:
-        raise refuse(f"scratch dir {path} is reached through a symbolic link ({real}): refused")
-    for execute in settings.execute_dirs:
-        base = os.path.realpath(execute)
-        if real != base and real.startswith(base.rstrip("/") + "/"):
-            return real
-    raise refuse(f"scratch dir {path} is not under the execute dirs "
-                 f"({', '.join(settings.execute_dirs)}) of this machine")
-
-
-def open_scratch(path: str, uid: int, settings: Settings) -> tuple[str, int]:
-    """Check the scratch dir and open it (O_NOFOLLOW); returns (real path, dir fd owned by caller)."""
-    real = check_scratch_path(path, settings)
+def trusted_owners() -> set[int]:
+    """Who may own an execute dir: root, this agent's own user, and the condor user."""
+    owners = {0, os.geteuid()}
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        owners.add(pwd.getpwnam("condor").pw_uid)
+    except KeyError:
+        pass
+    return owners
+
+
+def check_scratch_path(path: str, settings: Settings) -> tuple[str, str]:
+    """(execute dir, entry name): the scratch dir must sit directly in an execute dir.
+
+    The starter makes `<EXECUTE>/dir_<starter pid>`; nothing deeper is ever a
+    scratch dir, and only a direct entry of a directory the job cannot write
+    keeps its path: a nested path has components the job could swap.
+    """
+    if not isinstance(path, str) or not path or "\0" in path or not os.path.isabs(path):
+        raise refuse(f"scratch dir {str(path)[:200]!r} must be an absolute path")
+    normal = os.path.normpath(path)
+    parent, name = os.path.split(normal)
+    if name in ("", ".", "..") or "/.." in path or "/./" in path + "/":
+        raise refuse(f"scratch dir {path} is not a plain path: refused")
+    for execute in settings.execute_dirs:
+        base = os.path.normpath(execute)
+        if parent in (base, os.path.realpath(base)):
+            return os.path.realpath(base), name
+    raise refuse(f"scratch dir {path} is not under the execute dirs ({', '.join(settings.execute_dirs)}) "
+                 "of this machine as a direct entry (HTCondor makes <EXECUTE>/dir_<pid>)")
+
+
+@dataclass
+class ScratchDir:
+    """A job's scratch dir, opened once and checked: every later root action goes through `fd`."""
+    path: str
+    fd: int
+    identity: safefs.DirIdentity
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "ScratchDir":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def still_in_place(self) -> bool:
+        """Whether the path (resolved again, no links) is still the directory we hold."""
+        return safefs.same_directory(self.path, self.identity)
+
+
+def _open_execute_dir(execute: str) -> int:
+    try:
+        fd = safefs.open_no_symlinks(execute)
     except OSError as err:
-        raise refuse(f"scratch dir {real} cannot be opened as a directory: {err.strerror}") from err
+        raise refuse(f"execute dir {execute} cannot be opened without following links: {err.strerror}: "
+                     "set CONDOR_DOCKER_EXECUTE_DIRS to its real path") from err
+    info = os.fstat(fd)
+    if not safefs.is_safe_parent(info, trusted_owners()):
+        os.close(fd)
+        raise refuse(f"execute dir {execute} must be owned by root or condor and writable by its owner alone "
+                     f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}): fix its permissions")
+    return fd
+
+
+def open_scratch(path: str, uid: int, settings: Settings) -> ScratchDir:
+    """Check the scratch dir and open it through its execute dir's fd, following no link."""
+    execute, name = check_scratch_path(path, settings)
+    execute_fd = _open_execute_dir(execute)
+    try:
+        fd = safefs.open_beneath(execute_fd, name)
+    except OSError as err:
+        raise refuse(f"scratch dir {path} cannot be opened as a directory without following symbolic links: "
+                     f"{err.strerror}") from err
+    finally:
+        os.close(execute_fd)
     info = os.fstat(fd)
     if info.st_uid != uid:
         os.close(fd)
-        raise refuse(f"scratch dir {real} is owned by uid {info.st_uid}, not by the job's uid {uid}")
-    return real, fd
+        raise refuse(f"scratch dir {path} is owned by uid {info.st_uid}, not by the job's uid {uid}")
+    return ScratchDir(os.path.join(execute, name), fd, safefs.DirIdentity(info.st_dev, info.st_ino))
 
 
 def read_ad_text(dir_fd: int, name: str, *, required: bool) -> str | None:
     """A file of the scratch dir: regular, one link, no symlink; None when absent and optional."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = safefs.open_beneath(dir_fd, name, directory=False)
     except FileNotFoundError:
         if required:
             raise Failure(Code.BAD_JOB_AD, f"the scratch dir has no {name}") from None
@@ -135,29 +193,41 @@ def read_ad_text(dir_fd: int, name: str, *, required: bool) -> str | None:
         if info.st_size > MAX_AD_BYTES:
             raise refuse(f"{name} in the scratch dir is too large ({info.st_size} bytes)")
         with os.fdopen(fd, "rb", closefd=False) as stream:
-            return stream.read(MAX_AD_BYTES).decode("utf-8", errors="replace")
+            data = stream.read(MAX_AD_BYTES + 1)
+        if len(data) > MAX_AD_BYTES:
+            raise refuse(f"{name} in the scratch dir is too large (over {MAX_AD_BYTES} bytes)")
+        return data.decode("utf-8", errors="replace")
     finally:
         os.close(fd)
 
 
 def read_job_files(path: str, uid: int, settings: Settings, *, job_ad_required: bool = True
                    ) -> tuple[str, str | None, str | None]:
-    """(real scratch dir, .job.ad text, .machine.ad text), read only after the dir passed the checks."""
-    real, dir_fd = open_scratch(path, uid, settings)
-    try:
-        job_text = read_ad_text(dir_fd, JOB_AD, required=job_ad_required)
-        machine_text = read_ad_text(dir_fd, MACHINE_AD, required=False)
-    finally:
-        os.close(dir_fd)
-    return real, job_text, machine_text
+    """(scratch dir, .job.ad text, .machine.ad text), read only after the dir passed the checks."""
+    with open_scratch(path, uid, settings) as scratch:
+        return scratch.path, *read_scratch_ads(scratch, job_ad_required=job_ad_required)
 
 
-def cap_resources(request: JobRequest, settings: Settings, machine: MachineResources) -> JobRequest:
-    """The request with Cpus/Memory no larger than the admin's caps (else the machine's size)."""
-    max_cpus = settings.max_cpus or machine.cpus
-    max_memory = settings.max_memory_mb or machine.memory_mb
-    return dataclasses.replace(request, cpus=max(1, min(request.cpus, max_cpus)),
-                               memory_mb=max(1, min(request.memory_mb, max_memory)))
+def read_scratch_ads(scratch: ScratchDir, *, job_ad_required: bool = True) -> tuple[str | None, str | None]:
+    """(.job.ad text, .machine.ad text) through the held scratch dir fd."""
+    return (read_ad_text(scratch.fd, JOB_AD, required=job_ad_required),
+            read_ad_text(scratch.fd, MACHINE_AD, required=False))
+
+
+def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: SlotResources) -> JobRequest:
+    """HOLD when the job's ads claim more than the trusted slot size; else the request as claimed.
+
+    Cpus/Memory are what the container gets (from .machine.ad, or the job's
+    Request* when there is none); Disk/GPUs of .machine.ad are checked too, so a
+    rewritten ad is refused as a whole rather than partly believed.
+    """
+    check_claim("Cpus", request.cpus, trusted.cpus, "", trusted)
+    check_claim("Memory", request.memory_mb, trusted.memory_mb, " MB", trusted)
+    if machine_ad_text and (trusted.disk_kb is not None or trusted.gpus is not None):
+        machine_ad = ads.parse_ad(machine_ad_text, "machine ad")
+        check_claim("Disk", ads.get_int(machine_ad, "Disk"), trusted.disk_kb, " KB", trusted)
+        check_claim("GPUs", ads.get_int(machine_ad, "GPUs"), trusted.gpus, "", trusted)
+    return request
 
 
 def check_memory_budget(memory_mb: int, running_mb: int, machine: MachineResources, job_id: str) -> None:

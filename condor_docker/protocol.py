@@ -15,15 +15,19 @@ The agent learns who is asking from the kernel (SO_PEERCRED), never from a messa
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import socket
 import struct
+import time
 from typing import Any, Iterator
 
 DEFAULT_SOCKET = "/run/condor_docker/agent.sock"
 MAX_LINE = 1 << 20
 MAX_FDS = 3
+CONNECT_RETRY = 3.0   # seconds a client retries EAGAIN (listen queue full) / ECONNREFUSED
 
 
 class ProtocolError(Exception):
@@ -35,7 +39,40 @@ class AgentUnavailable(Exception):
 
 
 def encode(message: dict) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode(line: bytes) -> dict:
+    """One message; anything but a JSON object of finite numbers is a ProtocolError (never a crash)."""
+    try:
+        message = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ProtocolError("message nested too deeply") from None
+    except ValueError as err:  # also UnicodeDecodeError, too-long integers
+        raise ProtocolError(f"not a JSON message: {str(err)[:200]}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return message
+
+
+def close_fds(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()
 
 
 class Connection:
@@ -53,30 +90,47 @@ class Connection:
         if data:
             self.sock.sendall(data)
 
-    def receive(self, with_fds: bool = False) -> tuple[dict | None, list[int]]:
-        """The next message (None at a clean end of stream) and any fds that came with it."""
+    def receive(self, with_fds: bool = False, deadline: float | None = None) -> tuple[dict | None, list[int]]:
+        """The next message (None at a clean end of stream) and any fds that came with it.
+
+        `deadline` (time.monotonic()) bounds the whole message, not each read,
+        so a peer sending one byte at a time cannot hold the connection.  The
+        fds received are the caller's only when a message is returned: on any
+        error they are closed here, so a malformed or cut message leaks none.
+        """
         fds: list[int] = []
-        while b"\n" not in self._buffer:
-            if with_fds and not self._buffer:
-                chunk, new_fds, _flags, _addr = socket.recv_fds(self.sock, 65536, MAX_FDS)
-                fds.extend(new_fds)
-            else:
-                chunk = self.sock.recv(65536)
-            if not chunk:
-                if self._buffer:
-                    raise ProtocolError("connection closed in the middle of a message")
-                return None, fds
-            self._buffer += chunk
-            if len(self._buffer) > MAX_LINE:
-                raise ProtocolError("message too long")
-        line, self._buffer = self._buffer.split(b"\n", 1)
         try:
-            message = json.loads(line)
-        except ValueError as err:
-            raise ProtocolError(f"not a JSON message: {err}") from err
-        if not isinstance(message, dict):
-            raise ProtocolError("a message must be a JSON object")
-        return message, fds
+            while b"\n" not in self._buffer:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise ProtocolError("the request was not complete in time")
+                    self.sock.settimeout(remaining)
+                if with_fds:
+                    chunk, new_fds, flags, _addr = socket.recv_fds(self.sock, 65536, MAX_FDS)
+                    fds.extend(new_fds)
+                    if flags & socket.MSG_CTRUNC or len(fds) > MAX_FDS:
+                        raise ProtocolError(f"more than {MAX_FDS} file descriptors were sent")
+                else:
+                    chunk = self.sock.recv(65536)
+                if not chunk:
+                    if self._buffer:
+                        raise ProtocolError("connection closed in the middle of a message")
+                    close_fds(fds)
+                    return None, fds
+                self._buffer += chunk
+                if len(self._buffer) > MAX_LINE:
+                    raise ProtocolError("message too long")
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            return decode(line), fds
+        except socket.timeout:
+            close_fds(fds)
+            if deadline is None:  # a client's own per-read timeout: its caller words it
+                raise
+            raise ProtocolError("the request was not complete in time") from None
+        except BaseException:
+            close_fds(fds)
+            raise
 
     def close(self) -> None:
         try:
@@ -94,20 +148,30 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 class AgentClient:
     """What the hooks, the launcher and advertise use to talk to the agent."""
 
-    def __init__(self, path: str | None = None, timeout: float | None = 30.0) -> None:
+    def __init__(self, path: str | None = None, timeout: float | None = 30.0,
+                 connect_retry: float = CONNECT_RETRY) -> None:
         self.path = path or os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
+        self.connect_retry = connect_retry
 
     def connect(self) -> Connection:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-        except OSError as err:
-            sock.close()
-            raise AgentUnavailable(f"the condor_docker agent does not answer on {self.path}: "
-                                   f"{err.strerror or err}") from err
-        return Connection(sock)
+        """Connect; a full listen queue (EAGAIN) or a restarting agent (ECONNREFUSED) is retried briefly."""
+        deadline = time.monotonic() + self.connect_retry
+        delay = 0.02
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+                return Connection(sock)
+            except OSError as err:
+                sock.close()
+                transient = err.errno in (errno.EAGAIN, errno.ECONNREFUSED)
+                if not transient or time.monotonic() + delay > deadline:
+                    raise AgentUnavailable(f"the condor_docker agent does not answer on {self.path}: "
+                                           f"{err.strerror or err}") from err
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def call(self, op: str, **fields: Any) -> dict:
         """One request, one response."""

@@ -76,6 +76,18 @@ KNOBS: tuple[Knob, ...] = (
          "Most Cpus a single container may get; 0 means the machine's cores.", 0),
     Knob("CONDOR_DOCKER_MAX_MEMORY_MB", "int", "0",
          "Most memory a single container may get; 0 means the machine's memory.", 0),
+    Knob("CONDOR_DOCKER_SLOT_SOURCE", "str", "startd",
+         "Where a job's Cpus/Memory limits come from: startd (the local startd's slot ad, else the caps) or caps."),
+    Knob("CONDOR_DOCKER_REQUIRE_STARTER", "bool", "false",
+         "Refuse a job whose process is not a descendant of the condor_starter of its scratch dir."),
+    Knob("CONDOR_DOCKER_TMP_SIZE_MB", "int", "1024",
+         "Size of each job's private /tmp and /var/tmp (tmpfs, counted in the job's memory).", 1),
+    Knob("CONDOR_DOCKER_MAX_CONNECTIONS", "int", "1024",
+         "Most connections the agent serves at once (running jobs hold one each).", 16),
+    Knob("CONDOR_DOCKER_MAX_CONNECTIONS_PER_UID", "int", "256",
+         "Most connections one uid may hold open to the agent at once.", 4),
+    Knob("CONDOR_DOCKER_REQUEST_TIMEOUT", "duration", "10",
+         "Seconds a client has to send its whole request once connected.", 1),
     Knob("CONDOR_DOCKER_KILL_GRACE", "duration", "10",
          "Seconds between the soft kill and the hard kill when the job does not say.", 0),
     Knob("CONDOR_DOCKER_PULL_TIMEOUT", "duration", "1800",
@@ -145,6 +157,12 @@ class Settings:
     pids_limit: int
     max_cpus: int
     max_memory_mb: int
+    slot_source: str
+    require_starter: bool
+    tmp_size_mb: int
+    max_connections: int
+    max_connections_per_uid: int
+    request_timeout: float
     kill_grace: float
     pull_timeout: float
     pull_stall_timeout: float
@@ -241,6 +259,8 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
     if values["default_network"] not in ("nat", "none", "host") + values["networks"]:
         raise SettingsError(f"CONDOR_DOCKER_DEFAULT_NETWORK = {values['default_network']!r}: "
                             "use nat, none, host or a network listed in DOCKER_NETWORKS")
+    if values["slot_source"] not in ("startd", "caps"):
+        raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
     values["agent_id"] = values["agent_id"] or default_agent_id(values["execute_dirs"])
     return Settings(**values)
 

@@ -3,13 +3,14 @@
 No I/O and no engine here, so every rule is unit tested on its own.  The spec
 says what HTCondor's docker universe does (shares = 100 x Cpus, memory = the
 slot's Memory with no extra swap, scratch dir mounted at the same path and used
-as working dir, private /tmp and /var/tmp, the job's uid:gid, --init, all
+as working dir, private /tmp and /var/tmp (size-limited tmpfs), the job's uid:gid, --init, all
 capabilities dropped, no-new-privileges) plus what it lacks (a pids limit,
 labels that let the agent find and reap its containers).  `engine.py` alone
 turns the spec into Docker SDK arguments.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -90,13 +91,17 @@ class ContainerSpec:
         return dict(self.labels).get(LABEL_PREFIX + key)
 
 
-def container_name(cluster: int, proc: int, slot: str) -> str:
-    """`HTCJob_<cluster>_<proc>_<slot>`, with anything the engine refuses made `_`.
+def container_name(cluster: int, proc: int, slot: str, uid: int | None = None) -> str:
+    """`HTCJob_<cluster>_<proc>_<slot>_u<uid>`, with anything the engine refuses made `_`.
 
-    A slot runs one job at a time, so the name is unique on the machine; a
-    leftover of an earlier attempt with the same name is removed before create.
+    A slot runs one job at a time, so the name is unique on the machine.  The
+    uid is part of it because ClusterId/ProcId/slot come from files the job can
+    write: one user claiming another's job id gets a different name, so it can
+    never make the other user's launch find its name taken.  A leftover of an
+    earlier attempt with the same name is removed before create.
     """
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"HTCJob_{cluster}_{proc}_{slot}")
+    suffix = f"_u{uid}" if uid is not None else ""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"HTCJob_{cluster}_{proc}_{slot}{suffix}")
 
 
 def hostname(request: JobRequest) -> str:
@@ -137,11 +142,26 @@ def _mount_if(volume_expr: str | None, job_ad: classad2.ClassAd, knob: str) -> b
         raise SettingsError(f"{knob}_MOUNT_IF = {volume_expr!r} is not a ClassAd expression: {err}") from err
 
 
+PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp")
+
+
+def private_tmpfs(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The job's private /tmp and /var/tmp: tmpfs mounts with a size limit.
+
+    Not directories of the scratch dir: the job owns that and could swap
+    `<scratch>/tmp` for a link to another job's /tmp between create and start
+    (the engine follows links when it mounts).  A tmpfs is made by the engine
+    for this container alone and goes away with it; its pages count in the
+    container's memory limit.
+    """
+    options = f"rw,exec,nosuid,nodev,size={settings.tmp_size_mb}m,mode=1777"
+    return tuple((target, options) for target in PRIVATE_TMP_DIRS)
+
+
 def _mounts(request: JobRequest, settings: Settings) -> tuple[Mount, ...]:
+    """The scratch dir (its path cannot change: it sits in a root-owned execute dir) plus admin volumes."""
     scratch = request.scratch_dir
-    mounts = [Mount(scratch, scratch),
-              Mount(os.path.join(scratch, "tmp"), "/tmp"),
-              Mount(os.path.join(scratch, "var", "tmp"), "/var/tmp")]
+    mounts = [Mount(scratch, scratch)]
     for volume in settings.volumes:
         if volume.name in settings.mount_volumes or _mount_if(
                 volume.mount_if, request.job_ad, f"DOCKER_VOLUME_DIR_{volume.name}"):
@@ -190,12 +210,14 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
     if request.uid == 0 or request.gid == 0:
         raise Failure(Code.POLICY_REFUSED, "docker jobs never run as root (uid or gid 0): submit as an ordinary user")
     extras = parse_extra_arguments(settings.extra_arguments)
+    extras = dataclasses.replace(extras, tmpfs=private_tmpfs(settings) + tuple(
+        (target, options) for target, options in extras.tmpfs if target not in PRIVATE_TMP_DIRS))
     cpus = min(request.cpus, settings.max_cpus) if settings.max_cpus else request.cpus
     memory = min(request.memory_mb, settings.max_memory_mb) if settings.max_memory_mb else request.memory_mb
     entrypoint, command = _command(request)
     cap_add = tuple(dict.fromkeys(settings.add_capabilities + extras.cap_add))
     return ContainerSpec(
-        name=container_name(request.cluster, request.proc, request.slot),
+        name=container_name(request.cluster, request.proc, request.slot, request.uid),
         image=request.image,
         entrypoint=entrypoint,
         command=command,

@@ -102,13 +102,17 @@ def test_a_job_ignoring_sigterm_is_killed_after_the_grace(engine, scratch, job_u
 
 
 def test_scratch_dir_is_working_dir_and_writable_as_the_job_uid(engine, scratch, job_user, tmp_path, no_leak):
-    _, container = make_spec(scratch, job_user, "-c 'pwd; id -u; id -g; echo data > out.txt; touch /tmp/t /var/tmp/v'")
+    _, container = make_spec(scratch, job_user, "-c 'pwd; id -u; id -g; echo data > out.txt; "
+                                                "touch /tmp/t /var/tmp/v && grep -E \" /(var/)?tmp tmpfs \" /proc/mounts'")
     result, out, _ = run(engine, container, tmp_path)
     assert result.exit_code == 0
-    assert out.split() == [scratch, str(job_user[0]), str(job_user[1])]
+    lines = out.splitlines()
+    assert lines[:3] == [scratch, str(job_user[0]), str(job_user[1])]
     assert os.stat(os.path.join(scratch, "out.txt")).st_uid == job_user[0]
-    assert os.path.exists(os.path.join(scratch, "tmp", "t"))        # private /tmp is in the scratch dir
-    assert os.path.exists(os.path.join(scratch, "var", "tmp", "v"))
+    # private /tmp and /var/tmp are size-limited tmpfs of this container, not dirs of the scratch dir
+    assert sorted(line.split()[1] for line in lines[3:]) == ["/tmp", "/var/tmp"]
+    assert all("size=1048576k" in line for line in lines[3:]), lines
+    assert not os.path.exists(os.path.join(scratch, "tmp", "t"))
 
 
 def test_cpu_shares_memory_and_security_are_applied(engine, scratch, job_user, tmp_path, no_leak):
@@ -128,7 +132,7 @@ def test_cpu_shares_memory_and_security_are_applied(engine, scratch, job_user, t
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["NetworkMode"] == "none"
     assert seen["Config"]["User"] == f"{job_user[0]}:{job_user[1]}"
-    assert seen["Name"] == "/HTCJob_42_7_slot1_3"
+    assert seen["Name"] == f"/HTCJob_42_7_slot1_3_u{job_user[0]}"
     assert seen["Config"]["Labels"]["org.condor_docker.managed"] == "true"
 
 

@@ -39,22 +39,28 @@ def test_root_never_runs_a_job(uid, gid):
     assert err.value.code is Code.POLICY_REFUSED
 
 
-def test_scratch_under_execute_dir_is_accepted(execute):
+def test_scratch_directly_in_execute_dir_is_accepted(execute):
     path = str(execute / "dir_1")
-    assert policy.check_scratch_path(path, settings_for(execute)) == os.path.realpath(path)
+    assert policy.check_scratch_path(path, settings_for(execute)) == (os.path.realpath(execute), "dir_1")
+    with policy.open_scratch(path, UID, settings_for(execute)) as scratch:
+        assert scratch.path == os.path.join(os.path.realpath(execute), "dir_1")
+        assert scratch.still_in_place()
 
 
-@pytest.mark.parametrize("path", ["relative/dir", "", "/", "/etc"])
+@pytest.mark.parametrize("path", ["relative/dir", "", "/", "/etc", "/proc/self/root/etc", "/proc/1/cwd",
+                                  None, ["x"], 12])
 def test_scratch_elsewhere_is_refused(execute, path):
-    with pytest.raises(Failure, match="absolute|not under"):
+    with pytest.raises(Failure, match="absolute|not under|not a plain") as err:
         policy.check_scratch_path(path, settings_for(execute))
+    assert err.value.code is Code.POLICY_REFUSED
 
 
-def test_the_execute_dir_itself_and_dotdot_are_refused(execute):
-    with pytest.raises(Failure, match="not under"):
-        policy.check_scratch_path(str(execute), settings_for(execute))
-    with pytest.raises(Failure, match="not under"):
-        policy.check_scratch_path(str(execute / "dir_1" / ".." / ".."), settings_for(execute))
+def test_the_execute_dir_itself_dotdot_and_nested_paths_are_refused(execute):
+    (execute / "dir_1" / "nested").mkdir()
+    for path in (str(execute), str(execute / "dir_1" / ".." / ".."), str(execute / "dir_1" / ".." / "dir_1"),
+                 str(execute / "dir_1" / "nested")):
+        with pytest.raises(Failure, match="not under|not a plain"):
+            policy.check_scratch_path(path, settings_for(execute))
 
 
 def test_a_sibling_with_the_same_prefix_is_refused(execute):
@@ -64,10 +70,17 @@ def test_a_sibling_with_the_same_prefix_is_refused(execute):
         policy.check_scratch_path(sibling + "/x", settings_for(execute))
 
 
-def test_scratch_through_a_symlink_is_refused(execute, tmp_path):
+def test_scratch_that_is_a_symlink_is_refused(execute, tmp_path):
     os.symlink(execute / "dir_1", execute / "link")
-    with pytest.raises(Failure, match="symbolic link"):
-        policy.check_scratch_path(str(execute / "link"), settings_for(execute))
+    with pytest.raises(Failure, match="without following symbolic links"):
+        policy.open_scratch(str(execute / "link"), UID, settings_for(execute))
+
+
+def test_an_execute_dir_others_can_write_is_refused(execute):
+    os.chmod(execute, 0o777)
+    with pytest.raises(Failure, match="writable by its owner alone"):
+        policy.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
+    os.chmod(execute, 0o755)
 
 
 def test_scratch_owned_by_someone_else_is_refused(execute):
@@ -99,16 +112,22 @@ def test_missing_job_ad_is_a_hold(execute):
     assert err.value.code is Code.BAD_JOB_AD
 
 
-def test_resources_are_capped_by_the_admin_then_the_machine(execute):
-    request = policy.cap_resources(real_request(), settings_for(execute), policy.MachineResources(2, 24000))
-    assert (request.cpus, request.memory_mb) == (1, 128)        # the slot's own size fits
-    lying = real_request()
+def test_resources_above_the_trusted_slot_are_a_hold(execute):
     import dataclasses
-    lying = dataclasses.replace(lying, cpus=64, memory_mb=10 ** 7)  # a rewritten .machine.ad
-    capped = policy.cap_resources(lying, settings_for(execute), policy.MachineResources(2, 24000))
-    assert (capped.cpus, capped.memory_mb) == (2, 24000)
-    admin = settings_for(execute, CONDOR_DOCKER_MAX_CPUS="1", CONDOR_DOCKER_MAX_MEMORY_MB="512")
-    assert (policy.cap_resources(lying, admin, policy.MachineResources(2, 24000)).memory_mb) == 512
+
+    from condor_docker.slot_source import SlotResources
+    slot = SlotResources(2, 24000, 4096, 0, "the startd's slot1_1@vm")
+    request = policy.check_resources(real_request(), None, slot)
+    assert (request.cpus, request.memory_mb) == (1, 128)        # the slot's own size fits
+    lying = dataclasses.replace(real_request(), memory_mb=10 ** 9)  # a rewritten .machine.ad
+    with pytest.raises(Failure) as err:
+        policy.check_resources(lying, None, slot)
+    assert err.value.code is Code.POLICY_REFUSED
+    assert "Memory = 1000000000 MB" in err.value.reason and "24000 MB" in err.value.reason
+    with pytest.raises(Failure, match="Cpus = 64"):
+        policy.check_resources(dataclasses.replace(real_request(), cpus=64), None, slot)
+    with pytest.raises(Failure, match="GPUs = 8"):
+        policy.check_resources(real_request(), "GPUs = 8\nDisk = 10\n", slot)
 
 
 def test_memory_budget_refuses_for_now():
@@ -156,3 +175,22 @@ def test_container_ownership_by_label():
         policy.check_container_owner(1002, "c", labels)
     with pytest.raises(Failure, match="not managed"):
         policy.check_container_owner(0, "c", {"org.condor_docker.uid": "1001"})
+
+
+def test_a_scratch_dir_swapped_after_the_checks_stops_the_start(execute):
+    """agent_jobs._created runs after create, before start: the held fd must still be what the path names."""
+    from types import SimpleNamespace
+
+    from condor_docker.agent_jobs import JobService, TrackedJob
+    scratch = policy.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
+    job = TrackedJob("HTCJob_1_0_slot1_1_u1", "1.0", UID, 128, 0.0)
+    ctx = SimpleNamespace(send_event=lambda message: True)
+    try:
+        JobService._created(None, ctx, job, "cid-1", scratch)          # unchanged: fine
+        os.rename(execute / "dir_1", execute / "dir_1.old")
+        (execute / "dir_1").mkdir()
+        with pytest.raises(Failure, match="changed between the checks and the start") as err:
+            JobService._created(None, ctx, job, "cid-2", scratch)
+        assert err.value.code is Code.POLICY_REFUSED
+    finally:
+        scratch.close()

@@ -32,7 +32,7 @@ def build(**changes):
 
 def test_real_job_ad_maps_like_htcondor():
     s = build()
-    assert s.name == "HTCJob_28_0_slot1_1"
+    assert s.name == "HTCJob_28_0_slot1_1_u1000"   # the uid: another user cannot take this name
     assert s.image == "busybox:local"
     assert s.command == ("/bin/sh", "-c", "echo oomtest") and s.entrypoint is None
     assert s.user == "1000:1001" and s.group_add == ("1001",)
@@ -47,7 +47,10 @@ def test_real_job_ad_maps_like_htcondor():
 def test_private_tmp_and_scratch_mounts():
     mounts = {(m.source, m.target) for m in build().mounts}
     scratch = "/var/lib/condor/execute/dir_29135"
-    assert mounts == {(scratch, scratch), (scratch + "/tmp", "/tmp"), (scratch + "/var/tmp", "/var/tmp")}
+    assert mounts == {(scratch, scratch)}   # nothing the job could swap for a link
+    tmpfs = dict(build().extras.tmpfs)
+    assert set(tmpfs) == {"/tmp", "/var/tmp"}
+    assert all("size=1024m" in options and "mode=1777" in options for options in tmpfs.values())
 
 
 def test_environment_keeps_htcondor_vars_and_drops_host_ones():

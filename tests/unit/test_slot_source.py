@@ -1,0 +1,98 @@
+"""Trusted slot sizes (a fake startd), the starter proof's slot, and ads that classad2 would cut short."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from condor_docker import ads, slot_source, starter_proof
+from condor_docker.failures import Code, Failure
+from condor_docker.settings import default_settings
+
+from testpaths import FIXTURES
+
+
+def machine_ad_as_dict() -> dict:
+    ad = ads.read_ad_file(os.path.join(FIXTURES, "machine.ad"))
+    return {key: ad.eval(key) for key in ("Name", "Cpus", "Memory", "Disk", "GPUs")}
+
+
+def test_the_startds_slot_ad_is_the_trusted_size():
+    asked = []
+
+    def startd(slot):
+        asked.append(slot)
+        return machine_ad_as_dict()
+
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=startd)
+    found = source.resources("slot1_1")
+    assert (found.cpus, found.memory_mb, found.disk_kb, found.gpus) == (1, 128, 2048, 0)
+    assert "slot1_1@vm" in found.source and asked == ["slot1_1"]
+
+
+def test_the_admin_caps_also_bound_the_startd():
+    source = slot_source.SlotSource(default_settings(CONDOR_DOCKER_MAX_MEMORY_MB="64"), 16, 64000,
+                                    query=lambda slot: machine_ad_as_dict())
+    assert source.resources("slot1_1").memory_mb == 64
+
+
+def test_no_startd_falls_back_to_the_caps_and_is_not_asked_again_at_once():
+    calls = []
+
+    def no_startd(slot):
+        calls.append(slot)
+        raise slot_source.NoStartd("nobody home")
+
+    source = slot_source.SlotSource(default_settings(CONDOR_DOCKER_MAX_CPUS="2"), 16, 64000, query=no_startd)
+    first, second = source.resources("slot1_1"), source.resources("slot1_2")
+    assert (first.cpus, first.memory_mb) == (2, 64000) and "admin's caps" in first.source
+    assert second == first and calls == ["slot1_1"]
+
+
+def test_a_slot_the_startd_does_not_have_is_a_hold():
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None)
+    with pytest.raises(Failure, match="no slot slot9_9") as err:
+        source.resources("slot9_9")
+    assert err.value.code is Code.POLICY_REFUSED
+
+
+@pytest.mark.parametrize("slot", ['slot1_1") || true || ("', "", "../x", None, "a" * 100])
+def test_a_slot_name_cannot_inject_a_constraint(slot):
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda s: pytest.fail("asked"))
+    with pytest.raises(Failure, match="not a slot name"):
+        source.resources(slot)
+
+
+def test_caps_source_never_asks_a_startd():
+    source = slot_source.SlotSource(default_settings(CONDOR_DOCKER_SLOT_SOURCE="caps"), 4, 1000)
+    assert source.query is None and source.resources("slot1_1").memory_mb == 1000
+
+
+def test_the_starters_command_line_names_the_slot():
+    argv = ["condor_starter", "-f", "-local-name", "slot_type_1", "-a", "slot1_1", "127.0.0.1"]  # seen, 25.0.13
+    assert starter_proof.slot_from_cmdline(argv) == "slot1_1"
+    assert starter_proof.slot_from_cmdline(["condor_starter", "-f"]) is None
+    assert starter_proof.slot_from_cmdline(["condor_starter", "-a", "../../x"]) is None
+
+
+def test_no_starter_among_the_ancestors_is_no_proof():
+    assert starter_proof.find_starter(os.getpid(), f"dir_{os.getppid()}", {0}) is None
+
+
+@pytest.mark.parametrize("text,named", [
+    ('ClusterId = 1\nDockerImage = "busybox\nWantDocker = true\n', "DockerImage on line 2"),
+    ('ClusterId = 1\nWantDocker = true\nEnvironment = "A=1', "Environment on line 3"),
+    ('A = "x\nA = 1\n', "A on line 1"),
+    ("ClusterId = 1\nthis is not an attribute\n", "line 2"),
+])
+def test_an_ad_cut_short_is_a_hold_naming_the_line(text, named):
+    with pytest.raises(Failure, match=named) as err:
+        ads.parse_ad(text, "job ad")
+    assert err.value.code is Code.BAD_JOB_AD
+
+
+def test_real_ads_parse_whole():
+    for name in ("job.ad", "machine.ad", "prepare-hook-stdin.ad", "job-exit-hook-stdin.ad"):
+        with open(os.path.join(FIXTURES, name)) as stream:
+            text = stream.read()
+        assert len(ads.parse_ad(text, name)) == sum(1 for line in text.splitlines() if "=" in line)
