@@ -6,23 +6,23 @@ scratch dir only through `policy`, and acts on a container only when its
 
 The agent tracks the jobs it is serving (container name -> `TrackedJob`); the
 reaper keeps tracked containers, and the memory budget is the sum over them.
-A launch runs the container in the connection's thread; a watcher polls the
-launcher's socket, and when the launcher dies (kill -9) the container is
-killed with no grace and removed.
+A launch runs the container in the connection's thread; a watcher
+(`jobwatch.LauncherWatch`) polls the launcher's socket and state: when the
+launcher dies (the starter's hard kill) the container is killed with no grace
+and removed; when the starter suspends it (SIGSTOP or freezer) the container is
+paused, and unpaused when it continues.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import select
 import signal as signals
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import policy
+from . import jobwatch, policy
 from .engine import Engine
 from .failures import Code, Failure, Kind
 from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
@@ -77,44 +77,6 @@ class AdoptedRun(ContainerRun):
             self._remove()
 
 
-class LauncherWatch:
-    """Polls the launcher's socket; calls `on_gone` once if the launcher goes away."""
-
-    def __init__(self, sock: socket.socket, on_gone: Any) -> None:
-        self.sock = sock
-        self.on_gone = on_gone
-        self.gone = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="launcher-watch")
-
-    def start(self) -> "LauncherWatch":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP)
-        while not self._stop.is_set():
-            if not poller.poll(500):
-                continue
-            try:
-                data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            if data:  # a launcher sends nothing after its request; ignore stray bytes
-                time.sleep(0.5)
-                continue
-            if not self._stop.is_set():
-                self.gone = True
-                self.on_gone()
-            return
-
-
 def bounded(failure: Failure, request: JobRequest | None, settings: Settings) -> Failure:
     """A REQUEUE failure of a job already started too often becomes a HOLD with the last reason."""
     if failure.kind is Kind.REQUEUE and request is not None and request.num_job_starts > settings.max_requeues:
@@ -139,6 +101,7 @@ class JobService:
         self.machine = machine or policy.machine_resources()
         self._jobs: dict[str, TrackedJob] = {}
         self._lock = threading.Lock()
+        self._cgroup_driver: str | None = None
 
     # -- tracking ------------------------------------------------------------------
     def tracked_ids(self) -> set[str]:
@@ -228,7 +191,8 @@ class JobService:
         try:
             io = self._io(ctx)
             request, spec = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
-            spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),))
+            spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),),
+                                       cgroup_parent=self._cgroup_parent(ctx))
             job = self._track(request, spec)
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
@@ -258,6 +222,20 @@ class JobService:
         finally:
             self._untrack(job)
 
+    def _cgroup_parent(self, ctx: "RequestContext") -> str | None:
+        """The launcher's HTCondor job cgroup, to create the container under (v1 + cgroupfs only)."""
+        if self._cgroup_driver is None:
+            try:
+                self._cgroup_driver = str(self.engine.info().get("CgroupDriver") or "")
+            except Failure as failure:
+                log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
+                return None
+        parent = jobwatch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
+                                            cgroup_v2=jobwatch.is_cgroup_v2(), driver=self._cgroup_driver)
+        if parent:
+            log.info("job=%s container=%s cgroup parent %s (the launcher's job cgroup)", ctx.job, ctx.container, parent)
+        return parent
+
     def _grace(self, request: JobRequest) -> float:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
 
@@ -274,7 +252,16 @@ class JobService:
             log.warning("launcher pid %d of %s went away: killing the container", ctx.pid, job.name)
             run.stop(signals.SIGKILL, 0)
 
-        watch = LauncherWatch(ctx.connection.sock, launcher_gone).start()
+        def launcher_suspended() -> None:
+            log.info("launcher pid %d of %s is stopped or frozen (suspend): pausing the container", ctx.pid, job.name)
+            run.suspend()
+
+        def launcher_continued() -> None:
+            log.info("launcher pid %d of %s runs again (continue): unpausing the container", ctx.pid, job.name)
+            run.resume()
+
+        watch = jobwatch.LauncherWatch(ctx.connection.sock, launcher_gone, pid=ctx.pid,
+                                       on_suspend=launcher_suspended, on_continue=launcher_continued).start()
         try:
             with self.cache.use(run.spec.image):
                 if pull_policy is not None:

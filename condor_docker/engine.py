@@ -138,6 +138,11 @@ class Engine:
             return self.api.version()
 
     # -- images ------------------------------------------------------------------
+    def info(self) -> dict:
+        """The engine's `docker info` (cgroup driver and version, ...)."""
+        with translate_engine_errors("other", "info"):
+            return self.api.info()
+
     def image_inspect(self, reference: str) -> dict | None:
         with translate_engine_errors("other", reference):
             try:
@@ -224,6 +229,7 @@ class Engine:
             tmpfs=dict(spec.extras.tmpfs) or None,
             sysctls=dict(spec.extras.sysctls) or None,
             runtime=spec.extras.runtime,
+            cgroup_parent=spec.cgroup_parent,
         )
         with translate_engine_errors("create", spec.name):
             created = api.create_container(

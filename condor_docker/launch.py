@@ -6,11 +6,19 @@ stderr, and asks the agent to run the container, passing those three fds
 imports neither docker nor htcondor2 (startup budget, and a job's user must never
 hold the engine).
 
-Signals from the starter are relayed on a separate connection:
-SIGTERM/SIGINT/SIGQUIT/SIGHUP -> `signal` (grace = the job's JobMaxVacateTime, or
-the agent's default), SIGTSTP -> `suspend`, SIGCONT -> `resume`.  A signal that
-arrives before the container exists closes the launch connection instead; the
-agent then abandons the launch and removes anything it created.
+Signals from the starter are relayed on a separate connection.  The starter
+soft-kills the job process with the job's own signal (KillSig for a vacate,
+RemoveKillSig for condor_rm, HoldKillSig for condor_hold; SIGTERM when unset;
+names or numbers in .job.ad), so the launcher catches those as well as
+SIGTERM/SIGINT/SIGQUIT/SIGHUP and relays the very signal it received ->
+`signal` (grace = the job's JobMaxVacateTime, or the agent's default); the
+starter's hard kill (SIGKILL, uncatchable) ends the launcher and the agent,
+which watches it, kills the container.  SIGTSTP -> `suspend`, SIGCONT ->
+`resume`; a SIGSTOP (how the starter suspends a job without a freezer cgroup)
+stops this process, so the agent watches its state and pauses the container
+itself.  A signal that arrives before the container exists closes the launch
+connection instead; the agent then abandons the launch and removes anything
+it created.
 
 If the agent goes away while the job runs (agent restart), the container keeps
 running; the launcher retries `reattach` with backoff for up to 60 s.  Output the
@@ -50,6 +58,10 @@ EX_TEMPFAIL = 75
 EX_OOM = 137
 REATTACH_FOR = 60.0
 RELAYED = (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT, signals.SIGHUP)
+KILL_SIGNAL_ATTRS = ("KillSig", "RemoveKillSig", "HoldKillSig")
+# never relayed as a kill: uncatchable, or the starter's suspend/continue, or harmless noise
+_NOT_KILL_SIGNALS = {signals.SIGKILL, signals.SIGSTOP, signals.SIGTSTP, signals.SIGCONT, signals.SIGCHLD,
+                     signals.SIGWINCH, signals.SIGURG, signals.SIGPIPE}
 
 
 class LostAgent(Exception):
@@ -60,16 +72,59 @@ def _say(text: str) -> None:
     print(f"condor_docker: {text}", file=sys.stderr, flush=True)
 
 
-def _job_grace(env: dict[str, str]) -> float | None:
-    """JobMaxVacateTime from the job ad, if any (the soft-kill grace the job asked for)."""
+def signal_number(value: Any) -> int | None:
+    """A job ad's signal value (HTCondor accepts 10, "SIGUSR1" or "USR1") as a number; None if not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1 <= value < signals.NSIG else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    name = value.strip().upper()
+    if name.isdigit():
+        return signal_number(int(name))
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signals.Signals[name])
+    except KeyError:
+        return None
+
+
+def kill_signals(job_ad: Any) -> tuple[int, ...]:
+    """Every signal the starter may soft-kill this job with: RELAYED plus KillSig/RemoveKillSig/HoldKillSig."""
+    wanted = list(RELAYED)
+    for attr in KILL_SIGNAL_ATTRS:
+        try:
+            value = job_ad.eval(attr) if job_ad is not None and attr in job_ad else None
+        except Exception:  # noqa: BLE001 -- an expression we cannot evaluate is no signal
+            value = None
+        signum = signal_number(value)
+        if signum is not None and signum not in wanted and signum not in _NOT_KILL_SIGNALS:
+            wanted.append(signum)
+    return tuple(wanted)
+
+
+def _read_job_ad(env: dict[str, str]) -> Any:
     path = env.get("_CONDOR_JOB_AD")
     if not path:
         return None
     try:
         from . import ads
 
-        value = ads.get_int(ads.read_ad_file(path, "job ad"), "JobMaxVacateTime")
+        return ads.read_ad_file(path, "job ad")
     except (Failure, OSError):
+        return None
+
+
+def _job_grace(job_ad: Any) -> float | None:
+    """JobMaxVacateTime from the job ad, if any (the soft-kill grace the job asked for)."""
+    if job_ad is None:
+        return None
+    try:
+        from . import ads
+
+        value = ads.get_int(job_ad, "JobMaxVacateTime")
+    except Failure:
         return None
     return float(value) if value is not None else None
 
@@ -81,7 +136,9 @@ class Launcher:
         self.client = AgentClient(socket_path, timeout=30.0)
         self.env = env
         self.scratch_dir = env.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
-        self.grace = _job_grace(env)
+        job_ad = _read_job_ad(env)
+        self.grace = _job_grace(job_ad)
+        self.kill_signals = kill_signals(job_ad)
         self.container: str | None = None
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in signal handlers
         self._connection: Connection | None = None
@@ -90,7 +147,7 @@ class Launcher:
 
     # -- signals -----------------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        for signum in RELAYED:
+        for signum in self.kill_signals:
             signals.signal(signum, self._on_signal)
         signals.signal(signals.SIGTSTP, self._on_signal)
         signals.signal(signals.SIGCONT, self._on_signal)
@@ -105,7 +162,7 @@ class Launcher:
             if signum is None:
                 return
             if self.container is None:
-                if signum in RELAYED:
+                if signum in self.kill_signals:
                     self._abort_before_start(signum)
                 continue
             self._send_control(signum)

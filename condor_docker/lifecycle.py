@@ -128,6 +128,7 @@ class ContainerRun:
         self._signals_sent: list[int] = []
         self._stopping = threading.Event()
         self._finished = threading.Event()
+        self._paused = False
         self._stderr_head = bytearray()
         self._usage = Usage()
 
@@ -141,6 +142,7 @@ class ContainerRun:
             container_id = self.container_id
         if container_id is None:
             return
+        self.resume()  # a paused job cannot act on its soft-kill signal (the starter continues it too)
         log.info("stopping %s with signal %d, hard kill in %.0f s", self.spec.name, signum, grace)
         self._safe_kill(container_id, int(signum))
         threading.Thread(target=self._hard_kill_after, args=(container_id, grace), daemon=True).start()
@@ -158,13 +160,35 @@ class ContainerRun:
         except Failure as failure:
             log.warning("cannot signal %s: %s", self.spec.name, failure.reason)
 
-    def suspend(self) -> None:
-        if self.container_id:
-            self.engine.pause(self.container_id)
+    def suspend(self) -> bool:
+        """Pause the container (idempotent: the launcher's SIGTSTP and the agent's state watch may both ask)."""
+        with self._lock:
+            if not self.container_id or self._paused or self._finished.is_set():
+                return False
+            self._paused = True
+            container_id = self.container_id
+        log.info("suspending %s: pause", self.spec.name)
+        try:
+            self.engine.pause(container_id)
+        except Failure as failure:
+            log.warning("cannot pause %s: %s", self.spec.name, failure.reason)
+            return False
+        return True
 
-    def resume(self) -> None:
-        if self.container_id:
-            self.engine.unpause(self.container_id)
+    def resume(self) -> bool:
+        """Unpause the container if we paused it (idempotent, like suspend)."""
+        with self._lock:
+            if not self.container_id or not self._paused:
+                return False
+            self._paused = False
+            container_id = self.container_id
+        log.info("continuing %s: unpause", self.spec.name)
+        try:
+            self.engine.unpause(container_id)
+        except Failure as failure:
+            log.warning("cannot unpause %s: %s", self.spec.name, failure.reason)
+            return False
+        return True
 
     # -- the lifecycle ---------------------------------------------------------
     def run(self) -> ExitResult:
@@ -294,11 +318,25 @@ class ContainerRun:
             what, why = (part.decode(errors="replace") for part in missing.groups())
             return ExitResult(code, None, False, self._usage, Failure(
                 Code.EXECUTABLE_NOT_FOUND, f"Cannot run {what} in image {self.spec.image}: {why}"))
-        with self._lock:
-            sent = set(self._signals_sent)
-        if code > 128 and code - 128 in sent:
-            return ExitResult(None, code - 128, False, self._usage)
+        signum = signal_of_exit_code(code)
+        if signum is not None:
+            return ExitResult(None, signum, False, self._usage)
         return ExitResult(code, None, False, self._usage)
+
+
+def signal_of_exit_code(code: int) -> int | None:
+    """The signal a container's exit code says its job died of, or None for a plain exit.
+
+    The engine reports a container whose main process (tini under --init, which
+    passes its child's fate on, or the job itself) was killed by signal N as exit
+    code 128+N.  HTCondor's own docker universe reads every code above 128 as a
+    signal; we do the same for 129..128+NSIG-1, so `kill -SEGV $$` in a job is
+    ExitBySignal = true, ExitSignal = 11, as in a vanilla job.  The price, shared
+    with HTCondor, is that a job calling `exit 139` is reported as signal 11 too.
+    """
+    if 128 < code < 128 + signals.NSIG:
+        return code - 128
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

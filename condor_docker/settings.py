@@ -93,6 +93,11 @@ KNOBS: tuple[Knob, ...] = (
          "Seconds a container may exist untracked before a sweep removes it.", 0),
     Knob("CONDOR_DOCKER_HEALTH_PERIOD", "duration", "15",
          "Seconds between the agent's engine health checks.", 1),
+    Knob("CONDOR_DOCKER_JOB_CGROUP_PREFIX", "str", "/htcondor",
+         "Create a container under its launcher's job cgroup when that is under this prefix (HTCondor's "
+         "BASE_CGROUP; cgroup v1, cgroupfs driver), so HTCondor's accounting covers it; empty: never."),
+    Knob("CONDOR_DOCKER_DISK_CHECK_PERIOD", "duration", "30",
+         "Seconds between checks of a running job's disk use (scratch dir + writable layer) against its Disk.", 1),
 )
 
 _BY_NAME = {knob.name: knob for knob in KNOBS}
@@ -145,6 +150,8 @@ class Settings:
     reap_period: float
     reap_grace: float
     health_period: float
+    job_cgroup_prefix: str
+    disk_check_period: float
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

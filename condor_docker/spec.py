@@ -78,6 +78,7 @@ class ContainerSpec:
     shm_size: int
     stdin_open: bool
     extras: Extras = field(default_factory=Extras)
+    cgroup_parent: str | None = None        # the launcher's job cgroup (agent only; see jobwatch)
 
     @property
     def memory_bytes(self) -> int:
