@@ -157,6 +157,10 @@ class Launcher:
         self._events.put(signum)
 
     def _relay(self) -> None:
+        # Python runs handlers in the main thread only; a signal the kernel hands to
+        # this thread would wait until the main thread's recv() returns (never, for
+        # a running job).  Blocking them here makes the kernel pick the main thread.
+        signals.pthread_sigmask(signals.SIG_BLOCK, set(self.kill_signals) | {signals.SIGTSTP, signals.SIGCONT})
         while not self._done.is_set():
             signum = self._events.get()
             if signum is None:
