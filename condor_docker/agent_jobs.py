@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import jobwatch, policy
+from . import jobwatch, policy, usage
 from .engine import Engine
 from .failures import Code, Failure, Kind
 from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("condor_docker.agent_jobs")
 
 LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
+CGROUP_PARENT_LABEL = LABEL_PREFIX + "cgroup_parent"
 MAX_GRACE = 3600.0
 
 
@@ -71,6 +72,7 @@ class AdoptedRun(ContainerRun):
             pumps = []
             if self._running:
                 pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
+                self._start_monitors()
             return self._wait_for_result(pumps)
         finally:
             self._finished.set()
@@ -191,14 +193,18 @@ class JobService:
         try:
             io = self._io(ctx)
             request, spec = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
-            spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),),
-                                       cgroup_parent=self._cgroup_parent(ctx))
+            parent = self._cgroup_parent(ctx, spec.name)
+            spec = dataclasses.replace(
+                spec, cgroup_parent=parent,
+                environment=spec.environment + jobwatch.ancestor_environment(ctx.pid),
+                labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),) + (
+                    ((CGROUP_PARENT_LABEL, parent),) if parent else ()))
             job = self._track(request, spec)
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
         try:
             run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
-                               on_created=lambda cid: self._created(ctx, job, cid))
+                               on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
             return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
         finally:
             self._untrack(job)
@@ -212,29 +218,38 @@ class JobService:
                                     slot=labels.get(LABEL_PREFIX + "slot"))
         if spec.name != state.name:
             raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
+        parent = labels.get(CGROUP_PARENT_LABEL)
+        if parent and parent == usage.container_cgroup_parent(spec.name, parent.rsplit("/", 1)[0] or None,
+                                                               "cgroupfs"):
+            spec = dataclasses.replace(spec, cgroup_parent=parent)  # so its cgroup is read and removed at the end
         job = self._track(request, spec)
         try:
             run = AdoptedRun(self.engine, spec, io, state.id, state.running, kill_grace=self._grace(request),
-                             on_created=lambda cid: self._created(ctx, job, cid))
+                             on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
             log.info("reattaching %s (%s) for launcher pid %d; output written while no agent was attached is lost",
                      spec.name, state.id[:12], ctx.pid)
             return self._serve(ctx, job, run, request, pull_policy=None)
         finally:
             self._untrack(job)
 
-    def _cgroup_parent(self, ctx: "RequestContext") -> str | None:
-        """The launcher's HTCondor job cgroup, to create the container under (v1 + cgroupfs only)."""
+    def _cgroup_parent(self, ctx: "RequestContext", name: str) -> str | None:
+        """`<launcher's job cgroup or /condor_docker>/<name>` (see usage.py); None unless cgroupfs."""
         if self._cgroup_driver is None:
             try:
                 self._cgroup_driver = str(self.engine.info().get("CgroupDriver") or "")
             except Failure as failure:
                 log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
                 return None
-        parent = jobwatch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
-                                            cgroup_v2=jobwatch.is_cgroup_v2(), driver=self._cgroup_driver)
+        job_cgroup = jobwatch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
+                                                cgroup_v2=usage.is_cgroup_v2(), driver=self._cgroup_driver)
+        parent = usage.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
         if parent:
-            log.info("job=%s container=%s cgroup parent %s (the launcher's job cgroup)", ctx.job, ctx.container, parent)
+            log.info("job=%s container=%s cgroup parent %s%s", ctx.job, name, parent,
+                     " (under the launcher's job cgroup)" if job_cgroup else "")
         return parent
+
+    def _disk_limits(self, request: JobRequest) -> dict:
+        return {"disk_limit_kb": request.disk_kb, "disk_check_period": self.settings.disk_check_period}
 
     def _grace(self, request: JobRequest) -> float:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace

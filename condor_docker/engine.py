@@ -280,6 +280,12 @@ class Engine:
         with translate_engine_errors("other", container_id[:12]):
             yield from self.waiter.stats(container_id, stream=True, decode=True)
 
+    def size_rw(self, container_id: str) -> int | None:
+        """Bytes in the container's writable layer (the engine's SizeRw); None if it is gone."""
+        with translate_engine_errors("other", container_id[:12]):
+            found = self.api.containers(all=True, size=True, filters={"id": container_id})
+        return int(found[0].get("SizeRw") or 0) if found else None
+
     def kill(self, container_id: str, signal: int | str = "SIGKILL") -> bool:
         """Send a signal; False when the container is gone or not running."""
         with translate_engine_errors("other", container_id[:12]):

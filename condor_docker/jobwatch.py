@@ -48,8 +48,28 @@ def cgroup_paths(pid: int, proc_root: str = "/proc") -> dict[str, str]:
     return paths
 
 
-def is_cgroup_v2(root: str = CGROUP_ROOT) -> bool:
-    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+def ancestor_environment(pid: int, proc_root: str = "/proc") -> tuple[tuple[str, str], ...]:
+    """The `_CONDOR_ANCESTOR_*` variables the starter gave the launcher, from the kernel's copy.
+
+    HTCondor's procd adopts into a job's process family every process whose
+    environment carries the family's ancestor marks (its environment tracker), so
+    a container whose processes carry them is measured (RemoteUserCpu,
+    MemoryUsage), suspended (SIGSTOP to every member) and hard-killed by HTCondor
+    exactly like a vanilla job's children.  They are read from
+    /proc/<pid>/environ (what the starter exec'ed the launcher with), not from
+    the environment the launcher sends.
+    """
+    try:
+        with open(f"{proc_root}/{pid}/environ", "rb") as stream:
+            raw = stream.read()
+    except OSError:
+        return ()
+    found = []
+    for item in raw.split(b"\0"):
+        name, sep, value = item.decode(errors="replace").partition("=")
+        if sep and name.startswith("_CONDOR_ANCESTOR_") and name[len("_CONDOR_ANCESTOR_"):].isdigit():
+            found.append((name, value))
+    return tuple(found)
 
 
 def job_cgroup_parent(pid: int, prefix: str, *, cgroup_v2: bool, driver: str,
@@ -78,6 +98,10 @@ def job_cgroup_parent(pid: int, prefix: str, *, cgroup_v2: bool, driver: str,
     if path == prefix or not path.startswith(prefix + "/"):
         return None
     return path
+
+
+def is_cgroup_v2(root: str = CGROUP_ROOT) -> bool:
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
 
 
 def _frozen(pid: int, proc_root: str = "/proc", root: str = CGROUP_ROOT) -> bool:

@@ -40,6 +40,7 @@ Exit status, what the starter records as the job's ExitCode / ExitBySignal:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import queue
 import signal as signals
@@ -274,16 +275,39 @@ def report_failure(failure: Failure, *, oom: bool = False) -> int:
     return EX_TEMPFAIL
 
 
+# what the container used, as delayed job attributes (see docs/USAGE-ACCOUNTING.md)
+USAGE_ATTRS = {"cpu_user_s": "ChirpCondorDockerRemoteUserCpu", "cpu_sys_s": "ChirpCondorDockerRemoteSysCpu",
+               "peak_memory_mb": "ChirpCondorDockerMemoryUsage", "disk_kb": "ChirpCondorDockerDiskUsage",
+               "network_in_bytes": "ChirpCondorDockerNetworkInBytes",
+               "network_out_bytes": "ChirpCondorDockerNetworkOutBytes"}
+
+
+def report_usage(usage: dict) -> bool:
+    """The container's usage as Chirp delayed attributes, when the starter offers Chirp; silent otherwise.
+
+    HTCondor's own RemoteUserCpu/MemoryUsage come from its process family (see
+    the doc); these land beside them in the schedd's ad whatever the host's
+    cgroup setup, so an admin can always see what the container itself used.
+    """
+    config = os.environ.get("_CONDOR_CHIRP_CONFIG")
+    values = {attr: usage[key] for key, attr in USAGE_ATTRS.items() if isinstance(usage.get(key), (int, float))}
+    if not config or not os.path.isfile(config) or not values:
+        return False
+    return chirp.set_delayed({k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()},
+                             stderr=io.StringIO())
+
+
 def finish(final: dict) -> int:
     """The agent's final answer as this process's exit status."""
     if not final.get("ok"):
         return report_failure(Failure.from_dict(final.get("failure") or {"code": 305, "reason": "no reason"}))
     result = final.get("result") or {}
+    report_usage(result.get("usage") or {})
     failure = Failure.from_dict(result["failure"]) if result.get("failure") else None
-    if failure is not None:  # a runtime failure: OOM, executable not found
+    if failure is not None:  # a runtime failure: OOM, over disk, executable not found
         report_failure(failure, oom=bool(result.get("oom")))
-        if result.get("oom"):
-            return EX_OOM
+        if result.get("oom") or (failure.is_hold and result.get("signal") == signals.SIGKILL):
+            return EX_OOM  # killed for going over a limit: 137, as the engine says of an OOM kill
     if result.get("signal"):
         return _die_by_signal(int(result["signal"]))
     code = result.get("exit_code")
