@@ -319,6 +319,9 @@ class ContainerRun:
 
     def _final_usage(self) -> None:
         """The exact totals from the container's own parent cgroup, which outlives the container's."""
+        disk_kb = self._disk_kb()[0]
+        with self._lock:
+            self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, disk_kb))
         final = self.cgroup.read() if self.cgroup is not None else None
         if final is None:
             return
@@ -333,22 +336,26 @@ class ContainerRun:
         with self._lock:
             return self._usage
 
+    def _disk_kb(self) -> tuple[int, int, int]:
+        """(total, scratch dir, writable layer) in KB: what the job has written on this machine."""
+        try:
+            layer_kb = (self.engine.size_rw(self.container_id) or 0) // 1024
+        except Failure as failure:
+            log.debug("cannot size the writable layer of %s: %s", self.spec.name, failure.reason)
+            layer_kb = 0
+        scratch_kb = tree_size_kb(self.spec.working_dir)
+        return scratch_kb + layer_kb, scratch_kb, layer_kb
+
     def _watch_disk(self) -> None:
         """Every period: scratch dir + writable layer against the slot's Disk; over it -> kill, hold."""
         while not self._finished.wait(self.disk_check_period):
-            try:
-                layer = self.engine.size_rw(self.container_id)
-            except Failure as failure:
-                log.debug("cannot size the writable layer of %s: %s", self.spec.name, failure.reason)
-                layer = 0
-            scratch_kb = tree_size_kb(self.spec.working_dir)
-            used_kb = scratch_kb + (layer or 0) // 1024
+            used_kb, scratch_kb, layer_kb = self._disk_kb()
             with self._lock:
                 self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, used_kb))
             if self.disk_limit_kb and used_kb > self.disk_limit_kb and not self._finished.is_set():
                 self._over_disk = Failure(Code.OVER_DISK, (
                     f"Docker job has gone over its disk limit of {self.disk_limit_kb} KB: used {used_kb} KB "
-                    f"(scratch dir {scratch_kb} KB, container layer {(layer or 0) // 1024} KB); "
+                    f"(scratch dir {scratch_kb} KB, container layer {layer_kb} KB); "
                     "raise request_disk or write less"))
                 log.warning("%s: %s", self.spec.name, self._over_disk.reason)
                 self.stop(signals.SIGKILL, 0)
