@@ -5,15 +5,20 @@ VENV   ?= /opt/condor_docker/venv
 PYTHON := $(VENV)/bin/python
 DEMO   := demo-output
 
-.PHONY: setup engine install demo test unit bench clean
+.PHONY: setup engine install htcondor demo test unit pool bench clean
 
-setup: engine install
+setup: engine install htcondor
 
 engine:
 	bash scripts/engine-up.sh
 
 install:
 	VENV=$(VENV) bash scripts/setup-venv.sh
+
+# A real HTCondor for tests/pool (unpacked once into /opt/condor_docker/htcondor-<version>);
+# without one (exit 3) the pool tests skip and say why.
+htcondor:
+	bash scripts/htcondor-up.sh >/dev/null || [ $$? -eq 3 ]
 
 demo: setup
 	rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/*.sub examples/*.sh examples/*.txt $(DEMO)/ 2>/dev/null || true
@@ -23,6 +28,9 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest -q tests
+
+pool: setup
+	$(PYTHON) -m pytest -q tests/pool
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

@@ -16,11 +16,24 @@ import argparse
 import os
 import re
 import sys
+import time
 from typing import Any, TextIO
 
 from . import ads, protocol
 
 TIMEOUT = 5.0   # connect and read; the cron period is 60 s and a hung agent must not hang us
+# The startd runs its first cron job the moment it starts, while condor_master is
+# still starting the agent beside it; the next run is a whole period later.  So a
+# missing or refusing socket is retried for this long before saying HasDocker = false
+# (HTCondor's own docker universe advertises at once; so must we).
+AGENT_START_WAIT = 20.0
+# `universe = container` with a docker:// image: condor_submit requires
+# TARGET.HasContainer && TARGET.HasDockerURL, and we run those jobs too.  Written as
+# expressions over the slot's own HasDocker, so they follow it; HasContainer stays
+# true where HTCondor's own Singularity/Apptainer support is there.
+CONTAINER_LINES = ("HasDockerURL = HasDocker\n"
+                   "HasContainer = HasDocker || (HasSingularity =?= true)\n")
+RETRY_INTERVAL = 0.25
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HINT = "start it (DAEMON_LIST includes CONDOR_DOCKER_AGENT) or check its log"
 
@@ -49,10 +62,28 @@ def offline_reason(socket_path: str, err: protocol.AgentUnavailable) -> str:
     return f"condor_docker agent not running: {socket_path}: {detail}; {HINT}"
 
 
-def query_agent(socket_path: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+def _agent_starting(err: protocol.AgentUnavailable) -> bool:
+    """No socket yet, or nobody listening on it yet: what an agent that is starting looks like."""
+    return isinstance(err.__cause__, (FileNotFoundError, ConnectionRefusedError))
+
+
+def call_machine_attrs(socket_path: str, timeout: float, start_wait: float,
+                       clock: Any = time.monotonic, sleep: Any = time.sleep) -> dict[str, Any]:
+    """The agent's reply to machine_attrs, waiting up to `start_wait` s for an agent that is starting."""
+    deadline = clock() + start_wait
+    while True:
+        try:
+            return protocol.AgentClient(socket_path, timeout=timeout).call("machine_attrs")
+        except protocol.AgentUnavailable as err:
+            if not _agent_starting(err) or clock() + RETRY_INTERVAL > deadline:
+                raise
+        sleep(RETRY_INTERVAL)
+
+
+def query_agent(socket_path: str, timeout: float = TIMEOUT, start_wait: float = 0.0) -> dict[str, Any]:
     """The slot attributes to publish; never raises."""
     try:
-        reply = protocol.AgentClient(socket_path, timeout=timeout).call("machine_attrs")
+        reply = call_machine_attrs(socket_path, timeout, start_wait)
     except protocol.AgentUnavailable as err:
         return {"HasDocker": False, "DockerOfflineReason": offline_reason(socket_path, err)}
     if not reply.get("ok"):
@@ -83,7 +114,7 @@ def format_attrs(attrs: dict[str, Any]) -> str:
             continue
     if "DockerOfflineReason" not in attrs or attrs["DockerOfflineReason"] is None:
         lines.append("DockerOfflineReason = undefined\n")
-    return "".join(lines)
+    return "".join(lines) + CONTAINER_LINES
 
 
 def main_advertise(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
@@ -91,9 +122,11 @@ def main_advertise(argv: list[str] | None = None, stdout: TextIO | None = None) 
                                      description="startd cron: print HasDocker and the image cache")
     parser.add_argument("--socket", default=None, help="the agent's socket")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help=argparse.SUPPRESS)
+    parser.add_argument("--agent-start-wait", type=float, default=AGENT_START_WAIT, metavar="SECONDS",
+                        help="how long to wait for an agent that is starting (default %(default)s)")
     args, _unknown = parser.parse_known_args(argv)   # a cron line with extra words still publishes
     socket_path = args.socket or os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or protocol.DEFAULT_SOCKET
     out = stdout or sys.stdout
-    out.write(format_attrs(query_agent(socket_path, args.timeout)))
+    out.write(format_attrs(query_agent(socket_path, args.timeout, args.agent_start_wait)))
     out.flush()
     return 0

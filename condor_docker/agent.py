@@ -115,7 +115,14 @@ class Agent:
         return {"ok": True, "version": package_version(), "healthy": state.healthy, "reason": state.reason}
 
     def machine_attrs(self, ctx: RequestContext, message: dict) -> dict:
+        from .health import NOT_CHECKED
+
         state = self.health.current()
+        if state is NOT_CHECKED:
+            # The startd's first cron run comes right at start; "not checked yet" would
+            # keep HasDocker false for a whole cron period.  Check now (cheap; the
+            # lock makes this wait for a check already under way).
+            state = self.health.check()
         attrs: dict[str, Any] = {"HasDocker": state.healthy}
         if state.version:
             attrs["DockerVersion"] = state.version

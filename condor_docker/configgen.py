@@ -41,7 +41,7 @@ def _header(which: str, purpose: str) -> list[str]:
 def _knob_block(knob: Knob) -> list[str]:
     kind = knob.kind if knob.minimum is None else f"{knob.kind}, minimum {knob.minimum}"
     doc = textwrap.wrap(f"{knob.doc} ({kind})", width=86)
-    return [f"# {line}" for line in doc] + [f"{knob.name} = {knob.default}".rstrip(), ""]
+    return [f"# {line}" for line in doc] + [f"{knob.name} = {knob.configured}".rstrip(), ""]
 
 
 def execute_point_config() -> str:
@@ -98,9 +98,10 @@ def access_point_config() -> str:
     lines += [
         f"# The launcher sets {CHIRP_REASON}, {CHIRP_SUBCODE} and {CHIRP_OOM}",
         "# through Chirp; this transform turns them into a hold when the job exits.",
+        "# (universe = container jobs with a docker:// image run through condor_docker too.)",
         "JOB_TRANSFORM_NAMES = $(JOB_TRANSFORM_NAMES) CondorDocker",
         "JOB_TRANSFORM_CondorDocker @=end",
-        "   REQUIREMENTS WantDocker =?= true",
+        "   REQUIREMENTS WantDocker =?= true || WantContainer =?= true",
         f"   SET OnExitHold ({CHIRP_REASON} isnt undefined) || ($(MY.OnExitHold:false))",
         f"   SET OnExitHoldReason {CHIRP_REASON}",
         f"   SET OnExitHoldSubCode {CHIRP_SUBCODE}",
@@ -120,7 +121,7 @@ def knob_table_markdown() -> str:
     rows = ["| knob | type | default | meaning |", "|---|---|---|---|"]
     for knob in KNOBS:
         kind = knob.kind if knob.minimum is None else f"{knob.kind} (>= {knob.minimum})"
-        default = f"`{knob.default}`" if knob.default else "(empty)"
+        default = f"`{knob.configured}`" if knob.configured else "(empty)"
         rows.append(f"| `{knob.name}` | {kind} | {default} | {knob.doc} |")
     return "\n".join(rows) + "\n"
 

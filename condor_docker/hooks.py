@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from . import ads, protocol
+from . import ads, imageref, protocol
 from .arguments import args_to_v2_raw
 from .failures import Code, Failure
 
@@ -92,6 +92,7 @@ def rewrite_attrs(options: HookOptions, image: str | None) -> dict[str, Any]:
     """
     attrs: dict[str, Any] = {
         "WantDocker": False,
+        "WantContainer": False,     # universe = container with a docker:// image: ours, not the starter's
         "Cmd": options.launcher,
         "Arguments": args_to_v2_raw([*options.launcher_args, "launch", "--socket", options.socket]),
         "TransferExecutable": False,
@@ -150,6 +151,22 @@ def ask_agent_prepare(options: HookOptions, job_text: str, scratch_dir: str) -> 
                       f"{str(reply)[:200]}") from None
 
 
+def slot_has_singularity(scratch_dir: str) -> bool:
+    """Whether HTCondor's own Singularity/Apptainer support can run a non-docker container job here.
+
+    Then the job is not ours and passes through untouched; otherwise it would fail
+    obscurely in the starter, so we hold it with a reason that says what to write.
+    (.machine.ad is the job user's file; all it can change is which of those two
+    happens to that user's own job.)
+    """
+    try:
+        with open(os.path.join(scratch_dir, ".machine.ad")) as stream:
+            machine_ad = ads.parse_ad(stream.read(), ".machine.ad")
+        return bool(ads.get_bool(machine_ad, "HasSingularity", False))
+    except (OSError, Failure):
+        return False
+
+
 def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[dict[str, Any], int]:
     """(attributes to print, exit status) for one job; no printing here, so tests call it."""
     from . import request  # classad2-only; kept local so advertise never pays for it
@@ -157,6 +174,9 @@ def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[
     try:
         job_ad = ads.parse_ad(job_text, "job ad on the hook's stdin")
         if not request.is_docker_job(job_ad):
+            if request.is_container_job(job_ad) and not slot_has_singularity(scratch_dir):
+                raise Failure(Code.INVALID_IMAGE, imageref.unsupported_container_reason(
+                    ads.get_str(job_ad, "ContainerImage") or ""))
             return {}, 0
     except Failure as failure:
         return failure_attrs(failure), 1

@@ -3,6 +3,12 @@
 `:latest` is added only when the reference has neither a tag nor a digest; the
 `host:port/` prefix of a registry is not a tag (`127.0.0.1:5000/img` -> `127.0.0.1:5000/img:latest`).
 An invalid reference is a HOLD: no registry could ever serve it.
+
+`universe = container` jobs name their image in `ContainerImage`: condor_submit
+keeps `docker://<ref>` for registry images (ContainerImageSource = "docker") and a
+file or directory name for Singularity/Apptainer images (`x.sif`, an unpacked
+sandbox dir).  Only the first kind is an engine image; `container_image_ref` maps
+it, and says clearly why the others cannot run here.
 """
 from __future__ import annotations
 
@@ -54,3 +60,37 @@ def repository_and_tag(reference: str) -> tuple[str, str]:
     head, _, last = reference.rpartition("/")
     name, _, tag = last.partition(":")
     return (f"{head}/{name}" if head else name), tag or "latest"
+
+
+DOCKER_URL = "docker://"
+
+
+def is_docker_url(container_image: str | None, source: str | None = None) -> bool:
+    """Whether a ContainerImage names a registry image (docker://...) the engine can run."""
+    text = (container_image or "").strip()
+    return text.lower().startswith(DOCKER_URL) or (source or "").lower() == "docker" and "://" not in text
+
+
+def container_image_ref(container_image: str | None, source: str | None = None) -> str:
+    """The engine reference of a universe = container image, or a HOLD for forms the engine cannot run."""
+    text = (container_image or "").strip()
+    if not text:
+        raise Failure(Code.INVALID_IMAGE, "the container job has no container_image: "
+                      "add container_image = docker://<registry>/<image>:<tag> to the submit file")
+    if not is_docker_url(text, source):
+        raise Failure(Code.INVALID_IMAGE, unsupported_container_reason(text))
+    return normalize(text[len(DOCKER_URL):] if text.lower().startswith(DOCKER_URL) else text)
+
+
+def unsupported_container_reason(container_image: str) -> str:
+    """Why this execute point cannot run a non-docker container image, and what to write instead."""
+    text = container_image.strip()
+    if text.lower().endswith(".sif"):
+        form = "a Singularity/Apptainer image file (.sif)"
+    elif "://" in text:
+        form = f"a {text.split('://', 1)[0]}:// image"
+    else:
+        form = "a Singularity/Apptainer sandbox directory"
+    return (f"container_image {text!r} is {form}; this execute point runs containers with Docker "
+            f"(condor_docker) and has no Singularity/Apptainer: use container_image = "
+            f"docker://<registry>/<image>:<tag>, or require TARGET.HasSingularity")

@@ -53,11 +53,33 @@ class JobRequest:
         return f"{self.cluster}.{self.proc}"
 
 
+def is_container_job(job_ad: classad2.ClassAd) -> bool:
+    """`universe = container` (condor_submit: WantContainer = true), whatever the image's form."""
+    return bool(ads.get_bool(job_ad, "WantContainer", False))
+
+
+def is_docker_container_job(job_ad: classad2.ClassAd) -> bool:
+    """`universe = container` with a docker:// image: ours to run, like a docker universe job."""
+    return is_container_job(job_ad) and imageref.is_docker_url(
+        ads.get_str(job_ad, "ContainerImage"), ads.get_str(job_ad, "ContainerImageSource"))
+
+
 def is_docker_job(job_ad: classad2.ClassAd) -> bool:
-    """A job the docker universe must run: WantDocker, or JobUniverse 5 with an image."""
+    """A job we must run: WantDocker, JobUniverse 5 with a DockerImage, or a docker:// container job."""
     if ads.get_bool(job_ad, "WantDocker", False):
         return True
+    if is_docker_container_job(job_ad):
+        return True
     return ads.get_int(job_ad, "JobUniverse", 0) == 5 and ads.get_str(job_ad, "DockerImage") is not None
+
+
+def job_image(job_ad: classad2.ClassAd) -> str:
+    """The engine reference to run: DockerImage (docker universe) or ContainerImage's docker:// ref."""
+    docker_image = ads.get_str(job_ad, "DockerImage")
+    if docker_image is None and is_container_job(job_ad):
+        return imageref.container_image_ref(ads.get_str(job_ad, "ContainerImage"),
+                                            ads.get_str(job_ad, "ContainerImageSource"))
+    return imageref.normalize(docker_image or "")
 
 
 def slot_name(machine_ad: classad2.ClassAd, fallback: str | None = None) -> str:
@@ -130,7 +152,7 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
         uid=uid,
         gid=gid,
         scratch_dir=scratch_dir,
-        image=imageref.normalize(ads.get_str(job_ad, "DockerImage") or ""),
+        image=job_image(job_ad),
         cmd=cmd,
         args=_arguments(job_ad),
         transfer_executable=ads.get_bool(job_ad, "TransferExecutable", True),

@@ -26,6 +26,15 @@ class Knob:
     default: str
     doc: str
     minimum: int | None = None
+    # What the generated config.d file writes, when the right value depends on the
+    # pool (e.g. "$(EXECUTE)"): a pool's own knobs, never a guess of their values.
+    # `default` stays the value used without any HTCondor config (unit tests, `run`).
+    config_value: str | None = None
+
+    @property
+    def configured(self) -> str:
+        """The value config.d/50-condor_docker-execute.conf sets."""
+        return self.default if self.config_value is None else self.config_value
 
 
 KNOBS: tuple[Knob, ...] = (
@@ -36,9 +45,11 @@ KNOBS: tuple[Knob, ...] = (
     Knob("CONDOR_DOCKER_AGENT_SOCKET", "str", "/run/condor_docker/agent.sock",
          "The agent's unix socket; its directory must be owned by root."),
     Knob("CONDOR_DOCKER_STATE_DIR", "str", "/var/lib/condor/condor_docker",
-         "Where the agent keeps image last-use times and pull counts."),
+         "Where the agent keeps image last-use times and pull counts.",
+         config_value="$(LOCAL_DIR)/condor_docker"),
     Knob("CONDOR_DOCKER_EXECUTE_DIRS", "list", "/var/lib/condor/execute",
-         "Directories under which a job's scratch dir must be (HTCondor's EXECUTE)."),
+         "Directories under which a job's scratch dir must be (HTCondor's EXECUTE; add every "
+         "SLOT<N>_EXECUTE you set).", config_value="$(EXECUTE)"),
     Knob("CONDOR_DOCKER_DEFAULT_NETWORK", "str", "nat",
          "Network for jobs with no docker_network_type: nat, none, host or an admin network."),
     Knob("CONDOR_DOCKER_ALLOW_HOST_NETWORK", "bool", "true",

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import classad2
@@ -77,7 +78,7 @@ def run_advertise(argv: list[str]) -> dict:
 
 def test_no_agent_says_offline_with_a_reason(short_tmp):
     missing = short_tmp / "agent.sock"
-    result = run_advertise(["--socket", str(missing)])
+    result = run_advertise(["--socket", str(missing), "--agent-start-wait", "0"])
     ad = result["ad"]
     assert ad["HasDocker"] is False
     reason = ad["DockerOfflineReason"]
@@ -90,7 +91,7 @@ def test_refused_socket_names_the_error(short_tmp):
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(path))   # bound but not listening: connection refused
     try:
-        ad = run_advertise(["--socket", str(path)])["ad"]
+        ad = run_advertise(["--socket", str(path), "--agent-start-wait", "0"])["ad"]
     finally:
         dead.close()
     assert ad["HasDocker"] is False
@@ -173,9 +174,46 @@ def test_hung_agent_is_bounded(short_tmp):
 
 def test_cron_entry_point_runs_without_docker_or_htcondor2(short_tmp):
     """The cron job path: `condor_docker advertise`, and neither heavy module is imported."""
-    code = ("import sys; from condor_docker import cli; rc = cli.main(['advertise', '--socket', sys.argv[1]]); "
+    code = ("import sys; from condor_docker import cli; rc = cli.main(['advertise', '--socket', sys.argv[1], '--agent-start-wait', '0']); "
             "sys.exit(99 if 'docker' in sys.modules or 'htcondor2' in sys.modules else rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(short_tmp / "none.sock")], capture_output=True,
                           text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert classad2.parseOne(proc.stdout)["HasDocker"] is False
+
+
+def test_an_agent_that_is_starting_is_waited_for(short_tmp):
+    """The startd's first cron run races the agent's start: a socket that appears soon is used."""
+    path = short_tmp / "agent.sock"
+    attrs = {"HasDocker": True, "DockerVersion": "Docker version 20.10.24"}
+    started: list[FakeAgent] = []
+    reply = {"machine_attrs": {"ok": True, "attrs": attrs}}
+    timer = threading.Timer(1.0, lambda: started.append(FakeAgent(path, reply)))
+    timer.start()
+    try:
+        ad = run_advertise(["--socket", str(path), "--agent-start-wait", "10"])["ad"]
+    finally:
+        timer.join()
+        for agent in started:
+            agent.close()
+    assert ad["HasDocker"] is True
+
+
+def test_the_wait_for_a_starting_agent_is_bounded(short_tmp):
+    """With no agent at all the cron job still ends (and says why) after the wait."""
+    missing = short_tmp / "agent.sock"
+    began = time.monotonic()
+    ad = run_advertise(["--socket", str(missing), "--agent-start-wait", "0.6"])["ad"]
+    assert 0.5 <= time.monotonic() - began < 5
+    assert ad["HasDocker"] is False
+    assert "No such file or directory" in ad["DockerOfflineReason"]
+
+
+@pytest.mark.parametrize("has_docker", [True, False])
+def test_container_universe_attributes_follow_has_docker(has_docker):
+    """condor_submit's universe = container with docker:// requires HasContainer && HasDockerURL."""
+    ad = classad2.parseOne(advertise.format_attrs({"HasDocker": has_docker}))
+    assert ad.eval("HasDockerURL") is has_docker
+    assert ad.eval("HasContainer") is has_docker
+    ad["HasSingularity"] = True   # HTCondor's own Singularity keeps HasContainer
+    assert ad.eval("HasContainer") is True

@@ -33,8 +33,8 @@ def test_committed_file_equals_generator_output(which):
 def test_every_knob_appears_with_its_default_and_doc():
     text = configgen.execute_point_config()
     for knob in KNOBS:
-        assert re.search(rf"^{knob.name} =(?: {re.escape(knob.default)})?$" if not knob.default else
-                         rf"^{knob.name} = {re.escape(knob.default)}$", text, re.M), knob.name
+        assert re.search(rf"^{knob.name} =(?: {re.escape(knob.configured)})?$" if not knob.configured else
+                         rf"^{knob.name} = {re.escape(knob.configured)}$", text, re.M), knob.name
         first_words = " ".join(knob.doc.split()[:3])
         assert first_words in text.replace("\n# ", " "), knob.name
 
@@ -62,7 +62,7 @@ def test_access_point_transform_keeps_the_users_on_exit_hold():
             in text)
     assert "SET OnExitHoldReason ChirpCondorDockerHoldReason" in text
     assert "SET OnExitHoldSubCode ChirpCondorDockerHoldSubCode" in text
-    assert "REQUIREMENTS WantDocker =?= true" in text
+    assert "REQUIREMENTS WantDocker =?= true || WantContainer =?= true" in text
 
 
 def _param_with(config_file: Path, names: list[str]) -> dict:
@@ -93,6 +93,23 @@ def test_htcondor_reads_the_execute_file(tmp_path):
         "--launcher /opt/condor_docker/venv/bin/condor_docker --max-requeues 3")
     assert values["CONDOR_DOCKER_HOOK_JOB_EXIT"] == "/opt/condor_docker/venv/bin/condor_docker_job_exit"
     assert values["STARTD_CRON_JOBLIST"].split() == ["CONDOR_DOCKER"]
+
+
+def test_pool_dependent_knobs_reference_htcondors_own_knobs(tmp_path):
+    """A site's EXECUTE/LOCAL_DIR is not ours to guess: the generated file must follow them.
+
+    (A literal /var/lib/condor/execute held every job on a pool whose EXECUTE is
+    elsewhere: "scratch dir ... is not under the execute dirs".)
+    """
+    text = configgen.execute_point_config()
+    assert "CONDOR_DOCKER_EXECUTE_DIRS = $(EXECUTE)" in text.splitlines()
+    assert "CONDOR_DOCKER_STATE_DIR = $(LOCAL_DIR)/condor_docker" in text.splitlines()
+    (tmp_path / "condor_config").write_text(
+        f"LOCAL_DIR = {tmp_path}/local\nEXECUTE = {tmp_path}/elsewhere/execute\n"
+        f"include : {CONFIG_D / '50-condor_docker-execute.conf'}\n")
+    values = _param_with(tmp_path / "condor_config", ["CONDOR_DOCKER_EXECUTE_DIRS", "CONDOR_DOCKER_STATE_DIR"])
+    assert values["CONDOR_DOCKER_EXECUTE_DIRS"] == f"{tmp_path}/elsewhere/execute"
+    assert values["CONDOR_DOCKER_STATE_DIR"] == f"{tmp_path}/local/condor_docker"
 
 
 def test_htcondor_reads_the_access_point_transform(tmp_path):

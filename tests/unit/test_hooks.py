@@ -288,3 +288,53 @@ def test_slot_comes_from_remote_host_or_the_starter_env():
     ad = classad2.parseOne('RemoteHost = "slot2_7@node"\n')
     assert hooks.slot_from(ad, {}) == "slot2_7"
     assert hooks.slot_from(classad2.ClassAd(), {"_CONDOR_SLOT": "slot1_3"}) == "slot1_3"
+
+
+# ------------------------------------------------------------------ universe = container
+
+
+def container_stdin(image: str, source: str) -> str:
+    """The real stdin turned into what condor_submit makes of `universe = container` (no DockerImage)."""
+    stdin = real_stdin(WantDocker="undefined", WantContainer="true", ContainerImage=f'"{image}"',
+                       ContainerImageSource=f'"{source}"')
+    return "\n".join(l for l in stdin.splitlines() if not l.startswith("DockerImage")) + "\n"
+
+
+def test_docker_url_container_job_is_ours(sock_dir):
+    agent = FakeAgent(sock_dir / "agent.sock", {"prepare": {"ok": True, "image": "reg:5000/img:1"}})
+    scratch = tempfile.mkdtemp(prefix="cdscratch")
+    try:
+        status, out = run_prepare(container_stdin("docker://reg:5000/img:1", "docker"), agent.path, cwd=scratch)
+    finally:
+        agent.close()
+        os.rmdir(scratch)
+    assert status == 0
+    ad = parse(out)
+    assert ad["WantContainer"] is False and ad["WantDocker"] is False
+    assert ad["Cmd"] == LAUNCHER
+    assert [r["op"] for r in agent.requests] == ["prepare"]
+
+
+@pytest.mark.parametrize("image,words", [("/home/u/img.sif", ".sif"), ("sandbox_dir", "sandbox directory")])
+def test_non_docker_container_image_is_held_clearly(sock_dir, image, words):
+    scratch = tempfile.mkdtemp(prefix="cdscratch")
+    try:
+        status, out = run_prepare(container_stdin(image, "cedar"), str(sock_dir / "none.sock"), cwd=scratch)
+    finally:
+        os.rmdir(scratch)
+    assert status == 1
+    ad = parse(out)
+    assert ad["HookStatusCode"] == Code.INVALID_IMAGE
+    assert words in ad["HookStatusMessage"] and "docker://" in ad["HookStatusMessage"]
+
+
+def test_non_docker_container_image_passes_where_htcondor_has_singularity(sock_dir):
+    scratch = tempfile.mkdtemp(prefix="cdscratch")
+    machine = (FIXTURES / "machine.ad").read_text().rstrip("\n") + "\nHasSingularity = true\n"
+    try:
+        Path(scratch, ".machine.ad").write_text(machine)
+        status, out = run_prepare(container_stdin("img.sif", "cedar"), str(sock_dir / "none.sock"), cwd=scratch)
+    finally:
+        os.unlink(os.path.join(scratch, ".machine.ad"))
+        os.rmdir(scratch)
+    assert (status, out) == (0, "")

@@ -68,3 +68,24 @@ def test_hold_codes_fit_htcondors_hook_status_ranges():
     for code in Code:
         assert (1 <= code.value <= 299) == (code.kind is Kind.HOLD)
         assert (code.value >= 300) == (code.kind is Kind.REQUEUE)
+
+
+# ------------------------------------------------------------------ universe = container
+
+
+def test_container_image_docker_url_maps_to_the_engine_reference():
+    from condor_docker import imageref
+
+    assert imageref.container_image_ref("docker://127.0.0.1:5000/a/b:1", "docker") == "127.0.0.1:5000/a/b:1"
+    assert imageref.container_image_ref("docker://127.0.0.1:5000/a/b", "docker") == "127.0.0.1:5000/a/b:latest"
+
+
+@pytest.mark.parametrize("image", ["x.sif", "/abs/x.sif", "sandbox", "oras://reg/x:1"])
+def test_container_images_the_engine_cannot_run_are_holds(image):
+    from condor_docker import imageref
+    from condor_docker.failures import Code, Failure
+
+    with pytest.raises(Failure) as caught:
+        imageref.container_image_ref(image, "cedar")
+    assert caught.value.code == Code.INVALID_IMAGE
+    assert "docker://" in caught.value.reason

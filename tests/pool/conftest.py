@@ -1,0 +1,94 @@
+"""Pool fixtures: one real HTCondor personal pool per session, condor_docker installed in it.
+
+    pool            the running Pool (tests/pool/poolfixture.py); skips with the reason
+                    when there is no HTCondor, no root or no engine
+    pool_job_user   "cdtest1", a real unprivileged user (cdtest2 exists too)
+
+HTCondor is found by scripts/htcondor-up.sh: $CONDOR_DOCKER_TEST_HTCONDOR (an install
+dir or a tarball), else ../shared/htcondor beside the checkout, else
+/work/shared/htcondor. After each test no managed container and no scratch dir of
+the pool may be left; at session end the pool is stopped and nothing of it (process,
+container, state dir) may remain.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from poolfixture import Pool, find_htcondor  # noqa: E402
+from testusers import ensure_users  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.pool)
+
+
+@pytest.fixture(scope="session")
+def pool():
+    if os.geteuid() != 0:
+        pytest.skip("pool tests need root (they start HTCondor's daemons and create users)")
+    install, why = find_htcondor(REPO)
+    if install is None:
+        pytest.skip(f"no HTCondor for the pool tests: {why}")
+    engine = subprocess.run(["bash", os.path.join(REPO, "scripts", "engine-up.sh")],
+                            capture_output=True, text=True, timeout=900)
+    if engine.returncode != 0:
+        pytest.skip(f"the test engine did not come up: {engine.stderr[-2000:]}")
+    ensure_users()
+    the_pool = Pool.create(install, REPO)
+    try:
+        yield the_pool
+    finally:
+        before_stop = the_pool.leftovers()
+        killed = the_pool.stop()
+        after_stop = the_pool.leftovers()
+        for container in the_pool.managed_containers():
+            container.remove(force=True, v=True)
+        root = the_pool.root
+        the_pool.destroy()
+        problems = []
+        if [item for item in before_stop if not item.startswith("process ")]:
+            problems.append(f"left while the pool ran: {before_stop}")
+        if killed:
+            problems.append(f"processes that condor_off -fast -master did not end (killed): {killed}")
+        if after_stop:
+            problems.append(f"left after the pool stopped: {after_stop}")
+        if os.path.exists(root):
+            problems.append(f"pool dir {root} could not be removed")
+        if problems:
+            pytest.fail("the pool left things behind: " + "; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def pool_job_user(pool) -> str:
+    return "cdtest1"
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_after_test(request):
+    """After each pool test: no managed container and no scratch dir of this pool (the starter's job)."""
+    yield
+    if "pool" not in request.fixturenames:
+        return
+    the_pool = request.getfixturevalue("pool")
+    deadline = time.monotonic() + 30
+    left = the_pool.leftovers()
+    while time.monotonic() < deadline and [x for x in left if not x.startswith("process ")]:
+        time.sleep(0.5)
+        left = the_pool.leftovers()
+    left = [x for x in left if not x.startswith("process ")]
+    if left:
+        for container in the_pool.managed_containers():
+            container.remove(force=True, v=True)
+        pytest.fail(f"left behind after the test: {left}")
