@@ -218,10 +218,9 @@ class JobService:
                                     slot=labels.get(LABEL_PREFIX + "slot"))
         if spec.name != state.name:
             raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
-        parent = labels.get(CGROUP_PARENT_LABEL)
-        if parent and parent == usage.container_cgroup_parent(spec.name, parent.rsplit("/", 1)[0] or None,
-                                                               "cgroupfs"):
-            spec = dataclasses.replace(spec, cgroup_parent=parent)  # so its cgroup is read and removed at the end
+        parent = labels.get(CGROUP_PARENT_LABEL)   # set by this agent at create: read and removed at the end
+        if parent and parent.endswith("/" + spec.name) and ".." not in parent.split("/"):
+            spec = dataclasses.replace(spec, cgroup_parent=parent)
         job = self._track(request, spec)
         try:
             run = AdoptedRun(self.engine, spec, io, state.id, state.running, kill_grace=self._grace(request),

@@ -30,6 +30,7 @@ log = logging.getLogger("condor_docker.jobwatch")
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 POLL_SECONDS = 0.5
+ENVIRON_LIMIT = 4 << 20   # the kernel caps an exec's environment well below this
 
 
 def cgroup_paths(pid: int, proc_root: str = "/proc") -> dict[str, str]:
@@ -61,7 +62,7 @@ def ancestor_environment(pid: int, proc_root: str = "/proc") -> tuple[tuple[str,
     """
     try:
         with open(f"{proc_root}/{pid}/environ", "rb") as stream:
-            raw = stream.read()
+            raw = stream.read(ENVIRON_LIMIT)
     except OSError:
         return ()
     found = []

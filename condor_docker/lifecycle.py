@@ -193,6 +193,8 @@ class ContainerRun:
     def run(self) -> ExitResult:
         """Create, attach, start, wait, inspect; always remove. Raises Failure when it cannot start."""
         try:
+            if self.cgroup is not None:
+                self.cgroup.remove()  # a leftover of an earlier attempt would add its counters to ours
             self.container_id = self._create()
             if self.on_created is not None:
                 self.on_created(self.container_id)
