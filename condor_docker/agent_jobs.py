@@ -6,23 +6,23 @@ scratch dir only through `policy`, and acts on a container only when its
 
 The agent tracks the jobs it is serving (container name -> `TrackedJob`); the
 reaper keeps tracked containers, and the memory budget is the sum over them.
-A launch runs the container in the connection's thread; a watcher polls the
-launcher's socket, and when the launcher dies (kill -9) the container is
-killed with no grace and removed.
+A launch runs the container in the connection's thread; a watcher
+(`jobwatch.LauncherWatch`) polls the launcher's socket and state: when the
+launcher dies (the starter's hard kill) the container is killed with no grace
+and removed; when the starter suspends it (SIGSTOP or freezer) the container is
+paused, and unpaused when it continues.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import select
 import signal as signals
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import policy, starter_proof
+from . import jobwatch, policy, starter_proof, usage
 from .engine import Engine
 from .failures import Code, Failure, Kind
 from .lifecycle import ContainerRun, ExitResult, JobIO
@@ -40,6 +40,7 @@ log = logging.getLogger("condor_docker.agent_jobs")
 LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
 STARTER_PID_LABEL = LABEL_PREFIX + "starter_pid"
 MAX_ENV_ENTRIES = 4096
+CGROUP_PARENT_LABEL = LABEL_PREFIX + "cgroup_parent"
 MAX_GRACE = 3600.0
 
 
@@ -75,48 +76,11 @@ class AdoptedRun(ContainerRun):
             pumps = []
             if self._running:
                 pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
+                self._start_monitors()
             return self._wait_for_result(pumps)
         finally:
             self._finished.set()
             self._remove()
-
-
-class LauncherWatch:
-    """Polls the launcher's socket; calls `on_gone` once if the launcher goes away."""
-
-    def __init__(self, sock: socket.socket, on_gone: Any) -> None:
-        self.sock = sock
-        self.on_gone = on_gone
-        self.gone = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="launcher-watch")
-
-    def start(self) -> "LauncherWatch":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLRDHUP)
-        while not self._stop.is_set():
-            if not poller.poll(500):
-                continue
-            try:
-                data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            if data:  # a launcher sends nothing after its request; ignore stray bytes
-                time.sleep(0.5)
-                continue
-            if not self._stop.is_set():
-                self.gone = True
-                self.on_gone()
-            return
 
 
 def bounded(failure: Failure, request: JobRequest | None, settings: Settings) -> Failure:
@@ -155,6 +119,7 @@ class JobService:
         self.slots = slots or SlotSource(settings, self.machine.cpus, self.machine.memory_mb)
         self._jobs: dict[str, TrackedJob] = {}
         self._lock = threading.Lock()
+        self._cgroup_driver: str | None = None
 
     # -- tracking ------------------------------------------------------------------
     def tracked_ids(self) -> set[str]:
@@ -268,7 +233,12 @@ class JobService:
         try:
             io = self._io(ctx)
             request, spec, scratch = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
-            spec = dataclasses.replace(spec, labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),))
+            parent = self._cgroup_parent(ctx, spec.name)
+            spec = dataclasses.replace(
+                spec, cgroup_parent=parent,
+                environment=spec.environment + jobwatch.ancestor_environment(ctx.pid),
+                labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),) + (
+                    ((CGROUP_PARENT_LABEL, parent),) if parent else ()))
             job = self._track(request, spec)
         except Failure as failure:
             if scratch is not None:
@@ -276,7 +246,7 @@ class JobService:
             raise bounded(failure, request, self.settings) from None
         try:
             run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
-                               on_created=lambda cid: self._created(ctx, job, cid, scratch))
+                               on_created=lambda cid: self._created(ctx, job, cid, scratch), **self._disk_limits(request))
             return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
         finally:
             self._untrack(job)
@@ -292,15 +262,37 @@ class JobService:
         scratch.close()  # the container exists and runs: its mount was checked before it started
         if spec.name != state.name:
             raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
+        parent = labels.get(CGROUP_PARENT_LABEL)   # set by this agent at create: read and removed at the end
+        if parent and parent.endswith("/" + spec.name) and ".." not in parent.split("/"):
+            spec = dataclasses.replace(spec, cgroup_parent=parent)
         job = self._track(request, spec)
         try:
             run = AdoptedRun(self.engine, spec, io, state.id, state.running, kill_grace=self._grace(request),
-                             on_created=lambda cid: self._created(ctx, job, cid))
+                             on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
             log.info("reattaching %s (%s) for launcher pid %d; output written while no agent was attached is lost",
                      spec.name, state.id[:12], ctx.pid)
             return self._serve(ctx, job, run, request, pull_policy=None)
         finally:
             self._untrack(job)
+
+    def _cgroup_parent(self, ctx: "RequestContext", name: str) -> str | None:
+        """`<launcher's job cgroup or /condor_docker>/<name>` (see usage.py); None unless cgroupfs."""
+        if self._cgroup_driver is None:
+            try:
+                self._cgroup_driver = str(self.engine.info().get("CgroupDriver") or "")
+            except Failure as failure:
+                log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
+                return None
+        job_cgroup = jobwatch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
+                                                cgroup_v2=usage.is_cgroup_v2(), driver=self._cgroup_driver)
+        parent = usage.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
+        if parent:
+            log.info("job=%s container=%s cgroup parent %s%s", ctx.job, name, parent,
+                     " (under the launcher's job cgroup)" if job_cgroup else "")
+        return parent
+
+    def _disk_limits(self, request: JobRequest) -> dict:
+        return {"disk_limit_kb": request.disk_kb, "disk_check_period": self.settings.disk_check_period}
 
     def _grace(self, request: JobRequest) -> float:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
@@ -323,7 +315,16 @@ class JobService:
             log.warning("launcher pid %d of %s went away: killing the container", ctx.pid, job.name)
             run.stop(signals.SIGKILL, 0)
 
-        watch = LauncherWatch(ctx.connection.sock, launcher_gone).start()
+        def launcher_suspended() -> None:
+            log.info("launcher pid %d of %s is stopped or frozen (suspend): pausing the container", ctx.pid, job.name)
+            run.suspend()
+
+        def launcher_continued() -> None:
+            log.info("launcher pid %d of %s runs again (continue): unpausing the container", ctx.pid, job.name)
+            run.resume()
+
+        watch = jobwatch.LauncherWatch(ctx.connection.sock, launcher_gone, pid=ctx.pid,
+                                       on_suspend=launcher_suspended, on_continue=launcher_continued).start()
         try:
             with self.cache.use(run.spec.image):
                 if pull_policy is not None:

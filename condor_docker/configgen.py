@@ -85,6 +85,11 @@ def execute_point_config() -> str:
         "## HTCondor's built-in docker support off on this machine (we advertise HasDocker).",
         "DOCKER = /nonexistent",
         "",
+        "## A container's processes carry the job's _CONDOR_ANCESTOR_ marks, so the procd adopts",
+        "## them into the job's family (RemoteUserCpu, MemoryUsage, suspend, hard kill); it",
+        "## sees their CPU at each snapshot, so snapshot often (docs/USAGE-ACCOUNTING.md).",
+        "PROCD_MAX_SNAPSHOT_INTERVAL = 5",
+        "",
         "## Knobs (defaults from condor_docker/settings.py).",
         "",
     ]

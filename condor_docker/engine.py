@@ -142,6 +142,11 @@ class Engine:
             return self.api.version()
 
     # -- images ------------------------------------------------------------------
+    def info(self) -> dict:
+        """The engine's `docker info` (cgroup driver and version, ...)."""
+        with translate_engine_errors("other", "info"):
+            return self.api.info()
+
     def image_inspect(self, reference: str) -> dict | None:
         with translate_engine_errors("other", reference):
             try:
@@ -256,6 +261,7 @@ class Engine:
             device_requests=[docker.types.DeviceRequest(driver=r.driver, device_ids=list(r.device_ids),
                                                         capabilities=[list(r.capabilities)] if r.capabilities else None)
                              for r in spec.device_requests] or None,
+            cgroup_parent=spec.cgroup_parent,
         )
         with translate_engine_errors("create", spec.name):
             created = api.create_container(
@@ -305,6 +311,12 @@ class Engine:
         """One sample a second until the container stops (no timeout)."""
         with translate_engine_errors("other", container_id[:12]):
             yield from self.waiter.stats(container_id, stream=True, decode=True)
+
+    def size_rw(self, container_id: str) -> int | None:
+        """Bytes in the container's writable layer (the engine's SizeRw); None if it is gone."""
+        with translate_engine_errors("other", container_id[:12]):
+            found = self.api.containers(all=True, size=True, filters={"id": container_id})
+        return int(found[0].get("SizeRw") or 0) if found else None
 
     def kill(self, container_id: str, signal: int | str = "SIGKILL") -> bool:
         """Send a signal; False when the container is gone or not running."""

@@ -31,6 +31,8 @@ Codes (also published in the README):
                                in the reason
       102 OVER_MEMORY          the job went over its memory limit (the same subcode
                                HTCondor's own docker universe uses)
+      103 OVER_DISK            the job's scratch dir plus its container's writable
+                               layer went over the slot's Disk (request_disk)
     REQUEUE
       301 ENGINE_UNAVAILABLE   the Docker engine does not answer
       302 REGISTRY_UNREACHABLE the registry could not be reached
@@ -62,6 +64,7 @@ class Code(enum.IntEnum):
     CONTAINER_REFUSED = 18
     TOO_MANY_REQUEUES = 19
     OVER_MEMORY = 102
+    OVER_DISK = 103
     ENGINE_UNAVAILABLE = 301
     REGISTRY_UNREACHABLE = 302
     PULL_TIMEOUT = 303

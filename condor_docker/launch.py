@@ -6,11 +6,19 @@ stderr, and asks the agent to run the container, passing those three fds
 imports neither docker nor htcondor2 (startup budget, and a job's user must never
 hold the engine).
 
-Signals from the starter are relayed on a separate connection:
-SIGTERM/SIGINT/SIGQUIT/SIGHUP -> `signal` (grace = the job's JobMaxVacateTime, or
-the agent's default), SIGTSTP -> `suspend`, SIGCONT -> `resume`.  A signal that
-arrives before the container exists closes the launch connection instead; the
-agent then abandons the launch and removes anything it created.
+Signals from the starter are relayed on a separate connection.  The starter
+soft-kills the job process with the job's own signal (KillSig for a vacate,
+RemoveKillSig for condor_rm, HoldKillSig for condor_hold; SIGTERM when unset;
+names or numbers in .job.ad), so the launcher catches those as well as
+SIGTERM/SIGINT/SIGQUIT/SIGHUP and relays the very signal it received ->
+`signal` (grace = the job's JobMaxVacateTime, or the agent's default); the
+starter's hard kill (SIGKILL, uncatchable) ends the launcher and the agent,
+which watches it, kills the container.  SIGTSTP -> `suspend`, SIGCONT ->
+`resume`; a SIGSTOP (how the starter suspends a job without a freezer cgroup)
+stops this process, so the agent watches its state and pauses the container
+itself.  A signal that arrives before the container exists closes the launch
+connection instead; the agent then abandons the launch and removes anything
+it created.
 
 If the agent goes away while the job runs (agent restart), the container keeps
 running; the launcher retries `reattach` with backoff for up to 60 s.  Output the
@@ -32,6 +40,7 @@ Exit status, what the starter records as the job's ExitCode / ExitBySignal:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import queue
 import signal as signals
@@ -50,6 +59,10 @@ EX_TEMPFAIL = 75
 EX_OOM = 137
 REATTACH_FOR = 60.0
 RELAYED = (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT, signals.SIGHUP)
+KILL_SIGNAL_ATTRS = ("KillSig", "RemoveKillSig", "HoldKillSig")
+# never relayed as a kill: uncatchable, or the starter's suspend/continue, or harmless noise
+_NOT_KILL_SIGNALS = {signals.SIGKILL, signals.SIGSTOP, signals.SIGTSTP, signals.SIGCONT, signals.SIGCHLD,
+                     signals.SIGWINCH, signals.SIGURG, signals.SIGPIPE}
 
 
 class LostAgent(Exception):
@@ -60,16 +73,59 @@ def _say(text: str) -> None:
     print(f"condor_docker: {text}", file=sys.stderr, flush=True)
 
 
-def _job_grace(env: dict[str, str]) -> float | None:
-    """JobMaxVacateTime from the job ad, if any (the soft-kill grace the job asked for)."""
+def signal_number(value: Any) -> int | None:
+    """A job ad's signal value (HTCondor accepts 10, "SIGUSR1" or "USR1") as a number; None if not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1 <= value < signals.NSIG else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    name = value.strip().upper()
+    if name.isdigit():
+        return signal_number(int(name))
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signals.Signals[name])
+    except KeyError:
+        return None
+
+
+def kill_signals(job_ad: Any) -> tuple[int, ...]:
+    """Every signal the starter may soft-kill this job with: RELAYED plus KillSig/RemoveKillSig/HoldKillSig."""
+    wanted = list(RELAYED)
+    for attr in KILL_SIGNAL_ATTRS:
+        try:
+            value = job_ad.eval(attr) if job_ad is not None and attr in job_ad else None
+        except Exception:  # noqa: BLE001 -- an expression we cannot evaluate is no signal
+            value = None
+        signum = signal_number(value)
+        if signum is not None and signum not in wanted and signum not in _NOT_KILL_SIGNALS:
+            wanted.append(signum)
+    return tuple(wanted)
+
+
+def _read_job_ad(env: dict[str, str]) -> Any:
     path = env.get("_CONDOR_JOB_AD")
     if not path:
         return None
     try:
         from . import ads
 
-        value = ads.get_int(ads.read_ad_file(path, "job ad"), "JobMaxVacateTime")
+        return ads.read_ad_file(path, "job ad")
     except (Failure, OSError):
+        return None
+
+
+def _job_grace(job_ad: Any) -> float | None:
+    """JobMaxVacateTime from the job ad, if any (the soft-kill grace the job asked for)."""
+    if job_ad is None:
+        return None
+    try:
+        from . import ads
+
+        value = ads.get_int(job_ad, "JobMaxVacateTime")
+    except Failure:
         return None
     return float(value) if value is not None else None
 
@@ -81,7 +137,9 @@ class Launcher:
         self.client = AgentClient(socket_path, timeout=30.0)
         self.env = env
         self.scratch_dir = env.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
-        self.grace = _job_grace(env)
+        job_ad = _read_job_ad(env)
+        self.grace = _job_grace(job_ad)
+        self.kill_signals = kill_signals(job_ad)
         self.container: str | None = None
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in signal handlers
         self._connection: Connection | None = None
@@ -90,7 +148,7 @@ class Launcher:
 
     # -- signals -----------------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        for signum in RELAYED:
+        for signum in self.kill_signals:
             signals.signal(signum, self._on_signal)
         signals.signal(signals.SIGTSTP, self._on_signal)
         signals.signal(signals.SIGCONT, self._on_signal)
@@ -100,12 +158,16 @@ class Launcher:
         self._events.put(signum)
 
     def _relay(self) -> None:
+        # Python runs handlers in the main thread only; a signal the kernel hands to
+        # this thread would wait until the main thread's recv() returns (never, for
+        # a running job).  Blocking them here makes the kernel pick the main thread.
+        signals.pthread_sigmask(signals.SIG_BLOCK, set(self.kill_signals) | {signals.SIGTSTP, signals.SIGCONT})
         while not self._done.is_set():
             signum = self._events.get()
             if signum is None:
                 return
             if self.container is None:
-                if signum in RELAYED:
+                if signum in self.kill_signals:
                     self._abort_before_start(signum)
                 continue
             self._send_control(signum)
@@ -213,16 +275,39 @@ def report_failure(failure: Failure, *, oom: bool = False) -> int:
     return EX_TEMPFAIL
 
 
+# what the container used, as delayed job attributes (see docs/USAGE-ACCOUNTING.md)
+USAGE_ATTRS = {"cpu_user_s": "ChirpCondorDockerRemoteUserCpu", "cpu_sys_s": "ChirpCondorDockerRemoteSysCpu",
+               "peak_memory_mb": "ChirpCondorDockerMemoryUsage", "disk_kb": "ChirpCondorDockerDiskUsage",
+               "network_in_bytes": "ChirpCondorDockerNetworkInBytes",
+               "network_out_bytes": "ChirpCondorDockerNetworkOutBytes"}
+
+
+def report_usage(usage: dict) -> bool:
+    """The container's usage as Chirp delayed attributes, when the starter offers Chirp; silent otherwise.
+
+    HTCondor's own RemoteUserCpu/MemoryUsage come from its process family (see
+    the doc); these land beside them in the schedd's ad whatever the host's
+    cgroup setup, so an admin can always see what the container itself used.
+    """
+    config = os.environ.get("_CONDOR_CHIRP_CONFIG")
+    values = {attr: usage[key] for key, attr in USAGE_ATTRS.items() if isinstance(usage.get(key), (int, float))}
+    if not config or not os.path.isfile(config) or not values:
+        return False
+    return chirp.set_delayed({k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()},
+                             stderr=io.StringIO())
+
+
 def finish(final: dict) -> int:
     """The agent's final answer as this process's exit status."""
     if not final.get("ok"):
         return report_failure(Failure.from_dict(final.get("failure") or {"code": 305, "reason": "no reason"}))
     result = final.get("result") or {}
+    report_usage(result.get("usage") or {})
     failure = Failure.from_dict(result["failure"]) if result.get("failure") else None
-    if failure is not None:  # a runtime failure: OOM, executable not found
+    if failure is not None:  # a runtime failure: OOM, over disk, executable not found
         report_failure(failure, oom=bool(result.get("oom")))
-        if result.get("oom"):
-            return EX_OOM
+        if result.get("oom") or (failure.is_hold and result.get("signal") == signals.SIGKILL):
+            return EX_OOM  # killed for going over a limit: 137, as the engine says of an OOM kill
     if result.get("signal"):
         return _die_by_signal(int(result["signal"]))
     code = result.get("exit_code")

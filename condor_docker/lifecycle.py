@@ -8,6 +8,7 @@ crash of this thread) ends with the container force-removed.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -24,19 +25,12 @@ from . import safefs
 from .engine import Engine
 from .failures import Code, Failure
 from .spec import AGENT_LABEL, ContainerSpec
+from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size_kb
 
 log = logging.getLogger("condor_docker.lifecycle")
 
 _TINI_EXEC_FAILED = re.compile(rb"\[FATAL tini \(\d+\)\] exec (.+?) failed: ([^\n]+)")
 _CREATE_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the container used, from the engine's cgroup statistics."""
-    cpu_user_s: float = 0.0
-    cpu_sys_s: float = 0.0
-    peak_memory_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,7 @@ class ExitResult:
     def from_dict(cls, data: dict) -> "ExitResult":
         failure = Failure.from_dict(data["failure"]) if data.get("failure") else None
         return cls(data.get("exit_code"), data.get("signal"), bool(data.get("oom")),
-                   Usage(**(data.get("usage") or {})), failure)
+                   Usage.from_dict(data.get("usage")), failure)
 
 
 @dataclass
@@ -121,7 +115,8 @@ class ContainerRun:
     """One container's life; `stop`, `suspend` and `resume` may be called from other threads."""
 
     def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, *, kill_grace: float = 10.0,
-                 on_created: Callable[[str], None] | None = None) -> None:
+                 on_created: Callable[[str], None] | None = None, disk_limit_kb: int | None = None,
+                 disk_check_period: float = 30.0) -> None:
         self.engine = engine
         self.spec = spec
         self.io = io
@@ -132,8 +127,13 @@ class ContainerRun:
         self._signals_sent: list[int] = []
         self._stopping = threading.Event()
         self._finished = threading.Event()
+        self._paused = False
         self._stderr_head = bytearray()
         self._usage = Usage()
+        self._over_disk: Failure | None = None
+        self.disk_limit_kb = disk_limit_kb
+        self.disk_check_period = disk_check_period
+        self.cgroup = ContainerCgroup(spec.cgroup_parent) if spec.cgroup_parent else None
 
     # -- control from other threads -------------------------------------------
     def stop(self, signum: int = signals.SIGTERM, grace: float | None = None) -> None:
@@ -145,6 +145,7 @@ class ContainerRun:
             container_id = self.container_id
         if container_id is None:
             return
+        self.resume()  # a paused job cannot act on its soft-kill signal (the starter continues it too)
         log.info("stopping %s with signal %d, hard kill in %.0f s", self.spec.name, signum, grace)
         self._safe_kill(container_id, int(signum))
         threading.Thread(target=self._hard_kill_after, args=(container_id, grace), daemon=True).start()
@@ -162,18 +163,42 @@ class ContainerRun:
         except Failure as failure:
             log.warning("cannot signal %s: %s", self.spec.name, failure.reason)
 
-    def suspend(self) -> None:
-        if self.container_id:
-            self.engine.pause(self.container_id)
+    def suspend(self) -> bool:
+        """Pause the container (idempotent: the launcher's SIGTSTP and the agent's state watch may both ask)."""
+        with self._lock:
+            if not self.container_id or self._paused or self._finished.is_set():
+                return False
+            self._paused = True
+            container_id = self.container_id
+        log.info("suspending %s: pause", self.spec.name)
+        try:
+            self.engine.pause(container_id)
+        except Failure as failure:
+            log.warning("cannot pause %s: %s", self.spec.name, failure.reason)
+            return False
+        return True
 
-    def resume(self) -> None:
-        if self.container_id:
-            self.engine.unpause(self.container_id)
+    def resume(self) -> bool:
+        """Unpause the container if we paused it (idempotent, like suspend)."""
+        with self._lock:
+            if not self.container_id or not self._paused:
+                return False
+            self._paused = False
+            container_id = self.container_id
+        log.info("continuing %s: unpause", self.spec.name)
+        try:
+            self.engine.unpause(container_id)
+        except Failure as failure:
+            log.warning("cannot unpause %s: %s", self.spec.name, failure.reason)
+            return False
+        return True
 
     # -- the lifecycle ---------------------------------------------------------
     def run(self) -> ExitResult:
         """Create, attach, start, wait, inspect; always remove. Raises Failure when it cannot start."""
         try:
+            if self.cgroup is not None:
+                self.cgroup.remove()  # a leftover of an earlier attempt would add its counters to ours
             self.container_id = self._create()
             if self.on_created is not None:
                 self.on_created(self.container_id)
@@ -183,7 +208,7 @@ class ContainerRun:
                 return ExitResult(None, self._signals_sent[0])
             self.engine.start(self.container_id, self.spec.name)
             log.info("started %s (%s) image %s", self.spec.name, self.container_id[:12], self.spec.image)
-            threading.Thread(target=self._collect_usage, daemon=True).start()
+            self._start_monitors()
             return self._wait_for_result(pumps)
         finally:
             self._finished.set()
@@ -194,9 +219,15 @@ class ContainerRun:
         """Wait for the container to stop, drain its output, then read how it ended."""
         self.engine.wait(self.container_id)
         self._finished.set()
+        self._final_usage()
         for pump in pumps:
             pump.join(timeout=10)
         return self._result()
+
+    def _start_monitors(self) -> None:
+        threading.Thread(target=self._collect_usage, daemon=True, name="usage").start()
+        if self.disk_limit_kb:
+            threading.Thread(target=self._watch_disk, daemon=True, name="disk").start()
 
     def _create(self) -> str:
         """Create; a leftover container of the same name is removed first (bounded retries)."""
@@ -235,6 +266,9 @@ class ContainerRun:
         except Failure as failure:
             log.error("cannot remove %s (%s): %s; the reaper will retry",
                       self.spec.name, self.container_id[:12], failure.reason)
+            return
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def _start_pumps(self, attach) -> list[threading.Thread]:
         pumps = [threading.Thread(target=self._pump_output, args=(attach,), daemon=True)]
@@ -275,20 +309,70 @@ class ContainerRun:
                 pass
 
     def _collect_usage(self) -> None:
+        """Live figures from the engine's stream (one sample a second); `_final_usage` completes them."""
         peak = 0
         try:
             for sample in self.engine.stats_stream(self.container_id):
                 cpu = sample.get("cpu_stats", {}).get("cpu_usage", {})
                 memory = sample.get("memory_stats", {})
                 peak = max(peak, int(memory.get("max_usage") or memory.get("usage") or 0))
+                rx, tx = network_bytes(sample)
                 if cpu.get("total_usage"):
-                    self._usage = Usage(cpu.get("usage_in_usermode", 0) / 1e9,
-                                        cpu.get("usage_in_kernelmode", 0) / 1e9,
-                                        (peak + 1024 * 1024 - 1) // (1024 * 1024))
+                    with self._lock:
+                        self._usage = dataclasses.replace(
+                            self._usage, cpu_user_s=max(self._usage.cpu_user_s, cpu.get("usage_in_usermode", 0) / 1e9),
+                            cpu_sys_s=max(self._usage.cpu_sys_s, cpu.get("usage_in_kernelmode", 0) / 1e9),
+                            peak_memory_mb=max(self._usage.peak_memory_mb, mb_ceil(peak)),
+                            network_in_bytes=max(self._usage.network_in_bytes, rx),
+                            network_out_bytes=max(self._usage.network_out_bytes, tx))
                 if self._finished.is_set():
                     break
         except Exception as err:  # statistics are best effort; never fail the job for them
             log.debug("stats of %s ended: %s", self.spec.name, err)
+
+    def _final_usage(self) -> None:
+        """The exact totals from the container's own parent cgroup, which outlives the container's."""
+        disk_kb = self._disk_kb()[0]
+        with self._lock:
+            self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, disk_kb))
+        final = self.cgroup.read() if self.cgroup is not None else None
+        if final is None:
+            return
+        with self._lock:
+            self._usage = dataclasses.replace(
+                self._usage, cpu_user_s=max(self._usage.cpu_user_s, final.cpu_user_s),
+                cpu_sys_s=max(self._usage.cpu_sys_s, final.cpu_sys_s),
+                peak_memory_mb=max(self._usage.peak_memory_mb, final.peak_memory_mb))
+
+    def usage(self) -> Usage:
+        """The figures so far (live while the container runs)."""
+        with self._lock:
+            return self._usage
+
+    def _disk_kb(self) -> tuple[int, int, int]:
+        """(total, scratch dir, writable layer) in KB: what the job has written on this machine."""
+        try:
+            layer_kb = (self.engine.size_rw(self.container_id) or 0) // 1024
+        except Failure as failure:
+            log.debug("cannot size the writable layer of %s: %s", self.spec.name, failure.reason)
+            layer_kb = 0
+        scratch_kb = tree_size_kb(self.spec.working_dir)
+        return scratch_kb + layer_kb, scratch_kb, layer_kb
+
+    def _watch_disk(self) -> None:
+        """Every period: scratch dir + writable layer against the slot's Disk; over it -> kill, hold."""
+        while not self._finished.wait(self.disk_check_period):
+            used_kb, scratch_kb, layer_kb = self._disk_kb()
+            with self._lock:
+                self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, used_kb))
+            if self.disk_limit_kb and used_kb > self.disk_limit_kb and not self._finished.is_set():
+                self._over_disk = Failure(Code.OVER_DISK, (
+                    f"Docker job has gone over its disk limit of {self.disk_limit_kb} KB: used {used_kb} KB "
+                    f"(scratch dir {scratch_kb} KB, container layer {layer_kb} KB); "
+                    "raise request_disk or write less"))
+                log.warning("%s: %s", self.spec.name, self._over_disk.reason)
+                self.stop(signals.SIGKILL, 0)
+                return
 
     def _result(self) -> ExitResult:
         state = self.engine.inspect(self.container_id)
@@ -297,19 +381,36 @@ class ContainerRun:
         if state.error:
             raise Failure(Code.CONTAINER_REFUSED, f"Cannot run container {self.spec.name}: {state.error}")
         code = state.exit_code
+        usage = self.usage()
+        if self._over_disk is not None:
+            return ExitResult(None, signals.SIGKILL, False, usage, self._over_disk)
         if state.oom_killed:
-            return ExitResult(None, signals.SIGKILL, True, self._usage, Failure(
+            return ExitResult(None, signals.SIGKILL, True, usage, Failure(
                 Code.OVER_MEMORY, f"Docker job has gone over memory limit of {self.spec.memory_mb} Mb"))
         missing = _TINI_EXEC_FAILED.search(bytes(self._stderr_head))
         if code == 127 and missing:
             what, why = (part.decode(errors="replace") for part in missing.groups())
-            return ExitResult(code, None, False, self._usage, Failure(
+            return ExitResult(code, None, False, usage, Failure(
                 Code.EXECUTABLE_NOT_FOUND, f"Cannot run {what} in image {self.spec.image}: {why}"))
-        with self._lock:
-            sent = set(self._signals_sent)
-        if code > 128 and code - 128 in sent:
-            return ExitResult(None, code - 128, False, self._usage)
-        return ExitResult(code, None, False, self._usage)
+        signum = signal_of_exit_code(code)
+        if signum is not None:
+            return ExitResult(None, signum, False, usage)
+        return ExitResult(code, None, False, usage)
+
+
+def signal_of_exit_code(code: int) -> int | None:
+    """The signal a container's exit code says its job died of, or None for a plain exit.
+
+    The engine reports a container whose main process (tini under --init, which
+    passes its child's fate on, or the job itself) was killed by signal N as exit
+    code 128+N.  HTCondor's own docker universe reads every code above 128 as a
+    signal; we do the same for 129..128+NSIG-1, so `kill -SEGV $$` in a job is
+    ExitBySignal = true, ExitSignal = 11, as in a vanilla job.  The price, shared
+    with HTCondor, is that a job calling `exit 139` is reported as signal 11 too.
+    """
+    if 128 < code < 128 + signals.NSIG:
+        return code - 128
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -47,6 +47,7 @@ class JobRequest:
     num_job_starts: int
     job_ad: classad2.ClassAd = field(compare=False, repr=False)
     gpus: tuple[str, ...] = ()      # the starter's assignment (_CONDOR_AssignedGPUs / AssignedGPUs)
+    disk_kb: int | None = None      # the slot's Disk (else RequestDisk), KB: the running job's disk limit
 
     @property
     def job_id(self) -> str:
@@ -174,4 +175,18 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
         job_ad=job_ad,
         gpus=gpus.assigned_gpus(starter_env or {}, ads.get_str(machine_ad, "AssignedGPUs"),
                                 ads.get_int(machine_ad, "GPUs")),
+        disk_kb=_optional_resource(machine_ad, job_ad, "Disk", "RequestDisk"),
     )
+
+
+def _optional_resource(machine_ad: classad2.ClassAd, job_ad: classad2.ClassAd, slot_attr: str,
+                       job_attr: str) -> int | None:
+    """The slot's value, else the job's request; None when neither is a positive integer."""
+    for ad, attr in ((machine_ad, slot_attr), (job_ad, job_attr)):
+        try:
+            value = ads.get_int(ad, attr)
+        except Failure:
+            value = None
+        if value is not None and value > 0:
+            return value
+    return None

@@ -10,6 +10,7 @@ ran (whatever its own exit code), 1 when any job was held, 2 on a bad submit fil
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import logging
 import os
@@ -22,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import ads, gpus, jobpolicy, request, spec
+from . import ads, gpus, jobpolicy, request, spec, usage
 from .engine import Engine
 from .eventlog import EventLog, JobId
 from .failures import Code, Failure
@@ -150,7 +151,12 @@ class LocalRunner:
                                   user_cpu_s=result.usage.cpu_user_s, sys_cpu_s=result.usage.cpu_sys_s,
                                   memory_usage_mb=result.usage.peak_memory_mb,
                                   request_memory_mb=ads.get_int(proc.ad, "RequestMemory"),
-                                  allocated_memory_mb=ads.get_int(proc.ad, "RequestMemory"))
+                                  allocated_memory_mb=ads.get_int(proc.ad, "RequestMemory"),
+                                  bytes_received=result.usage.network_in_bytes,
+                                  bytes_sent=result.usage.network_out_bytes,
+                                  disk_usage_kb=result.usage.disk_kb,
+                                  request_disk_kb=ads.get_int(proc.ad, "RequestDisk"),
+                                  allocated_disk_kb=ads.get_int(proc.ad, "RequestDisk"))
             return Outcome(job, result, None)
 
     def _watch_policy(self, proc: Proc, run_started: float, stop: threading.Event,
@@ -196,8 +202,10 @@ class LocalRunner:
             decided: list = []
             stop_watching = threading.Event()
             with _job_files(proc) as io:
-                self.current = ContainerRun(self.engine, container, io,
-                                            kill_grace=job_request.kill_grace or self.settings.kill_grace)
+                self.current = ContainerRun(self.engine, self._with_usage_cgroup(container), io,
+                                            kill_grace=job_request.kill_grace or self.settings.kill_grace,
+                                            disk_limit_kb=ads.get_int(proc.ad, "RequestDisk"),
+                                            disk_check_period=self.settings.disk_check_period)
                 if self.interrupted.is_set():
                     raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
                 watcher = threading.Thread(target=self._watch_policy, args=(proc, run_started, stop_watching, decided),
@@ -214,6 +222,17 @@ class LocalRunner:
         finally:
             self.current = None
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _with_usage_cgroup(self, container: spec.ContainerSpec) -> spec.ContainerSpec:
+        """As root on a cgroupfs engine: a parent cgroup of its own, so the final usage is exact (usage.py)."""
+        if os.geteuid() != 0:
+            return container
+        try:
+            driver = str(self.engine.info().get("CgroupDriver") or "")
+        except Failure:
+            return container
+        parent = usage.container_cgroup_parent(f"{container.name}.run{os.getpid()}", None, driver)
+        return dataclasses.replace(container, cgroup_parent=parent) if parent else container
 
     def _starter_env(self, scratch: str, slot: str) -> dict[str, str]:
         """What a starter puts in a job's environment, minus what points into the host."""

@@ -119,6 +119,11 @@ KNOBS: tuple[Knob, ...] = (
     Knob("CONDOR_DOCKER_AGENT_ID", "str", "",
          "Names this agent's containers (label org.condor_docker.agent) so that agents sharing "
          "one engine never reap each other's; empty means the host name plus a hash of the execute dirs."),
+    Knob("CONDOR_DOCKER_JOB_CGROUP_PREFIX", "str", "/htcondor",
+         "Create a container under its launcher's job cgroup when that is under this prefix (HTCondor's "
+         "BASE_CGROUP; cgroup v1, cgroupfs driver), so HTCondor's accounting covers it; empty: never."),
+    Knob("CONDOR_DOCKER_DISK_CHECK_PERIOD", "duration", "30",
+         "Seconds between checks of a running job's disk use (scratch dir + writable layer) against its Disk.", 1),
 )
 
 _BY_NAME = {knob.name: knob for knob in KNOBS}
@@ -178,6 +183,8 @@ class Settings:
     reap_grace: float
     health_period: float
     agent_id: str
+    job_cgroup_prefix: str
+    disk_check_period: float
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

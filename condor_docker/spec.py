@@ -82,6 +82,7 @@ class ContainerSpec:
     stdin_open: bool
     extras: Extras = field(default_factory=Extras)
     device_requests: tuple[gpus.DeviceRequest, ...] = ()   # exactly the job's assigned GPUs
+    cgroup_parent: str | None = None        # the launcher's job cgroup (agent only; see jobwatch)
 
     @property
     def memory_bytes(self) -> int:

@@ -191,3 +191,32 @@ def test_near_miss_warns_and_still_runs(examples, no_leak):
                                        + "arguments = \"-c true\"\nqueue\n")
     done = run(examples, "typo.sub", "--set", "CONDOR_DOCKER_DEFAULT_NETWORK=none")
     assert "did you mean docker_network_type?" in done.stderr and done.returncode == 0, done.stderr
+PEAK_AT_THE_END = """\
+universe              = docker
+docker_image          = 127.0.0.1:5000/condor-docker-test/busybox:1
+docker_network_type   = none
+executable            = /bin/sh
+transfer_executable   = false
+arguments             = "-c 'i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; head -c 80m /dev/zero | tail > /dev/null; kill -SEGV $$'"
+log                   = peak.log
+request_memory        = 256M
+request_disk          = 10M
+queue
+"""
+
+
+def test_event_log_has_the_containers_cpu_peak_memory_and_signal(examples, no_leak):
+    """The peak falls in the job's last instant, after the engine's last 1 s sample (run as root)."""
+    (examples / "peak.sub").write_text(PEAK_AT_THE_END)
+    done = run(examples, "peak.sub")
+    assert done.returncode == 0, done.stderr
+    terminated = events(examples / "peak.log")[-1][1]
+    assert terminated["TerminatedBySignal"] == 11, terminated
+    assert terminated["MemoryUsage"] >= 80, terminated
+    assert terminated["DiskUsage"] >= 0, terminated
+    remote = terminated["RunRemoteUsage"]
+    assert "Usr 0 00:00:00" not in remote, terminated   # whole seconds: the loop burns > 1 s
+    parent = "/sys/fs/cgroup/memory/condor_docker"
+    left = [d for d in (os.listdir(parent) if os.path.isdir(parent) else [])
+            if ".run" in d and os.path.isdir(os.path.join(parent, d))]
+    assert left == [], f"the runner left its usage cgroups: {left}"

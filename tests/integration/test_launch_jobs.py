@@ -80,11 +80,15 @@ def test_oom_exits_137_with_a_line_and_chirp_attributes(agent, make_scratch, sta
     assert job.wait(120) == 137, job.stderr()
     lines = [l for l in job.stderr().splitlines() if l.startswith("condor_docker:")]
     assert lines == ["condor_docker: Docker job has gone over memory limit of 128 Mb"]
-    assert fake_chirp.attributes == {
+    hold = {k: v for k, v in fake_chirp.attributes.items() if k.startswith(("ChirpCondorDockerHold", "ChirpCondorDockerOOM"))}
+    assert hold == {
         "ChirpCondorDockerHoldReason": '"Docker job has gone over memory limit of 128 Mb"',
         "ChirpCondorDockerHoldSubCode": "102",
         "ChirpCondorDockerOOM": "true",
     }
+    # what the container used, beside HTCondor's own figures (docs/USAGE-ACCOUNTING.md)
+    assert int(fake_chirp.attributes["ChirpCondorDockerMemoryUsage"]) >= 120, fake_chirp.attributes
+    assert float(fake_chirp.attributes["ChirpCondorDockerRemoteSysCpu"]) > 0, fake_chirp.attributes
 
 
 def test_agent_restart_mid_job_reattaches_and_returns_the_exit_code(agent, make_scratch, start_launcher,

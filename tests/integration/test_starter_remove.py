@@ -16,7 +16,7 @@ def test_condor_rm_stops_the_container_and_leaves_nothing(agent, make_scratch, r
     started = time.monotonic()
     outcome = make_starter(agent).run(make_scratch(USER, job), remove_after=3.0, vacate_time=15.0)
     elapsed = time.monotonic() - started
-    assert outcome.state == "removed", outcome.describe()
+    assert outcome.state == "removed", outcome.describe() + agent.log_tail()
     assert outcome.stdout == "started\n", outcome.describe()
     # the launcher stopped the container within the job's grace, not the starter's hard kill
     assert elapsed < 3.0 + 15.0, outcome.describe()

@@ -1,0 +1,199 @@
+"""What a container used, measured where it cannot be missed: its own parent cgroup.
+
+The engine's statistics stream gives one sample a second and nothing after the
+container's last process exits (the engine deletes the container's cgroup), so
+a memory peak in the job's last second, or CPU burnt after the last sample, was
+lost.  Instead the agent creates each container under a cgroup of its own,
+`<parent>/<container name>` (the engine makes `<that>/<container id>` below it,
+cgroupfs driver).  Cgroups count a child's CPU and memory in every ancestor,
+and an ancestor keeps its counters after the child is gone, so once the
+container has exited the agent reads the final figures there and then removes
+the directory:
+
+    cgroup v1  cpuacct/<p>/cpuacct.stat (user/system, USER_HZ ticks),
+               memory/<p>/memory.max_usage_in_bytes (peak)
+    cgroup v2  <p>/cpu.stat (user_usec/system_usec), <p>/memory.peak (kernel >= 5.19)
+
+`<parent>` is the launcher's HTCondor job cgroup where there is one (cgroup v1;
+then HTCondor's own accounting of the job cgroup covers the container too, see
+docs/USAGE-ACCOUNTING.md), else `/condor_docker`.
+
+Disk: the scratch dir (walked without following links) plus the container's
+writable layer (the engine's SizeRw).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass
+
+log = logging.getLogger("condor_docker.usage")
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+DEFAULT_PARENT = "/condor_docker"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the container used: CPU seconds, peak memory, network and disk (the last sample)."""
+    cpu_user_s: float = 0.0
+    cpu_sys_s: float = 0.0
+    peak_memory_mb: int = 0
+    network_in_bytes: int = 0
+    network_out_bytes: int = 0
+    disk_kb: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Usage":
+        known = {name: value for name, value in (data or {}).items() if name in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def mb_ceil(value_bytes: int) -> int:
+    return (int(value_bytes) + 1024 * 1024 - 1) // (1024 * 1024)
+
+
+def is_cgroup_v2(root: str = CGROUP_ROOT) -> bool:
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+def container_cgroup_parent(name: str, job_cgroup: str | None, driver: str) -> str | None:
+    """`<job cgroup or /condor_docker>/<container name>`; None when the engine's driver is not cgroupfs.
+
+    (The systemd driver takes only `*.slice` names; there the engine's stream is all we have.)
+    """
+    if driver != "cgroupfs" or "/" in name or name in ("", ".", ".."):
+        return None
+    base = (job_cgroup or DEFAULT_PARENT).rstrip("/")
+    return f"{base}/{name}"
+
+
+@dataclass(frozen=True)
+class ContainerCgroup:
+    """The per-container parent cgroup: read its counters, then remove it."""
+    parent: str                  # absolute within the hierarchy, e.g. /condor_docker/HTCJob_1_0_slot1_1
+    root: str = CGROUP_ROOT
+
+    @property
+    def v2(self) -> bool:
+        return is_cgroup_v2(self.root)
+
+    def _dir(self, controller: str | None) -> str:
+        rel = self.parent.lstrip("/")
+        return os.path.join(self.root, rel) if controller is None else os.path.join(self.root, controller, rel)
+
+    def read(self) -> Usage | None:
+        """The cumulative CPU and the peak memory of everything that ran below the parent; None if unreadable."""
+        try:
+            if self.v2:
+                return self._read_v2()
+            return self._read_v1()
+        except (OSError, ValueError) as err:
+            log.debug("cannot read cgroup %s: %s", self.parent, err)
+            return None
+
+    def _read_v1(self) -> Usage:
+        ticks = os.sysconf("SC_CLK_TCK")
+        fields = _key_values(os.path.join(self._dir("cpuacct"), "cpuacct.stat"))
+        with open(os.path.join(self._dir("memory"), "memory.max_usage_in_bytes")) as stream:
+            peak = int(stream.read().strip())
+        return Usage(fields.get("user", 0) / ticks, fields.get("system", 0) / ticks, mb_ceil(peak))
+
+    def _read_v2(self) -> Usage:
+        fields = _key_values(os.path.join(self._dir(None), "cpu.stat"))
+        peak = 0
+        for name in ("memory.peak", "memory.current"):
+            try:
+                with open(os.path.join(self._dir(None), name)) as stream:
+                    peak = int(stream.read().strip())
+                break
+            except OSError:
+                continue
+        return Usage(fields.get("user_usec", 0) / 1e6, fields.get("system_usec", 0) / 1e6, mb_ceil(peak))
+
+    def remove(self) -> None:
+        """rmdir the parent in every hierarchy (it is empty once the engine removed the container)."""
+        if self.v2:
+            dirs = [self._dir(None)]
+        else:
+            try:
+                controllers = sorted(os.listdir(self.root))
+            except OSError:
+                return
+            dirs = [self._dir(c) for c in controllers]
+        for path in dirs:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                log.warning("cannot remove cgroup %s: %s", path, err.strerror)
+
+
+def _key_values(path: str) -> dict[str, int]:
+    values = {}
+    with open(path) as stream:
+        for line in stream:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                values[parts[0]] = int(parts[1])
+    return values
+
+
+def network_bytes(sample: dict) -> tuple[int, int]:
+    """(received, sent) summed over the container's interfaces in one engine stats sample."""
+    networks = sample.get("networks") or {}
+    rx = sum(int(n.get("rx_bytes") or 0) for n in networks.values())
+    tx = sum(int(n.get("tx_bytes") or 0) for n in networks.values())
+    return rx, tx
+
+
+def tree_size_kb(path: str, max_entries: int = 1_000_000) -> int:
+    """Disk blocks used under `path` in KB, never following a link.
+
+    The agent runs this as root in a tree the job's user controls and may change
+    while we walk it, so every directory is opened relative to its parent's fd
+    with O_NOFOLLOW: a directory swapped for a link is skipped, never followed.
+    Hard-linked files count once; past `max_entries` entries the walk stops (the
+    job is charged at least what was counted).
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        top = os.open(path, flags)
+    except OSError:
+        return 0
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    entries = 0
+    stack = [top]
+    try:
+        while stack:
+            fd = stack.pop()
+            try:
+                with os.scandir(fd) as listing:
+                    for entry in listing:
+                        entries += 1
+                        if entries > max_entries:
+                            break
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if (info.st_dev, info.st_ino) in seen:
+                            continue
+                        seen.add((info.st_dev, info.st_ino))
+                        total += info.st_blocks * 512
+                        if stat.S_ISDIR(info.st_mode):
+                            try:
+                                stack.append(os.open(entry.name, flags, dir_fd=fd))
+                            except OSError:
+                                continue
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    finally:
+        for fd in stack:
+            os.close(fd)
+    return total // 1024
