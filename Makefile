@@ -5,7 +5,7 @@ VENV   ?= /opt/condor_docker/venv
 PYTHON := $(VENV)/bin/python
 DEMO   := demo-output
 
-.PHONY: setup engine install htcondor demo test unit pool bench clean
+.PHONY: setup engine install htcondor demo test unit pool pool-test bench clean
 
 setup: engine install htcondor
 
@@ -30,7 +30,7 @@ test: setup
 	VENV=$(VENV) bash scripts/pool-test-deps.sh
 	$(PYTHON) -m pytest -q tests
 
-pool: setup
+pool-test: setup
 	$(PYTHON) -m pytest -q tests/pool
 
 unit: install
