@@ -363,22 +363,6 @@ class Engine:
             output = self.api.exec_start(exec_id)
             return int(self.api.exec_inspect(exec_id).get("ExitCode") or 0), output
 
-
-def _abandon(response: Any, expired: threading.Event) -> None:
-    """The overall pull deadline passed: wake the reader blocked on the stream and end it."""
-    expired.set()
-    try:
-        _stream_socket(response).shutdown(socket.SHUT_RDWR)
-    except (AttributeError, OSError):
-        pass  # no socket to shut (already closed, or another transport): close() below ends it
-    with contextlib.suppress(Exception):
-        response.close()
-
-
-def _stream_socket(response: Any) -> socket.socket:
-    """The socket under a streamed docker-py response (unix socket or plain TCP to the engine)."""
-    raw = response.raw._fp.fp.raw
-    return getattr(raw, "_sock", raw)
     # -- exec into a running container (condor_ssh_to_job) ---------------------------
     def inspect_details(self, container_id: str) -> dict | None:
         """The engine's whole inspect document (Config.User, Config.WorkingDir, ...); None when gone."""
@@ -409,3 +393,20 @@ def _stream_socket(response: Any) -> socket.socket:
     def exec_inspect(self, exec_id: str) -> dict:
         with translate_engine_errors("other", exec_id[:12]):
             return self.api.exec_inspect(exec_id)
+
+
+def _abandon(response: Any, expired: threading.Event) -> None:
+    """The overall pull deadline passed: wake the reader blocked on the stream and end it."""
+    expired.set()
+    try:
+        _stream_socket(response).shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        pass  # no socket to shut (already closed, or another transport): close() below ends it
+    with contextlib.suppress(Exception):
+        response.close()
+
+
+def _stream_socket(response: Any) -> socket.socket:
+    """The socket under a streamed docker-py response (unix socket or plain TCP to the engine)."""
+    raw = response.raw._fp.fp.raw
+    return getattr(raw, "_sock", raw)

@@ -27,14 +27,16 @@ PYTHON = "/opt/condor_docker/venv/bin/python"
 def running_job(agent, make_scratch, start_launcher, real_job_ad, wait_until, test_users):
     """A cdtest1 job sleeping in its container; yields (scratch, container name); ends it after."""
     scratch = make_scratch("cdtest1", real_job_ad(Arguments="-c 'echo only-in-container > /tmp/marker; "
-                                                            "sleep 300'", JobMaxVacateTime=1))
+                                                            "touch marker-written; sleep 300'",
+                                                  JobMaxVacateTime=1))
     job = start_launcher(agent, scratch)
 
     def started():
         jobs = [j for j in agent.call("status")["jobs"] if j["container_id"]]
         return jobs[0]["container"] if jobs else None
     name = wait_until(started, 60, "the job's container runs")
-    wait_until(lambda: os.path.exists(os.path.join(scratch, "tmp", "marker")), 30, "the job wrote its marker")
+    # /tmp is the container's own tmpfs: the host sees only the job's note in the scratch dir
+    wait_until(lambda: os.path.exists(os.path.join(scratch, "marker-written")), 30, "the job wrote its marker")
     yield scratch, name
     job.process.terminate()
     job.wait(30)
