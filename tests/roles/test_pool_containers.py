@@ -148,8 +148,9 @@ def test_pool_runs_a_docker_job_then_health_goes_red_and_nodes_stop_cleanly(pool
     uid = pool.exec("access-point", "id", "-u", SUBMITTER).stdout.strip()
     assert out[1] == uid, "the job's container runs as the submitting user"
     assert out[2].split() == ["CapEff:", "0000000000000000"], "no capabilities, never privileged"
-    # a sibling of the execute container on the host's engine: /docker/<id>, not /docker/<ep>/docker/<id>
-    assert re.fullmatch(r"\d+:pids:/docker/[0-9a-f]{64}", out[3]), out[3]
+    # a sibling on the host engine: /docker/<id>, or the agent's per-container parent
+    # /condor_docker/<name>/<id>; never nested as /docker/<ep>/docker/<id>
+    assert re.fullmatch(r"\d+:pids:/(docker|condor_docker/HTCJob_[A-Za-z0-9_.-]+)/[0-9a-f]{64}", out[3]), out[3]
     assert pool.exec("access-point", "cat", f"{home}/err.txt").stdout == ""
 
     # health goes red when a daemon dies (the collector still holds its ad for minutes)
