@@ -9,6 +9,7 @@ missing and how to copy instead.
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 
 import pytest
@@ -140,7 +141,8 @@ def test_shell_command_and_copies_land_in_the_container(pool, sleeping_job):
     assert "to-stderr" in result.stderr and "to-stderr" not in result.stdout
     log = [line for line in pool.agent_log().splitlines() if "op=exec" in line]
     assert log and f"job={sleeping_job.cluster}.0 " in log[-1] and "exit=3" in log[-1]
-    assert f"container=HTCJob_{sleeping_job.cluster}_0_{SLOT_PREFIX}1_1 " in log[-1]
+    owner_uid = pwd.getpwnam(sleeping_job.user).pw_uid   # the container's name carries its owner's uid
+    assert f"container=HTCJob_{sleeping_job.cluster}_0_{SLOT_PREFIX}1_1_u{owner_uid} " in log[-1]
 
     # condor_ssh_to_job JOB: an interactive shell (no terminal here: it reads stdin)
     shell = ssh(pool, sleeping_job, input="id -u\npwd\nls /bin/busybox\ncat /tmp/marker\nexit 0\n")
