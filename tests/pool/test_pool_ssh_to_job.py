@@ -91,7 +91,8 @@ def sleeping_job(pool, ssh_tools, own_slot_names, pool_job_user):
                 return
             ad = pool.ad(job)
             lost.append(f"job {job.cluster}.0 ended before answering: JobStatus={ad.get('JobStatus')} "
-                        f"ExitCode={ad.get('ExitCode')}")
+                        f"ExitCode={ad.get('ExitCode')} HoldReason={ad.get('HoldReason')!r} "
+                        f"HoldReasonSubCode={ad.get('HoldReasonSubCode')}")
             print(lost[-1])
         finally:
             pool.rm(job)
@@ -142,7 +143,9 @@ def test_shell_command_and_copies_land_in_the_container(pool, sleeping_job):
     log = [line for line in pool.agent_log().splitlines() if "op=exec" in line]
     assert log and f"job={sleeping_job.cluster}.0 " in log[-1] and "exit=3" in log[-1]
     owner_uid = pwd.getpwnam(sleeping_job.user).pw_uid   # the container's name carries its owner's uid
-    assert f"container=HTCJob_{sleeping_job.cluster}_0_{SLOT_PREFIX}1_1_u{owner_uid} " in log[-1]
+    slot = str(pool.ad(sleeping_job).get("RemoteHost", "")).split("@")[0]   # e.g. sshtojob1_2: any dynamic slot
+    assert slot.startswith(f"{SLOT_PREFIX}1_"), slot
+    assert f"container=HTCJob_{sleeping_job.cluster}_0_{slot}_u{owner_uid} " in log[-1]
 
     # condor_ssh_to_job JOB: an interactive shell (no terminal here: it reads stdin)
     shell = ssh(pool, sleeping_job, input="id -u\npwd\nls /bin/busybox\ncat /tmp/marker\nexit 0\n")
