@@ -5,7 +5,7 @@ VENV   ?= /opt/condor_docker/venv
 PYTHON := $(VENV)/bin/python
 DEMO   := demo-output
 
-.PHONY: setup engine install htcondor demo test unit pool pool-test bench clean
+.PHONY: setup engine install htcondor demo test unit pool pool-test bench bench-pool clean
 
 setup: engine install htcondor
 
@@ -46,6 +46,10 @@ pool: setup
 
 bench: setup
 	$(PYTHON) bench/trivial_job.py
+
+# ours vs HTCondor's own docker universe on two real pools, one after the other (minutes)
+bench-pool: setup
+	$(PYTHON) bench/pool.py
 
 clean:
 	rm -rf $(DEMO) build *.egg-info .pytest_cache

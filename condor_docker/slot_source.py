@@ -14,11 +14,22 @@ The agent checks the claim against, in order:
 
 A claim above the trusted value is refused (a HOLD naming both numbers), never
 silently used.  The query is a callable, so tests inject a fake startd.
+
+A "no such slot" answer (or no answer) is asked again once, from a fresh process,
+before it counts: the agent lives longer than a startd, and after `condor_restart
+-startd` its cached security session is refused by the new startd
+("attempt to open invalid session" in the StartLog), while the collector does not
+yet have the new dynamic slot.  Without the second opinion the first job after
+every startd restart was held.  A fresh process has no cached sessions, and the
+startd's own answer there is the truth.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -79,6 +90,25 @@ def startd_query(slot: str) -> dict | None:
     raise NoStartd("; ".join(errors))
 
 
+def fresh_process_query(slot: str) -> dict | None:
+    """`startd_query(slot)` run in a new interpreter: no security session of ours is reused.
+
+    Raises NoStartd when that process finds no startd, cannot run, or takes too long.
+    """
+    try:
+        result = subprocess.run([sys.executable, "-m", "condor_docker.slot_source", slot], capture_output=True,
+                                text=True, timeout=QUERY_TIMEOUT * 2, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise NoStartd(f"fresh slot query: {err}") from None
+    if result.returncode != 0:
+        raise NoStartd(f"fresh slot query: {result.stderr.strip()[-300:] or result.returncode}")
+    try:
+        ad = json.loads(result.stdout)
+    except ValueError:
+        raise NoStartd(f"fresh slot query printed {result.stdout[:100]!r}") from None
+    return ad if isinstance(ad, dict) else None
+
+
 def _number(ad: dict, attr: str) -> int | None:
     value = ad.get(attr)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -90,11 +120,14 @@ class SlotSource:
     """Trusted slot sizes: the startd when it answers, else the admin's caps / the machine."""
 
     def __init__(self, settings: Settings, machine_cpus: int, machine_memory_mb: int,
-                 query: SlotQuery | None = None) -> None:
+                 query: SlotQuery | None = None, second_opinion: SlotQuery | None = None) -> None:
         self.settings = settings
         self.machine_cpus = machine_cpus
         self.machine_memory_mb = machine_memory_mb
-        self.query = query if query is not None else (startd_query if settings.slot_source == "startd" else None)
+        use_startd = query is None and settings.slot_source == "startd"
+        self.query = query if query is not None else (startd_query if use_startd else None)
+        self.second_opinion = second_opinion if second_opinion is not None else (
+            fresh_process_query if use_startd else None)
         self._no_startd_until = 0.0
         self._lock = threading.Lock()
 
@@ -123,32 +156,51 @@ class SlotSource:
                              _number(ad, "GPUs"), f"the startd's slot {ad.get('Name') or slot}")
 
     def _ask(self, slot: str):
+        """The slot's ad, _NO_SUCH_SLOT, or None (no startd: the caller uses the caps)."""
         if self.query is None:
             return None
         with self._lock:
             if time.monotonic() < self._no_startd_until:
                 return None
-        found: list = []
-        failed: list = []
-
-        def ask() -> None:
-            try:
-                found.append(self.query(slot))
-            except NoStartd as err:
-                failed.append(str(err))
-            except Exception as err:  # any binding error counts as no answer
-                failed.append(f"{type(err).__name__}: {err}")
-
-        worker = threading.Thread(target=ask, daemon=True, name="slot-query")
-        worker.start()
-        worker.join(QUERY_TIMEOUT)
-        if found:
-            return found[0] if found[0] is not None else _NO_SUCH_SLOT
+        answer, why = _ask_with_timeout(self.query, slot, QUERY_TIMEOUT)
+        if (answer is _NO_ANSWER or answer is None) and self.second_opinion is not None:
+            second, second_why = _ask_with_timeout(self.second_opinion, slot, QUERY_TIMEOUT * 2 + 1)
+            log.info("slot %s: first query said %s; a fresh process says %s", slot,
+                     "no such slot" if answer is None else why,
+                     "no such slot" if second is None else second_why if second is _NO_ANSWER else "it exists")
+            if second is not _NO_ANSWER:      # else the first answer stands ("no such slot" stays a hold)
+                answer, why = second, second_why
+        if answer is not _NO_ANSWER:
+            return answer if answer is not None else _NO_SUCH_SLOT
         with self._lock:
             self._no_startd_until = time.monotonic() + NO_STARTD_RETRY
-        log.info("no startd answered for slot %s (%s): using the admin's caps for %.0f s", slot,
-                 failed[0] if failed else f"no answer in {QUERY_TIMEOUT:.0f} s", NO_STARTD_RETRY)
+        log.info("no startd answered for slot %s (%s): using the admin's caps for %.0f s", slot, why,
+                 NO_STARTD_RETRY)
         return None
+
+
+_NO_ANSWER = object()
+
+
+def _ask_with_timeout(query: SlotQuery, slot: str, timeout: float) -> tuple:
+    """(the query's answer, "") or (_NO_ANSWER, why): a hung binding never blocks a request longer."""
+    found: list = []
+    failed: list = []
+
+    def ask() -> None:
+        try:
+            found.append(query(slot))
+        except NoStartd as err:
+            failed.append(str(err))
+        except Exception as err:  # any binding error counts as no answer
+            failed.append(f"{type(err).__name__}: {err}")
+
+    worker = threading.Thread(target=ask, daemon=True, name="slot-query")
+    worker.start()
+    worker.join(timeout)
+    if found:
+        return found[0], ""
+    return _NO_ANSWER, failed[0] if failed else f"no answer in {timeout:.0f} s"
 
 
 _NO_SUCH_SLOT = object()
@@ -162,3 +214,26 @@ def check_claim(what: str, claimed: int | None, trusted: int | None, unit: str, 
                   f"the job claims {what} = {claimed}{unit} but {resources.source} gives {trusted}{unit}: "
                   f".machine.ad in the scratch dir was changed, or request_{what.lower()} is above what "
                   "this machine offers; resubmit with a smaller request")
+
+
+def main(argv: list[str]) -> int:
+    """`python -m condor_docker.slot_source SLOT`: the slot's ad as JSON (null: no such slot).
+
+    Exit 3 when no startd answers.  Used by the agent for a second opinion from a
+    process without cached security sessions.
+    """
+    if len(argv) != 1 or not SLOT_NAME.match(argv[0]):
+        print("usage: python -m condor_docker.slot_source SLOT (a slot name like slot1_1)", file=sys.stderr)
+        return 2
+    try:
+        ad = startd_query(argv[0])
+    except NoStartd as err:
+        print(str(err), file=sys.stderr)
+        return 3
+    print(json.dumps({key: value for key, value in (ad or {}).items()
+                      if isinstance(value, (int, float, str, bool))} if ad is not None else None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

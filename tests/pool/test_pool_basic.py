@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from poolfixture import REGISTRY_IMAGE
 
@@ -39,6 +40,32 @@ transfer_executable = false
     import pwd
     assert read(f"{job.dir}/out.txt") == f"hello from {pwd.getpwnam(pool_job_user).pw_uid}\n"
     assert f"job={job.cluster}.0 " in pool.agent_log()
+
+
+def test_the_first_job_after_a_startd_restart_runs(pool, pool_job_user, monkeypatch):
+    """The agent outlives the startd: its cached security session is refused by the new one
+    (StartLog: "attempt to open invalid session") and, when the collector does not have the
+    new dynamic slot yet, the slot query came back empty and the job was held 19/16 "no slot"
+    (a race: about one restart in four here). The agent now asks a fresh process before it
+    holds; that path is checked against the restarted startd directly, since the race is not."""
+    warm = pool.submit(docker_submit("executable = /bin/true\ntransfer_executable = false"), user=pool_job_user)
+    pool.wait(warm, "done", timeout=120)   # the agent has now talked to this startd
+    started = time.time() - 1
+    pool.condor("condor_restart", "-startd")
+    pool.wait_for(lambda: (lambda ad: ad is not None and ad.get("HasDocker") is True
+                           and float(ad.get("DaemonStartTime", 0)) > started)(pool._slot_ad()),
+                  120, "the restarted startd's slot ad with HasDocker")
+    from condor_docker import slot_source
+    monkeypatch.setenv("CONDOR_CONFIG", pool.config_file)
+    assert str(slot_source.fresh_process_query("slot1")["Name"]).startswith("slot1@")   # the p-slot
+    assert slot_source.fresh_process_query("slot9_9") is None                          # no such slot
+    job = pool.submit(docker_submit("""
+executable = /bin/sh
+arguments = "-c 'echo after restart'"
+transfer_executable = false
+"""), user=pool_job_user)
+    ad = pool.wait(job, "done", timeout=120)
+    assert ad.get("ExitCode") == 0 and read(f"{job.dir}/out.txt") == "after restart\n"
 
 
 SCRIPT = """#!/bin/sh

@@ -35,7 +35,7 @@ def test_a_burst_of_20_jobs_all_complete(pool, pool_job_user):
         assert ad.get("ExitCode") == 0
         with open(f"{job.dir}/out.{proc}.txt") as stream:
             assert stream.read() == f"job {proc}\n"
-    print(f"20-job burst: {elapsed:.1f} s submit to all done (bench/pool_throughput.py compares with HTCondor's own)")
+    print(f"20-job burst: {elapsed:.1f} s submit to all done (bench/pool.py compares with HTCondor's own)")
 
 
 @pytest.fixture

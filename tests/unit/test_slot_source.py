@@ -96,3 +96,63 @@ def test_real_ads_parse_whole():
         with open(os.path.join(FIXTURES, name)) as stream:
             text = stream.read()
         assert len(ads.parse_ad(text, name)) == sum(1 for line in text.splitlines() if "=" in line)
+
+
+def test_no_such_slot_is_asked_again_from_a_fresh_process_before_it_holds():
+    """A stale session (restarted startd) makes the first answer 'no slot'; the second opinion decides."""
+    asked = []
+
+    def fresh(slot):
+        asked.append(slot)
+        return machine_ad_as_dict()
+
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None, second_opinion=fresh)
+    assert source.resources("slot1_1").memory_mb == 128 and asked == ["slot1_1"]
+
+
+def test_a_first_query_error_is_asked_again_too():
+    def broken(slot):
+        raise RuntimeError("attempt to open invalid session")
+
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=broken,
+                                    second_opinion=lambda slot: machine_ad_as_dict())
+    assert "slot1_1@vm" in source.resources("slot1_1").source
+
+
+def test_both_saying_no_such_slot_is_a_hold_and_a_found_slot_needs_no_second_opinion():
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None,
+                                    second_opinion=lambda slot: None)
+    with pytest.raises(Failure, match="no slot slot9_9"):
+        source.resources("slot9_9")
+    found = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: machine_ad_as_dict(),
+                                   second_opinion=lambda slot: pytest.fail("asked twice"))
+    assert found.resources("slot1_1").cpus == 1
+
+
+def test_no_answer_from_the_fresh_process_leaves_no_such_slot_a_hold():
+    """A job naming a slot the startd lacks cannot reach the (larger) caps by making the second query fail."""
+    def silent(slot):
+        raise slot_source.NoStartd("fresh slot query: timed out")
+
+    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None, second_opinion=silent)
+    with pytest.raises(Failure, match="no slot slot1_7"):
+        source.resources("slot1_7")
+
+
+def test_the_startd_source_gets_the_fresh_process_second_opinion_by_default():
+    source = slot_source.SlotSource(default_settings(), 16, 64000)
+    assert source.query is slot_source.startd_query
+    assert source.second_opinion is slot_source.fresh_process_query
+
+
+def test_the_fresh_process_reports_no_startd_as_such(monkeypatch, tmp_path):
+    """Where no HTCondor config answers, the subprocess exits 3 and that is NoStartd (never a hold)."""
+    config = tmp_path / "condor_config"
+    config.write_text(f"LOG = {tmp_path}\nSTARTD_ADDRESS_FILE = {tmp_path}/none\nCOLLECTOR_HOST = 127.0.0.1:1\n")
+    monkeypatch.setenv("CONDOR_CONFIG", str(config))
+    with pytest.raises(slot_source.NoStartd):
+        slot_source.fresh_process_query("slot1_1")
+
+
+def test_the_fresh_process_refuses_a_bad_slot_name():
+    assert slot_source.main(['slot1_1") || true || ("']) == 2

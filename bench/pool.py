@@ -1,18 +1,24 @@
 """condor_docker vs HTCondor's own docker universe on the same real pool config, side by side.
 
-    python bench/pool_throughput.py [--trivial N] [--burst N] [--only ours|native]
+    python bench/pool.py [--trivial N] [--burst N] [--stdout-mb N] [--only ours|native]
 
 Starts two personal pools one after the other from the same HTCondor install and the
 same base config (tests/pool/poolfixture.py): one with condor_docker installed from
 config.d, one with HTCondor's own docker universe (DOCKER = the docker CLI).  In each
-it times a trivial job (submit to done, as the user sees it: condor_submit, then
-condor_wait on the job's event log) and a burst of jobs in one cluster.  Prints the
-times and the ratios ours / native (below 1.0 = we are faster), and for the last trivial
-job where its time went on the execute point (from the StarterLog with D_SUB_SECOND):
-setup (input transferred -> job process started; ours includes PREPARE_JOB), run (job
-process started -> ended; ours: launcher, agent, container), teardown (-> starter done;
-ours includes JOB_EXIT).  Needs root, the
-engine (scripts/engine-up.sh) and HTCondor (scripts/htcondor-up.sh).  No pass/fail.
+it times, as the user sees it (condor_submit, then condor_wait on the job's event log):
+
+  trivial      one /bin/true job, submit to done (median of --trivial runs)
+  burst        --burst jobs in one cluster, submit to the last one done
+  stdout       one job writing --stdout-mb MB to stdout, submit to done (size checked)
+  EP overhead  per job on the execute point, from the last trivial job's StarterLog
+               (D_SUB_SECOND): setup (input transferred -> job process started; ours
+               includes PREPARE_JOB), run (job process started -> ended; ours: launcher,
+               agent, container; native: the starter's docker CLI sequence), teardown
+               (-> starter done; ours includes JOB_EXIT), and their sum
+
+and prints every line for both, then the ratio ours / native on every line (below 1.0:
+condor_docker is faster).  Needs root, the engine (scripts/engine-up.sh) and HTCondor
+(scripts/htcondor-up.sh).  No pass/fail: a benchmark, never a timed test.
 """
 from __future__ import annotations
 
@@ -34,12 +40,13 @@ from testusers import ensure_users  # noqa: E402
 USER = "cdtest1"
 
 
-def submit_text(count: int) -> str:
+def submit_text(count: int, command: str = "/bin/true") -> str:
     return f"""\
 universe = docker
 docker_image = {REGISTRY_IMAGE}
 docker_network_type = none
-executable = /bin/true
+executable = /bin/sh
+arguments = "-c '{command}'"
 transfer_executable = false
 should_transfer_files = YES
 output = out.$(Process).txt
@@ -50,15 +57,19 @@ queue {count}
 """
 
 
-def timed_cluster(pool: Pool, count: int) -> float:
+def timed_cluster(pool: Pool, count: int, command: str = "/bin/true", stdout_bytes: int | None = None) -> float:
     """Seconds from condor_submit to the last job's termination event (condor_wait on the log)."""
     started = time.perf_counter()
-    job = pool.submit(submit_text(count), user=USER)
+    job = pool.submit(submit_text(count, command), user=USER)
     pool.condor("condor_wait", "-wait", "600", f"{job.dir}/job.log", user=USER, timeout=620)
     elapsed = time.perf_counter() - started
     codes = [ad.get("ExitCode") for ad in pool.ads(job)]
     if codes != [0] * count:
         raise SystemExit(f"jobs did not all succeed: {codes}\n{pool.explain(job, 'done')}")
+    if stdout_bytes is not None:
+        size = os.path.getsize(os.path.join(job.dir, "out.0.txt"))
+        if size != stdout_bytes:
+            raise SystemExit(f"stdout has {size} bytes, not {stdout_bytes}")
     return elapsed
 
 
@@ -100,18 +111,23 @@ def phases(pool: Pool) -> dict[str, float]:
             for i in range(len(names) - 1) if names[i] in stamps and names[i + 1] in stamps}
 
 
-def measure(pool: Pool, trivial_runs: int, burst: int) -> dict[str, float]:
+def measure(pool: Pool, trivial_runs: int, burst: int, stdout_mb: int) -> dict[str, float]:
     pool.write_config("99-bench.conf", BENCH_CONFIG)
     pool.reconfig(settle=2)
     timed_cluster(pool, 1)   # warm up: first match, first claim, image already local
     trivial = [timed_cluster(pool, 1) for _ in range(trivial_runs)]
     result = {"trivial": statistics.median(trivial)}
-    result.update({f"phase_{k}": v for k, v in phases(pool).items()})
+    steps = phases(pool)
+    result.update({f"phase_{k}": v for k, v in steps.items()})
+    if len(steps) == 3:
+        result["phase_total"] = sum(steps.values())
     result["burst"] = timed_cluster(pool, burst)
+    size = stdout_mb * 1_000_000
+    result["stdout"] = timed_cluster(pool, 1, f"head -c {size} /dev/zero", stdout_bytes=size)
     return result
 
 
-def run_pool(install: str, native: bool, trivial_runs: int, burst: int) -> dict[str, float]:
+def run_pool(install: str, native: bool, trivial_runs: int, burst: int, stdout_mb: int) -> dict[str, float]:
     docker_cli = shutil.which("docker") if native else None
     if native and docker_cli is None:
         raise SystemExit("no docker CLI for HTCondor's own docker universe")
@@ -121,7 +137,7 @@ def run_pool(install: str, native: bool, trivial_runs: int, burst: int) -> dict[
         subprocess.run(["usermod", "-aG", "docker", "condor"], check=True)
     pool = Pool.create(install, REPO, native_docker=docker_cli)
     try:
-        result = measure(pool, trivial_runs, burst)
+        result = measure(pool, trivial_runs, burst, stdout_mb)
         result["has_docker_after"] = pool.has_docker_after or 0.0
         return result
     finally:
@@ -129,10 +145,23 @@ def run_pool(install: str, native: bool, trivial_runs: int, burst: int) -> dict[
         pool.destroy()
 
 
+def lines(burst: int, stdout_mb: int) -> list[tuple[str, str]]:
+    """(result key, label) of every line that is printed and compared."""
+    return [("trivial", "trivial job, submit to done"),
+            ("burst", f"{burst}-job burst, submit to last done"),
+            ("stdout", f"{stdout_mb} MB of stdout, submit to done"),
+            ("phase_setup", "EP setup (ours: PREPARE_JOB)"),
+            ("phase_run", "EP run (ours: launcher+agent; native: docker CLI)"),
+            ("phase_teardown", "EP teardown (ours: JOB_EXIT)"),
+            ("phase_total", "EP overhead per job (sum)"),
+            ("has_docker_after", "HasDocker after the startd starts")]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trivial", type=int, default=3, help="trivial jobs, one after the other (median)")
     parser.add_argument("--burst", type=int, default=20, help="jobs in the burst cluster")
+    parser.add_argument("--stdout-mb", type=int, default=100, help="MB the stdout job writes")
     parser.add_argument("--only", choices=("ours", "native"))
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -144,17 +173,19 @@ def main() -> int:
     results = {}
     for name in ("native", "ours"):
         if args.only in (None, name):
-            results[name] = run_pool(install, name == "native", args.trivial, args.burst)
-            r = results[name]
-            print(f"{name:7s} trivial job {r['trivial']:5.1f} s   {args.burst}-job burst "
-                  f"{r['burst']:5.1f} s   HasDocker after startd start {r['has_docker_after']:4.1f} s", flush=True)
-            print(f"        on the execute point (last trivial job): setup {r.get('phase_setup', -1):.2f} s, "
-                  f"run {r.get('phase_run', -1):.2f} s, teardown {r.get('phase_teardown', -1):.2f} s "
-                  f"(the rest is matchmaking, claiming and the shadow)", flush=True)
-    if len(results) == 2:
-        for key, label in (("trivial", "trivial job"), ("burst", f"{args.burst}-job burst")):
-            print(f"ratio ours/native, {label}: {results['ours'][key] / results['native'][key]:.2f}")
+            results[name] = run_pool(install, name == "native", args.trivial, args.burst, args.stdout_mb)
+            print(f"{name}: done", flush=True)
+    print(f"{'seconds':52s} {'native':>8s} {'ours':>8s} {'ours/native':>12s}")
+    for key, label in lines(args.burst, args.stdout_mb):
+        native, ours = (results.get(n, {}).get(key) for n in ("native", "ours"))
+        ratio = f"{ours / native:12.2f}" if native and ours is not None else f"{'-':>12s}"
+        print(f"{label:52s} {_cell(native)} {_cell(ours)} {ratio}")
+    print("(the rest of submit-to-done is matchmaking, claiming and the shadow, the same in both)")
     return 0
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:8.2f}" if value is not None else f"{'-':>8s}"
 
 
 if __name__ == "__main__":
