@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "advertise": ("condor_docker.advertise", "startd cron: print HasDocker, DockerVersion, the image cache"),
     "prepare-job": ("condor_docker.hooks", "PREPARE_JOB hook: validate, pull, rewrite the job to run our launcher"),
     "launch": ("condor_docker.launch", "the job process: run the job's container through the agent"),
-    "job-exit": ("condor_docker.hooks", "JOB_EXIT hook: make sure the job's container is gone"),
+    "job-exit": ("condor_docker.job_exit", "JOB_EXIT hook: make sure the job's container is gone"),
     "status": ("condor_docker.status", "the agent's jobs, containers, pulls in flight, image cache, health"),
     "ssh-shell": ("condor_docker.exec_job", "condor_ssh_to_job session: enter the job's container through the agent"),
     "doctor": ("condor_docker.doctor", "check this machine's engine, agent and configuration"),

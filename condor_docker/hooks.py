@@ -11,11 +11,7 @@ PREPARE_JOB (`condor_docker prepare-job [--socket S] [--launcher L] [--max-reque
     A failure prints `HookStatusCode` (1..299 holds the job with HoldReasonCode
     19 and that subcode, >= 300 sends it back to idle) plus `HookStatusMessage`.
 
-JOB_EXIT (`condor_docker job-exit <exit|remove|hold|evict>`)
-    HTCondor passes no configured arguments to this hook, only the reason, so
-    the socket comes from the job ad: PREPARE_JOB writes it there
-    (`CondorDockerAgentSocket`).  Output and exit status are ignored by
-    HTCondor; we log problems to stderr (the starter log) and exit 0.
+JOB_EXIT (`condor_docker job-exit <exit|remove|hold|evict>`): see job_exit.py.
 """
 from __future__ import annotations
 
@@ -30,11 +26,10 @@ from . import ads, imageref, protocol
 from .arguments import args_to_v2_raw
 from .failures import Code, Failure
 
-SOCKET_ATTR = "CondorDockerAgentSocket"   # the agent this job was prepared by (for JOB_EXIT)
+from .job_exit import SOCKET_ATTR, default_socket  # noqa: E402,F401  (shared with JOB_EXIT)
 IMAGE_ATTR = "CondorDockerImage"          # the image the agent resolved (for the starter log)
 DEFAULT_MAX_REQUEUES = 3
 PREPARE_TIMEOUT = 3600.0   # the agent may pull for CONDOR_DOCKER_PULL_TIMEOUT (1800 s by default)
-CLEANUP_TIMEOUT = 20.0     # HTCondor kills JOB_EXIT after <KEYWORD>_HOOK_JOB_EXIT_TIMEOUT (30 s)
 EXIT_REASONS = ("exit", "remove", "hold", "evict")
 
 
@@ -45,10 +40,6 @@ class HookOptions:
     max_requeues: int
     timeout: float
     launcher_args: tuple[str, ...] = ()   # before `launch`: ("-m", "condor_docker.cli") for a bare python
-
-
-def default_socket() -> str:
-    return os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or protocol.DEFAULT_SOCKET
 
 
 def default_launcher() -> tuple[str, tuple[str, ...]]:
@@ -258,96 +249,6 @@ def main_prepare_job(argv: list[str] | None = None, stdin: TextIO | None = None,
 
 
 # ---------------------------------------------------------------- JOB_EXIT
-
-
-@dataclass(frozen=True)
-class ExitTarget:
-    """Which job's container to remove, and which agent to ask."""
-    cluster: int
-    proc: int
-    slot: str
-    socket: str
-
-
-def slot_from(job_ad: Any, env: dict[str, str]) -> str:
-    """`slot1_1` from RemoteHost `slot1_1@host`, else the starter's _CONDOR_SLOT."""
-    try:
-        remote_host = ads.get_str(job_ad, "RemoteHost")
-    except Failure:
-        remote_host = None
-    if remote_host and "@" in remote_host:
-        return remote_host.split("@", 1)[0]
-    return env.get("_CONDOR_SLOT") or "slot1"
-
-
-def exit_target(job_ad: Any, env: dict[str, str], socket_override: str | None) -> ExitTarget | None:
-    """None when this is not a docker job we prepared (nothing to clean)."""
-    from . import request
-
-    try:
-        socket_path = ads.get_str(job_ad, SOCKET_ATTR)
-        docker = socket_path is not None or request.is_docker_job(job_ad)
-        cluster = ads.get_int(job_ad, "ClusterId")
-        proc = ads.get_int(job_ad, "ProcId")
-    except Failure:
-        return None
-    if not docker or cluster is None or proc is None:
-        return None
-    return ExitTarget(cluster, proc, slot_from(job_ad, env),
-                      socket_override or socket_path or default_socket())
-
-
-def job_exit(reason: str, job_text: str, env: dict[str, str], socket_override: str | None = None,
-             log: TextIO | None = None) -> int:
-    """Ask the agent to remove the job's container; problems are logged, never raised."""
-    log = log or sys.stderr
-    try:
-        job_ad = ads.parse_ad(job_text, "job ad on the JOB_EXIT hook's stdin")
-    except Failure as failure:
-        print(f"condor_docker job-exit ({reason}): {failure.reason}", file=log)
-        return 0
-    target = exit_target(job_ad, env, socket_override)
-    if target is None:
-        return 0
-    job = f"job {target.cluster}.{target.proc} on {target.slot}"
-    try:
-        reply = protocol.AgentClient(target.socket, timeout=CLEANUP_TIMEOUT).call(
-            "cleanup", cluster=target.cluster, proc=target.proc, slot=target.slot)
-    except protocol.AgentUnavailable as err:
-        print(f"condor_docker job-exit ({reason}): {job}: {err}; the agent's reaper will remove "
-              f"any container left behind", file=log)
-        return 0
-    if not reply.get("ok"):
-        print(f"condor_docker job-exit ({reason}): {job}: cleanup failed: "
-              f"{(reply.get('failure') or {}).get('reason', reply)}", file=log)
-    elif reply.get("removed"):
-        print(f"condor_docker job-exit ({reason}): {job}: removed {', '.join(map(str, reply['removed']))}",
-              file=log)
-    return 0
-
-
-def main_job_exit(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
-    """`condor_docker job-exit [--socket S] <reason>`; HTCondor gives only the reason."""
-    parser = argparse.ArgumentParser(prog="condor_docker job-exit",
-                                     description="HTCondor JOB_EXIT hook (job ad on stdin)")
-    parser.add_argument("--socket", default=None, help="the agent's socket (default: from the job ad)")
-    parser.add_argument("reason", nargs="?", default="exit", help="exit, remove, hold or evict")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit:
-        return 0  # never fail loudly: HTCondor ignores us anyway
-    try:
-        job_text = (stdin or sys.stdin).read()
-    except (OSError, UnicodeDecodeError) as err:
-        print(f"condor_docker job-exit: cannot read the job ad: {err}", file=sys.stderr)
-        return 0
-    return job_exit(args.reason, job_text, dict(os.environ), args.socket)
-
-
-def job_exit_entry() -> int:
-    """Console-script entry for CONDOR_DOCKER_HOOK_JOB_EXIT: HTCondor runs `<path> <reason>`.
-
-    The hook path must be a single executable and JOB_EXIT gets no configured
-    arguments, so `condor_docker job-exit` cannot be named directly.
-    """
-    return main_job_exit(sys.argv[1:])
+# In its own lean module (the starter waits for it); these names stay importable from here.
+from .job_exit import (CLEANUP_TIMEOUT, ExitTarget, exit_target, job_exit,  # noqa: E402,F401
+                       job_exit_entry, main_job_exit, slot_from)

@@ -70,6 +70,24 @@ class Job:
         return f"{self.cluster}.0"
 
 
+def cluster_submit(count: int, command: str, image: str = REGISTRY_IMAGE, network: str | None = None) -> str:
+    """A docker-universe cluster of `count` jobs running `sh -c command`, one out/err file per proc."""
+    network_line = f"docker_network_type = {network}\n" if network else ""
+    return f"""\
+universe = docker
+docker_image = {image}
+{network_line}executable = /bin/sh
+arguments = "-c '{command}'"
+transfer_executable = false
+should_transfer_files = YES
+output = out.$(Process).txt
+error = err.$(Process).txt
+log = job.log
+request_memory = 32M
+queue {count}
+"""
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 now (other pools may run beside this one)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -7,23 +7,11 @@ import time
 import docker
 import pytest
 
-from poolfixture import REGISTRY_IMAGE
+from poolfixture import REGISTRY_IMAGE, cluster_submit
 
 
 def burst_submit(image: str, count: int) -> str:
-    return f"""\
-universe = docker
-docker_image = {image}
-executable = /bin/sh
-arguments = "-c 'echo job $(Process)'"
-transfer_executable = false
-should_transfer_files = YES
-output = out.$(Process).txt
-error = err.$(Process).txt
-log = job.log
-request_memory = 32M
-queue {count}
-"""
+    return cluster_submit(count, "echo job $(Process)", image=image)
 
 
 def test_a_burst_of_20_jobs_all_complete(pool, pool_job_user):

@@ -18,7 +18,7 @@ from pathlib import Path
 import classad2
 import pytest
 
-from condor_docker import hooks, protocol
+from condor_docker import hooks, job_exit, protocol
 from condor_docker.arguments import parse_args_v2
 from condor_docker.failures import Code
 
@@ -285,6 +285,35 @@ def test_job_exit_of_a_non_docker_job_does_nothing(capsys):
 def test_job_exit_never_fails_on_garbage(capsys):
     assert hooks.main_job_exit(["exit"], stdin=io.StringIO("[[[ nonsense")) == 0
     assert hooks.main_job_exit(["--bogus"], stdin=io.StringIO("")) == 0
+
+
+@pytest.mark.parametrize("argv, parsed", [
+    ([], ("exit", None)), (["hold"], ("hold", None)), (["--socket", "/s", "evict"], ("evict", "/s")),
+    (["remove", "--socket=/t"], ("remove", "/t")), (["--bogus"], None), (["exit", "extra"], None),
+    (["--socket"], None)])
+def test_job_exit_words(argv, parsed):
+    assert job_exit.parse_args(argv) == parsed
+
+
+def test_job_exit_socket_override_wins_and_a_cut_ad_still_finds_the_job(sock_dir):
+    """JOB_EXIT skips the completeness check: attributes before the cut are still used."""
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup": {"ok": True, "removed": []}})
+    stdin = 'ClusterId = 28\nProcId = 0\nRemoteHost = "slot1_1@vm"\nCondorDockerAgentSocket = "/nowhere"\n' \
+            'Cmd = "/bin/sh\nArguments = "cut here'
+    try:
+        assert job_exit.main_job_exit(["--socket", str(agent.path), "exit"], stdin=io.StringIO(stdin)) == 0
+    finally:
+        agent.close()
+    assert agent.requests == [{"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
+
+
+def test_the_job_exit_hook_imports_nothing_it_does_not_need():
+    """The starter waits for JOB_EXIT: its module must not pull in argparse, docker or htcondor2."""
+    code = "import sys, condor_docker.job_exit as j; print(sorted({'argparse', 'docker', 'htcondor2', " \
+           "'condor_docker.hooks', 'condor_docker.request', 'dataclasses'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
 def test_slot_comes_from_remote_host_or_the_starter_env():
