@@ -2,16 +2,18 @@
 
     python bench/pool.py [--trivial N] [--burst N] [--stdout-mb N] [--only ours|native]
 
-Starts two personal pools one after the other from the same HTCondor install and the
-same base config (tests/pool/poolfixture.py): one with condor_docker installed from
-config.d, one with HTCondor's own docker universe (DOCKER = the docker CLI).  In each
-it times, as the user sees it (condor_submit, then condor_wait on the job's event log):
+Starts two personal pools side by side from the same HTCondor install and the same
+base config (tests/pool/poolfixture.py): one with condor_docker installed from
+config.d, one with HTCondor's own docker universe (DOCKER = the docker CLI).  The
+pools take turns job by job (native first, then ours first, ...), so a slow moment of
+the machine lands on both.  In each it times, as the user sees it (condor_submit,
+then condor_wait on the job's event log):
 
   trivial      one /bin/true job, submit to done (median of --trivial runs)
   burst        --burst jobs in one cluster, submit to the last one done
   stdout       one job writing --stdout-mb MB to stdout, submit to done (size checked;
                median of --trivial runs)
-  EP overhead  per job on the execute point, from the last trivial job's StarterLog
+  EP overhead  per job on the execute point, from each trivial job's StarterLog (median)
                (D_SUB_SECOND): setup (input transferred -> first process started; ours
                includes PREPARE_JOB, native its `docker pull -q` check), run (-> the last
                process ended; ours: launcher, agent, container; native: `docker create`
@@ -102,24 +104,7 @@ def phases(pool: Pool) -> dict[str, float]:
             for i in range(len(names) - 1) if names[i] in stamps and names[i + 1] in stamps}
 
 
-def measure(pool: Pool, trivial_runs: int, burst: int, stdout_mb: int) -> dict[str, float]:
-    pool.write_config("99-bench.conf", BENCH_CONFIG)
-    pool.reconfig(settle=2)
-    timed_cluster(pool, 1)   # warm up: first match, first claim, image already local
-    trivial = [timed_cluster(pool, 1) for _ in range(trivial_runs)]
-    result = {"trivial": statistics.median(trivial)}
-    steps = phases(pool)
-    result.update({f"phase_{k}": v for k, v in steps.items()})
-    if len(steps) == 3:
-        result["phase_total"] = sum(steps.values())
-    result["burst"] = timed_cluster(pool, burst)
-    size = stdout_mb * 1_000_000
-    result["stdout"] = statistics.median(timed_cluster(pool, 1, f"head -c {size} /dev/zero", stdout_bytes=size)
-                                         for _ in range(trivial_runs))
-    return result
-
-
-def run_pool(install: str, native: bool, trivial_runs: int, burst: int, stdout_mb: int) -> dict[str, float]:
+def start_pool(install: str, native: bool) -> Pool:
     docker_cli = shutil.which("docker") if native else None
     if native and docker_cli is None:
         raise SystemExit("no docker CLI for HTCondor's own docker universe")
@@ -128,13 +113,57 @@ def run_pool(install: str, native: bool, trivial_runs: int, burst: int, stdout_m
         # condor in the docker group); ours never gives the condor user the socket.
         subprocess.run(["usermod", "-aG", "docker", "condor"], check=True)
     pool = Pool.create(install, REPO, native_docker=docker_cli)
-    try:
-        result = measure(pool, trivial_runs, burst, stdout_mb)
-        result["has_docker_after"] = pool.has_docker_after or 0.0
-        return result
-    finally:
-        pool.stop()
-        pool.destroy()
+    pool.write_config("99-bench.conf", BENCH_CONFIG)
+    pool.reconfig(settle=2)
+    timed_cluster(pool, 1)   # warm up: first match, first claim, image already local
+    return pool
+
+
+def interleaved(pools: dict[str, Pool], runs: int, job) -> dict[str, list]:
+    """`job(pool)` `runs` times in each pool, alternating which pool goes first each round.
+
+    Both pools run at once and take turns, so a slow minute of a shared machine
+    lands on both sides instead of on whichever pool happened to be measured then.
+    """
+    found: dict[str, list] = {name: [] for name in pools}
+    order = list(pools)
+    for round_ in range(runs):
+        for name in (order if round_ % 2 == 0 else order[::-1]):
+            found[name].append(job(pools[name]))
+    return found
+
+
+def trivial_with_phases(pool: Pool) -> tuple[float, dict[str, float]]:
+    """One trivial job's time, and its phases once its starter has logged its last line."""
+    seconds = timed_cluster(pool, 1)
+    deadline = time.monotonic() + 3
+    steps = phases(pool)
+    while len(steps) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        steps = phases(pool)
+    return seconds, steps
+
+
+def measure(pools: dict[str, Pool], runs: int, burst: int, stdout_mb: int) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {name: {} for name in pools}
+    for name, samples in interleaved(pools, runs, trivial_with_phases).items():
+        results[name]["trivial"] = statistics.median(seconds for seconds, _ in samples)
+        for key in ("setup", "run", "teardown"):
+            values = [steps[key] for _, steps in samples if key in steps]
+            if values:
+                results[name][f"phase_{key}"] = statistics.median(values)
+        totals = [sum(steps.values()) for _, steps in samples if len(steps) == 3]
+        if totals:
+            results[name]["phase_total"] = statistics.median(totals)
+    for name, samples in interleaved(pools, 1, lambda pool: timed_cluster(pool, burst)).items():
+        results[name]["burst"] = samples[0]
+    size = stdout_mb * 1_000_000
+    stdout_job = lambda pool: timed_cluster(pool, 1, f"head -c {size} /dev/zero", stdout_bytes=size)  # noqa: E731
+    for name, samples in interleaved(pools, runs, stdout_job).items():
+        results[name]["stdout"] = statistics.median(samples)
+    for name, pool in pools.items():
+        results[name]["has_docker_after"] = pool.has_docker_after or 0.0
+    return results
 
 
 def lines(burst: int, stdout_mb: int) -> list[tuple[str, str]]:
@@ -151,8 +180,8 @@ def lines(burst: int, stdout_mb: int) -> list[tuple[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trivial", type=int, default=3,
-                        help="runs of the trivial and of the stdout job, one after the other (median)")
+    parser.add_argument("--trivial", type=int, default=5,
+                        help="runs of the trivial and of the stdout job in each pool, taking turns (median)")
     parser.add_argument("--burst", type=int, default=20, help="jobs in the burst cluster")
     parser.add_argument("--stdout-mb", type=int, default=100, help="MB the stdout job writes")
     parser.add_argument("--only", choices=("ours", "native"))
@@ -163,11 +192,16 @@ def main() -> int:
     if install is None:
         raise SystemExit(why)
     ensure_users()
-    results = {}
-    for name in ("native", "ours"):
-        if args.only in (None, name):
-            results[name] = run_pool(install, name == "native", args.trivial, args.burst, args.stdout_mb)
-            print(f"{name}: done", flush=True)
+    pools: dict[str, Pool] = {}
+    try:
+        for name in ("native", "ours"):
+            if args.only in (None, name):
+                pools[name] = start_pool(install, name == "native")
+        results = measure(pools, args.trivial, args.burst, args.stdout_mb)
+    finally:
+        for pool in pools.values():
+            pool.stop()
+            pool.destroy()
     print(f"{'seconds':52s} {'native':>8s} {'ours':>8s} {'ours/native':>12s}")
     for key, label in lines(args.burst, args.stdout_mb):
         native, ours = (results.get(n, {}).get(key) for n in ("native", "ours"))

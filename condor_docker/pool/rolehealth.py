@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import re
-import sys
 import threading
 import time
 from dataclasses import dataclass

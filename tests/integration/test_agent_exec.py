@@ -169,7 +169,7 @@ def test_no_container_for_a_scratch_dir_is_a_clear_refusal(agent, make_scratch, 
     scratch = make_scratch("cdtest1")
     code, out, err = ssh_shell(run_as, agent, scratch, command="true")
     assert code == 69
-    assert f"no running container of uid" in err and scratch in err
+    assert "no running container of uid" in err and scratch in err
 
 
 def test_exec_op_refuses_root_and_bad_requests(agent, running_job):

@@ -129,7 +129,6 @@ def ssh(pool, job, *command: str, input: str | bytes = "", check: bool = True,
 
 def test_shell_command_and_copies_land_in_the_container(pool, sleeping_job):
     """One job for all three (each job is a chance for other pools on this engine to collide by name)."""
-    import pwd
 
     # condor_ssh_to_job JOB command: the job's uid, working dir, the container's files, exit code
     result = ssh(pool, sleeping_job, "id -u; pwd; cat /tmp/marker; test -f /.dockerenv && echo in-docker; "

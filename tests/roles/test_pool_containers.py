@@ -15,9 +15,7 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path

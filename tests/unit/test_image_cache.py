@@ -5,7 +5,6 @@ import os
 import threading
 import time
 
-import pytest
 
 from condor_docker import image_cache, settings
 from condor_docker.failures import Code, Failure
