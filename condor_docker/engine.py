@@ -189,7 +189,7 @@ class Engine:
             api = self.api
             headers = {}
             registry = imageref.registry_of(reference)
-            auth_header = docker.auth.get_config_header(api, registry or "https://index.docker.io/v1/")
+            auth_header = docker.auth.get_config_header(api, registry or docker.auth.INDEX_URL)
             if auth_header:
                 headers["X-Registry-Auth"] = auth_header
             started = time.monotonic()
