@@ -47,7 +47,7 @@ pool: setup
 bench: setup
 	$(PYTHON) bench/trivial_job.py
 
-# ours vs HTCondor's own docker universe on two real pools, one after the other (minutes)
+# ours vs HTCondor's own docker universe on two real pools that take turns job by job (minutes)
 bench-pool: setup
 	$(PYTHON) bench/pool.py
 

@@ -45,14 +45,10 @@ from testusers import ensure_users  # noqa: E402
 USER = "cdtest1"
 
 
-def submit_text(count: int, command: str = "/bin/true") -> str:
-    return cluster_submit(count, command, network="none")
-
-
 def timed_cluster(pool: Pool, count: int, command: str = "/bin/true", stdout_bytes: int | None = None) -> float:
     """Seconds from condor_submit to the last job's termination event (condor_wait on the log)."""
     started = time.perf_counter()
-    job = pool.submit(submit_text(count, command), user=USER)
+    job = pool.submit(cluster_submit(count, command, network="none"), user=USER)
     pool.condor("condor_wait", "-wait", "600", f"{job.dir}/job.log", user=USER, timeout=620)
     elapsed = time.perf_counter() - started
     codes = [ad.get("ExitCode") for ad in pool.ads(job)]

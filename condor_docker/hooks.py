@@ -25,8 +25,7 @@ from typing import Any, TextIO
 from . import ads, imageref, protocol
 from .arguments import args_to_v2_raw
 from .failures import Code, Failure
-
-from .job_exit import SOCKET_ATTR, default_socket  # noqa: E402,F401  (shared with JOB_EXIT)
+from .job_exit import SOCKET_ATTR, default_socket   # PREPARE_JOB writes the socket JOB_EXIT reads
 IMAGE_ATTR = "CondorDockerImage"          # the image the agent resolved (for the starter log)
 DEFAULT_MAX_REQUEUES = 3
 PREPARE_TIMEOUT = 3600.0   # the agent may pull for CONDOR_DOCKER_PULL_TIMEOUT (1800 s by default)
@@ -247,8 +246,3 @@ def main_prepare_job(argv: list[str] | None = None, stdin: TextIO | None = None,
               f"{attrs.get('HookStatusMessage')}", file=sys.stderr)
     return status
 
-
-# ---------------------------------------------------------------- JOB_EXIT
-# In its own lean module (the starter waits for it); these names stay importable from here.
-from .job_exit import (CLEANUP_TIMEOUT, ExitTarget, exit_target, job_exit,  # noqa: E402,F401
-                       job_exit_entry, main_job_exit, slot_from)

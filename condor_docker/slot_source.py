@@ -166,8 +166,7 @@ class SlotSource:
         if (answer is _NO_ANSWER or answer is None) and self.second_opinion is not None:
             second, second_why = _ask_with_timeout(self.second_opinion, slot, QUERY_TIMEOUT * 2 + 1)
             log.info("slot %s: first query said %s; a fresh process says %s", slot,
-                     "no such slot" if answer is None else why,
-                     "no such slot" if second is None else second_why if second is _NO_ANSWER else "it exists")
+                     _describe(answer, why), _describe(second, second_why))
             if second is not _NO_ANSWER:      # else the first answer stands ("no such slot" stays a hold)
                 answer, why = second, second_why
         if answer is not _NO_ANSWER:
@@ -180,6 +179,13 @@ class SlotSource:
 
 
 _NO_ANSWER = object()
+
+
+def _describe(answer, why: str) -> str:
+    """An answer of `_ask_with_timeout` in a log line's words."""
+    if answer is _NO_ANSWER:
+        return why
+    return "no such slot" if answer is None else "it exists"
 
 
 def _ask_with_timeout(query: SlotQuery, slot: str, timeout: float) -> tuple:
@@ -230,8 +236,8 @@ def main(argv: list[str]) -> int:
     except NoStartd as err:
         print(str(err), file=sys.stderr)
         return 3
-    print(json.dumps({key: value for key, value in (ad or {}).items()
-                      if isinstance(value, (int, float, str, bool))} if ad is not None else None))
+    print(json.dumps(None if ad is None else
+                     {key: value for key, value in ad.items() if isinstance(value, (int, float, str, bool))}))
     return 0
 
 

@@ -46,7 +46,7 @@ def install_entry_points(directory: str) -> tuple[str, str]:
     os.chmod(directory, 0o755)
     scripts = {
         "condor_docker": f'exec {PYTHON} -m condor_docker.cli "$@"',
-        "condor_docker_job_exit": (f"exec {PYTHON} -c 'import sys; from condor_docker.hooks import "
+        "condor_docker_job_exit": (f"exec {PYTHON} -c 'import sys; from condor_docker.job_exit import "
                                    f"job_exit_entry; sys.exit(job_exit_entry())' \"$@\""),
     }
     paths = []

@@ -450,6 +450,19 @@ class Pool:
             time.sleep(interval)
         raise AssertionError(f"not true after {timeout} s: {what}")
 
+    def restart_startd(self, name_prefix: str = "slot", timeout: float = 120) -> classad2.ClassAd:
+        """condor_restart -startd; wait for the new startd's slot ad (named `name_prefix`...) with HasDocker."""
+        started = time.time() - 1
+
+        def restarted() -> classad2.ClassAd | None:
+            ad = self._slot_ad()
+            if ad is None or not str(ad.get("Name", "")).startswith(name_prefix):
+                return None
+            return ad if ad.get("HasDocker") is True and float(ad.get("DaemonStartTime", 0)) > started else None
+
+        self.condor("condor_restart", "-startd")
+        return self.wait_for(restarted, timeout, f"a restarted startd's slot named {name_prefix}... with HasDocker")
+
     def reconfig(self, settle: float = 3.0) -> None:
         """condor_reconfig the whole pool (after changing files in config_dir)."""
         self.condor("condor_reconfig")

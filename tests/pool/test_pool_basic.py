@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 from poolfixture import REGISTRY_IMAGE
 
@@ -50,11 +49,7 @@ def test_the_first_job_after_a_startd_restart_runs(pool, pool_job_user, monkeypa
     holds; that path is checked against the restarted startd directly, since the race is not."""
     warm = pool.submit(docker_submit("executable = /bin/true\ntransfer_executable = false"), user=pool_job_user)
     pool.wait(warm, "done", timeout=120)   # the agent has now talked to this startd
-    started = time.time() - 1
-    pool.condor("condor_restart", "-startd")
-    pool.wait_for(lambda: (lambda ad: ad is not None and ad.get("HasDocker") is True
-                           and float(ad.get("DaemonStartTime", 0)) > started)(pool._slot_ad()),
-                  120, "the restarted startd's slot ad with HasDocker")
+    pool.restart_startd()
     from condor_docker import slot_source
     monkeypatch.setenv("CONDOR_CONFIG", pool.config_file)
     assert str(slot_source.fresh_process_query("slot1")["Name"]).startswith("slot1@")   # the p-slot

@@ -51,13 +51,6 @@ SLOT_PREFIX = "sshtojob"
 PREFIX_CONFIG = "95-ssh-to-job-slot-prefix.conf"
 
 
-def _restart_startd(pool, prefix: str) -> None:
-    pool.condor("condor_restart", "-startd")
-    pool.wait_for(lambda: (lambda ad: ad is not None and str(ad.get("Name", "")).startswith(prefix)
-                           and ad.get("HasDocker") is True)(pool._slot_ad()),
-                  120, f"a slot named {prefix}... with HasDocker after restarting the startd")
-
-
 @pytest.fixture(scope="module")
 def own_slot_names(pool):
     """Slots named sshtojob1_1, so our containers are HTCJob_<c>_<p>_sshtojob1_1.
@@ -69,10 +62,10 @@ def own_slot_names(pool):
     removed our containers while these tests were written (reported to the lead).
     """
     pool.write_config(PREFIX_CONFIG, f"STARTD_RESOURCE_PREFIX = {SLOT_PREFIX}\n")
-    _restart_startd(pool, SLOT_PREFIX)
+    pool.restart_startd(SLOT_PREFIX)
     yield
     pool.remove_config(PREFIX_CONFIG)
-    _restart_startd(pool, "slot")
+    pool.restart_startd("slot")
 
 
 @pytest.fixture

@@ -259,8 +259,8 @@ def exit_stdin(**changes: str) -> str:
 def test_job_exit_asks_the_agent_from_the_ad_socket(sock_dir, capsys):
     agent = FakeAgent(sock_dir / "agent.sock", {"cleanup": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
     try:
-        status = hooks.main_job_exit(["exit"], stdin=io.StringIO(
-            exit_stdin(**{hooks.SOCKET_ATTR: f'"{agent.path}"'})))
+        status = job_exit.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'})))
     finally:
         agent.close()
     assert status == 0
@@ -269,8 +269,8 @@ def test_job_exit_asks_the_agent_from_the_ad_socket(sock_dir, capsys):
 
 
 def test_job_exit_without_agent_logs_and_exits_0(sock_dir, capsys):
-    status = hooks.main_job_exit(["remove"], stdin=io.StringIO(
-        exit_stdin(**{hooks.SOCKET_ATTR: f'"{sock_dir / "gone.sock"}"'})))
+    status = job_exit.main_job_exit(["remove"], stdin=io.StringIO(
+        exit_stdin(**{job_exit.SOCKET_ATTR: f'"{sock_dir / "gone.sock"}"'})))
     assert status == 0
     assert "gone.sock" in capsys.readouterr().err
 
@@ -278,13 +278,13 @@ def test_job_exit_without_agent_logs_and_exits_0(sock_dir, capsys):
 def test_job_exit_of_a_non_docker_job_does_nothing(capsys):
     stdin = "\n".join(l for l in exit_stdin(WantDocker="false").splitlines()
                       if not l.startswith(("DockerImage", "CDX"))) + "\n"
-    assert hooks.main_job_exit(["exit"], stdin=io.StringIO(stdin)) == 0
+    assert job_exit.main_job_exit(["exit"], stdin=io.StringIO(stdin)) == 0
     assert capsys.readouterr().err == ""
 
 
 def test_job_exit_never_fails_on_garbage(capsys):
-    assert hooks.main_job_exit(["exit"], stdin=io.StringIO("[[[ nonsense")) == 0
-    assert hooks.main_job_exit(["--bogus"], stdin=io.StringIO("")) == 0
+    assert job_exit.main_job_exit(["exit"], stdin=io.StringIO("[[[ nonsense")) == 0
+    assert job_exit.main_job_exit(["--bogus"], stdin=io.StringIO("")) == 0
 
 
 @pytest.mark.parametrize("argv, parsed", [
@@ -318,8 +318,8 @@ def test_the_job_exit_hook_imports_nothing_it_does_not_need():
 
 def test_slot_comes_from_remote_host_or_the_starter_env():
     ad = classad2.parseOne('RemoteHost = "slot2_7@node"\n')
-    assert hooks.slot_from(ad, {}) == "slot2_7"
-    assert hooks.slot_from(classad2.ClassAd(), {"_CONDOR_SLOT": "slot1_3"}) == "slot1_3"
+    assert job_exit.slot_from(ad, {}) == "slot2_7"
+    assert job_exit.slot_from(classad2.ClassAd(), {"_CONDOR_SLOT": "slot1_3"}) == "slot1_3"
 
 
 def test_pull_progress_events_reach_the_starter_log_and_chirp_is_tried_once(sock_dir, capsys):
