@@ -19,19 +19,33 @@ _MISSING = object()
 
 _ATTR_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=")
 
+# What may reach the ClassAd library.  classad2 parses an operator chain of any
+# length, but unparsing it (str(), printOld()) recurses once per term in C++ and
+# overflows a thread's stack near 50,000 terms, killing the process.  No ad that
+# HTCondor writes comes near these figures: a long Requirements has ~100 terms.
+MAX_OPERATORS_PER_VALUE = 4096
+MAX_NESTING_PER_VALUE = 256
+_SHORT_VALUE = 2 * MAX_OPERATORS_PER_VALUE     # a value this short cannot hold too many
+# A string literal in the old format: a backslash keeps the next character in it.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_OPERATOR = re.compile(r"&&|\|\||=\?=|=!=|[<>=!]=|<<|>>>|>>|[-+*/%<>!~^&|?:]")
+_NESTING = re.compile(r"[(\[{]|[)\]}]")
+
 
 def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classad2.ClassAd:
     """Parse one ad from `Attr = Value` lines; an unparsable ad is a HOLD naming `what`.
 
+    Every value is first bounded (see MAX_OPERATORS_PER_VALUE): a job writes its
+    own `.job.ad`, and one line must not be able to crash the agent or a hook.
     classad2 stops quietly at the first line it cannot parse (an unterminated
     string drops that attribute and every one after it), which would make a
     cut ad look like another job.  So every `Attr =` line must be in the result:
     the first one missing is named, with its line number.  `check_complete=False`
-    skips that (it parses each line again: ~15 ms for a job ad) for a reader that
-    only acts on attributes it finds and does nothing when they are missing.
+    skips that for a reader that only acts on attributes it finds.
     """
     if not isinstance(text, str):
         raise Failure(Code.BAD_JOB_AD, f"the {what} must be text")
+    lines = _attribute_lines(text, what, strict=check_complete)
     try:
         ads = list(classad2.parseAds(text))
     except Exception as err:  # classad2 raises ClassAdException / ValueError
@@ -40,37 +54,78 @@ def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classa
         raise Failure(Code.BAD_JOB_AD, f"the {what} holds {len(ads)} ads, not one")
     ad = ads[0] if ads else classad2.ClassAd()
     if check_complete:
-        _check_complete(ad, text, what)
+        _check_complete(ad, lines, what)
     return ad
 
 
-def _check_complete(ad: classad2.ClassAd, text: str, what: str) -> None:
-    """Every `Attr = Value` line of `text` must be what `ad` holds for Attr (its last line wins).
+def _attribute_lines(text: str, what: str, strict: bool) -> list[tuple[int, str, str]]:
+    """(line number, name, value text) of each `Attr = Value` line, every value bounded.
 
-    Each value is parsed by classad2 on its own, so the line that stopped the
-    whole parse is named; a later duplicate of a dropped name cannot hide it.
+    `strict`: a line of another shape is a HOLD; otherwise it is skipped here
+    (classad2 will stop there, and the caller acts only on what it finds).
     """
-    last: dict[str, tuple[int, str, classad2.ExprTree]] = {}
+    found = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or stripped in ("[", "]"):
             continue
         match = _ATTR_LINE.match(line)
         if match is None:
+            if not strict:
+                continue
             raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: line {number} is not `Attr = Value`: "
                                            f"{stripped[:80]!r}")
-        name = match.group(1)
-        try:
-            value = classad2.ExprTree(line[match.end():].strip())
-        except Exception:
-            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} "
-                                           "is not a ClassAd value (an unterminated string?)") from None
-        last[name.lower()] = (number, name, value)
-    for number, name, value in last.values():
-        held = ad.lookup(name) if name in ad else None
-        if held is None or str(held) != str(value):
+        value = line[match.end():]
+        if len(value) > _SHORT_VALUE:
+            _check_value_bounds(value, match.group(1), number, what)
+        found.append((number, match.group(1), value))
+    return found
+
+
+def _check_value_bounds(value: str, name: str, number: int, what: str) -> None:
+    """Refuse a value with more operators or deeper nesting than any real ad holds."""
+    code = _STRING.sub('""', value)
+    operators = len(_OPERATOR.findall(code))
+    if operators > MAX_OPERATORS_PER_VALUE:
+        raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} has "
+                                       f"{operators} operators, more than the {MAX_OPERATORS_PER_VALUE} "
+                                       "allowed (no job ad written by HTCondor has such a value)")
+    depth = deepest = 0
+    for bracket in _NESTING.findall(code):
+        depth = depth + 1 if bracket in "([{" else depth - 1
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING_PER_VALUE:
+        raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} nests "
+                                       f"{deepest} deep, more than the {MAX_NESTING_PER_VALUE} allowed")
+
+
+def _check_complete(ad: classad2.ClassAd, lines: list[tuple[int, str, str]], what: str) -> None:
+    """Every `Attr = Value` line must have been read into `ad`.
+
+    Values are not compared: any second reading (a new-syntax ExprTree, str())
+    disagrees with the old format on backslashes, and unparsing is where a deep
+    expression crashes.  A name missing from the result marks where classad2
+    stopped.  A stop hidden behind a repeated name (the dropped line's name also
+    appears before it) is caught by parsing just those repeated lines alone.
+    """
+    seen: dict[str, int] = {}
+    for number, name, _value in lines:
+        if name not in ad:
             raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: {name} on line {number} was not read "
                                            "(the ad is cut or malformed before it)")
+        seen[name.lower()] = seen.get(name.lower(), 0) + 1
+    for number, name, value in lines:
+        if seen[name.lower()] > 1 and name not in _parse_alone(name, value):
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} "
+                                           "is not a ClassAd value (an unterminated string?)")
+
+
+def _parse_alone(name: str, value: str) -> classad2.ClassAd:
+    try:
+        ads = list(classad2.parseAds(f"{name} ={value}\n"))
+    except Exception:
+        return classad2.ClassAd()
+    return ads[0] if ads else classad2.ClassAd()
 
 
 def read_ad_file(path: str | os.PathLike, what: str | None = None) -> classad2.ClassAd:

@@ -15,8 +15,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p "$(dirname "$VENV")"
   $PY -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import docker, htcondor2, classad2, htchirp, psutil, pytest, wheel' 2>/dev/null; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check wheel setuptools docker htcondor htchirp psutil pytest 2>&1 \
+if ! "$VENV/bin/python" -c 'import docker, htcondor2, classad2, htchirp, psutil, pytest, hypothesis, wheel' 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check wheel setuptools docker htcondor htchirp psutil pytest hypothesis 2>&1 \
     | grep -v "^WARNING: Location" || true
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall "$here" 2>&1 \
