@@ -170,7 +170,7 @@ class JobService:
         scratch = policy.open_scratch(scratch_dir, ctx.uid, self.settings)
         try:
             file_job_text, machine_text = policy.read_scratch_ads(scratch, job_ad_required=job_text is None)
-            proof = starter_proof.find_starter(ctx.pid, scratch.path.rsplit("/", 1)[-1],
+            proof = starter_proof.find_starter(ctx.pid, scratch.job_dir,
                                                policy.trusted_owners())
             if proof is None and self.settings.require_starter:
                 raise policy.refuse(f"process {ctx.pid} is not a job of the condor_starter of {scratch.path} "

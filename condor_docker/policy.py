@@ -100,12 +100,35 @@ def trusted_owners() -> set[int]:
     return owners
 
 
-def check_scratch_path(path: str, settings: Settings) -> tuple[str, str]:
-    """(execute dir, entry name): the scratch dir must sit directly in an execute dir.
+@dataclass(frozen=True)
+class ScratchPlace:
+    """Where a scratch dir sits, checked by path alone (nothing opened yet).
 
-    The starter makes `<EXECUTE>/dir_<starter pid>`; nothing deeper is ever a
-    scratch dir, and only a direct entry of a directory the job cannot write
-    keeps its path: a nested path has components the job could swap.
+    Two layouts, one per HTCondor series:
+    - 25.0: `<EXECUTE>/dir_<pid>` is the scratch dir itself (`inner` is None);
+    - 25.13: `<EXECUTE>/dir_<pid>/scratch`, where `dir_<pid>` belongs to the
+      condor user and the job owns only `scratch/` (and `user/`).
+    Either way every component the job could swap is the last one, opened
+    beneath an fd of a directory the job cannot write.
+    """
+    execute: str                # the execute dir's real path
+    job_dir: str                # dir_<starter pid>: what the starter proof matches
+    inner: str | None = None    # "scratch" in the 25.13 layout
+
+    @property
+    def path(self) -> str:
+        base = os.path.join(self.execute, self.job_dir)
+        return os.path.join(base, self.inner) if self.inner else base
+
+
+NESTED_SCRATCH = "scratch"
+
+
+def check_scratch_path(path: str, settings: Settings) -> ScratchPlace:
+    """Where the scratch dir sits: directly in an execute dir, or 25.13's `dir_<pid>/scratch`.
+
+    Nothing deeper is ever a scratch dir, and only an entry of a directory the
+    job cannot write keeps its path: a longer path has components the job could swap.
     """
     if not isinstance(path, str) or not path or "\0" in path or not os.path.isabs(path):
         raise refuse(f"scratch dir {str(path)[:200]!r} must be an absolute path")
@@ -113,12 +136,17 @@ def check_scratch_path(path: str, settings: Settings) -> tuple[str, str]:
     parent, name = os.path.split(normal)
     if name in ("", ".", "..") or "/.." in path or "/./" in path + "/":
         raise refuse(f"scratch dir {path} is not a plain path: refused")
+    grandparent, job_dir = os.path.split(parent)
     for execute in settings.execute_dirs:
         base = os.path.normpath(execute)
-        if parent in (base, os.path.realpath(base)):
-            return os.path.realpath(base), name
+        bases = (base, os.path.realpath(base))
+        if parent in bases:
+            return ScratchPlace(os.path.realpath(base), name)
+        if name == NESTED_SCRATCH and grandparent in bases and job_dir not in ("", ".", ".."):
+            return ScratchPlace(os.path.realpath(base), job_dir, NESTED_SCRATCH)
     raise refuse(f"scratch dir {path} is not under the execute dirs ({', '.join(settings.execute_dirs)}) "
-                 "of this machine as a direct entry (HTCondor makes <EXECUTE>/dir_<pid>)")
+                 "of this machine as HTCondor lays them out (<EXECUTE>/dir_<pid>, or "
+                 "<EXECUTE>/dir_<pid>/scratch from 25.13 on)")
 
 
 @dataclass
@@ -127,6 +155,7 @@ class ScratchDir:
     path: str
     fd: int
     identity: safefs.DirIdentity
+    job_dir: str = ""           # dir_<starter pid>, the name the starter proof matches
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -158,22 +187,42 @@ def _open_execute_dir(execute: str) -> int:
     return fd
 
 
+def _open_job_dir(execute_fd: int, place: ScratchPlace) -> int:
+    """25.13's `dir_<pid>`, beneath the execute dir: it must be the condor user's, as the starter makes it."""
+    try:
+        fd = safefs.open_beneath(execute_fd, place.job_dir)
+    except OSError as err:
+        raise refuse(f"job dir {os.path.join(place.execute, place.job_dir)} cannot be opened as a directory "
+                     f"without following symbolic links: {err.strerror}") from err
+    info = os.fstat(fd)
+    if not safefs.is_safe_parent(info, trusted_owners()):
+        os.close(fd)
+        raise refuse(f"job dir {os.path.join(place.execute, place.job_dir)} is owned by uid {info.st_uid} "
+                     f"with mode {stat.S_IMODE(info.st_mode):04o}; HTCondor's starter makes it the condor "
+                     "user's, writable by its owner alone")
+    return fd
+
+
 def open_scratch(path: str, uid: int, settings: Settings) -> ScratchDir:
     """Check the scratch dir and open it through its execute dir's fd, following no link."""
-    execute, name = check_scratch_path(path, settings)
-    execute_fd = _open_execute_dir(execute)
+    place = check_scratch_path(path, settings)
+    parent_fd = _open_execute_dir(place.execute)
     try:
-        fd = safefs.open_beneath(execute_fd, name)
+        if place.inner is not None:
+            job_dir_fd = _open_job_dir(parent_fd, place)
+            os.close(parent_fd)
+            parent_fd = job_dir_fd
+        fd = safefs.open_beneath(parent_fd, place.inner or place.job_dir)
     except OSError as err:
         raise refuse(f"scratch dir {path} cannot be opened as a directory without following symbolic links: "
                      f"{err.strerror}") from err
     finally:
-        os.close(execute_fd)
+        os.close(parent_fd)
     info = os.fstat(fd)
     if info.st_uid != uid:
         os.close(fd)
         raise refuse(f"scratch dir {path} is owned by uid {info.st_uid}, not by the job's uid {uid}")
-    return ScratchDir(os.path.join(execute, name), fd, safefs.DirIdentity(info.st_dev, info.st_ino))
+    return ScratchDir(place.path, fd, safefs.DirIdentity(info.st_dev, info.st_ino), place.job_dir)
 
 
 def read_ad_text(dir_fd: int, name: str, *, required: bool) -> str | None:

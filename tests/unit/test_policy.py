@@ -41,7 +41,8 @@ def test_root_never_runs_a_job(uid, gid):
 
 def test_scratch_directly_in_execute_dir_is_accepted(execute):
     path = str(execute / "dir_1")
-    assert policy.check_scratch_path(path, settings_for(execute)) == (os.path.realpath(execute), "dir_1")
+    assert policy.check_scratch_path(path, settings_for(execute)) == policy.ScratchPlace(os.path.realpath(execute),
+                                                                                          "dir_1")
     with policy.open_scratch(path, UID, settings_for(execute)) as scratch:
         assert scratch.path == os.path.join(os.path.realpath(execute), "dir_1")
         assert scratch.still_in_place()
@@ -61,6 +62,51 @@ def test_the_execute_dir_itself_dotdot_and_nested_paths_are_refused(execute):
                  str(execute / "dir_1" / "nested")):
         with pytest.raises(Failure, match="not under|not a plain"):
             policy.check_scratch_path(path, settings_for(execute))
+
+
+@pytest.fixture
+def nested(execute):
+    """HTCondor 25.13's layout: <EXECUTE>/dir_<pid> (condor's, 0755) holding the job's scratch/."""
+    job_dir = execute / "dir_2"
+    (job_dir / "scratch").mkdir(parents=True)
+    (job_dir / "htcondor").mkdir()
+    os.chmod(job_dir, 0o755)
+    return job_dir
+
+
+def test_the_25_13_layout_dir_pid_scratch_is_accepted(execute, nested):
+    path = str(nested / "scratch")
+    place = policy.check_scratch_path(path, settings_for(execute))
+    assert place == policy.ScratchPlace(os.path.realpath(execute), "dir_2", "scratch")
+    with policy.open_scratch(path, UID, settings_for(execute)) as scratch:
+        assert scratch.path == os.path.join(os.path.realpath(execute), "dir_2", "scratch")
+        assert scratch.job_dir == "dir_2"     # what the starter proof matches (dir_<starter pid>)
+        assert scratch.still_in_place()
+
+
+@pytest.mark.parametrize("other", ["htcondor", "user", "nested"])
+def test_in_the_25_13_layout_only_scratch_is_a_scratch_dir(execute, nested, other):
+    with pytest.raises(Failure, match="not under"):
+        policy.check_scratch_path(str(nested / other), settings_for(execute))
+    with pytest.raises(Failure, match="not under"):
+        policy.check_scratch_path(str(nested / "scratch" / "scratch"), settings_for(execute))
+
+
+def test_a_25_13_job_dir_the_job_could_write_is_refused(execute, nested):
+    os.chown(nested, 54321, 54321)          # not root, not condor: as if the job owned dir_<pid>
+    with pytest.raises(Failure, match="job dir .* is owned by uid 54321") as err:
+        policy.open_scratch(str(nested / "scratch"), UID, settings_for(execute))
+    assert err.value.code is Code.POLICY_REFUSED
+    os.chown(nested, 0, 0)
+    os.chmod(nested, 0o777)
+    with pytest.raises(Failure, match="mode 0777"):
+        policy.open_scratch(str(nested / "scratch"), UID, settings_for(execute))
+
+
+def test_a_25_13_job_dir_that_is_a_symlink_is_refused(execute, nested):
+    os.symlink(nested, execute / "dir_3")
+    with pytest.raises(Failure, match="without following symbolic links"):
+        policy.open_scratch(str(execute / "dir_3" / "scratch"), UID, settings_for(execute))
 
 
 def test_a_sibling_with_the_same_prefix_is_refused(execute):
