@@ -31,6 +31,19 @@ def classad_literal(value: Any) -> str:
     return f'"{text}"'
 
 
+def config_beside(scratch_dir: str) -> str:
+    """The starter's Chirp config for a hook, which has no `_CONDOR_CHIRP_CONFIG`.
+
+    25.0 writes it into the scratch dir; 25.13 into `dir_<pid>/user/`, beside
+    `scratch/` (the environment variable, when set, always wins).
+    """
+    for candidate in (os.path.join(scratch_dir, ".chirp.config"),
+                      os.path.join(os.path.dirname(os.path.normpath(scratch_dir)), "user", ".chirp.config")):
+        if os.path.isfile(candidate):
+            return candidate
+    return os.path.join(scratch_dir, ".chirp.config")
+
+
 def set_delayed(attributes: Mapping[str, Any], *, config: str | None = None,
                 stderr: TextIO | None = None, timeout: float = 10.0) -> bool:
     """Set each attribute as a delayed job attribute; False (and one stderr line) on any failure."""

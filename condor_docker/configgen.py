@@ -9,6 +9,9 @@ How HTCondor reads the wiring (checked in its sources):
     V2 argument syntax appended after it.
   - `<KEYWORD>_HOOK_JOB_EXIT` gets no configured arguments: the starter runs
     `<path> <exit|remove|hold|evict>`, so it names a dedicated entry point.
+    From 25.4.0 on, `HookJobExitClient::hookExited` calls `StarterExit` right
+    after starting the (now asynchronous) output transfer, so the sandbox is
+    removed under the upload: the hook is configured only before that version.
   - `STARTD_CRON_<NAME>_ARGS` follow the job name as argv[0].
   - `$(MY.Attr:default)` in a job transform expands to the job's own
     expression for Attr, or to `default` when the job has none.
@@ -27,6 +30,7 @@ CHIRP_REASON = "ChirpCondorDockerHoldReason"
 CHIRP_SUBCODE = "ChirpCondorDockerHoldSubCode"
 CHIRP_OOM = "ChirpCondorDockerOOM"
 SSHD_TEMPLATE_NAME = "ssh_to_job_sshd_config_template"   # written by the agent beside its socket
+JOB_EXIT_BEFORE = "25.4.0"   # the first HTCondor whose starter exits under an async output transfer
 
 
 def _header(which: str, purpose: str) -> list[str]:
@@ -76,7 +80,13 @@ def execute_point_config() -> str:
         " --launcher $(CONDOR_DOCKER_BIN) --max-requeues $(CONDOR_DOCKER_MAX_REQUEUES)",
         "# JOB_EXIT gets no _ARGS from HTCondor, only the reason: hence its own entry point;",
         "# it finds the agent's socket in the job ad (CondorDockerAgentSocket, set by PREPARE_JOB).",
+        "# From 25.4 on, the starter exits as soon as JOB_EXIT returns, while the job's output is",
+        "# still being sent (its output transfer became asynchronous): the shadow loses the starter",
+        "# and requeues every job that transfers files.  There the agent alone removes the",
+        "# container when the launcher is gone, and its reaper removes what an agent restart left.",
+        f"if version < {JOB_EXIT_BEFORE}",
         "CONDOR_DOCKER_HOOK_JOB_EXIT = $(CONDOR_DOCKER_JOB_EXIT_BIN)",
+        "endif",
         "",
         "## condor_ssh_to_job lands in the job's container: the agent writes this sshd template",
         "## beside its socket at start; it forces every session through `condor_docker ssh-shell`.",

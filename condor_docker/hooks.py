@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from . import ads, imageref, protocol
+from . import ads, chirp, imageref, protocol
 from .arguments import args_to_v2_raw
 from .failures import Code, Failure
 from .job_exit import SOCKET_ATTR, default_socket   # PREPARE_JOB writes the socket JOB_EXIT reads
@@ -138,7 +138,7 @@ class PullReporter:
     """
 
     def __init__(self, scratch_dir: str, stderr: TextIO | None = None) -> None:
-        self.config = os.environ.get("_CONDOR_CHIRP_CONFIG") or os.path.join(scratch_dir, ".chirp.config")
+        self.config = os.environ.get("_CONDOR_CHIRP_CONFIG") or chirp.config_beside(scratch_dir)
         self.stderr = stderr or sys.stderr
         self.chirp_works = True
         self.last: dict | None = None   # the latest progress event, for the final "done" line
@@ -163,7 +163,6 @@ class PullReporter:
     def _show(self, text: str) -> None:
         print(f"condor_docker prepare-job: {text}", file=self.stderr, flush=True)
         if self.chirp_works and os.path.isfile(self.config):
-            from . import chirp
             self.chirp_works = chirp.set_delayed({PULL_PROGRESS_ATTR: text}, config=self.config,
                                                  stderr=self.stderr, timeout=2.0)
 

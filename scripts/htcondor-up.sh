@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Make a real HTCondor usable for the pool tests (idempotent); print its directory.
+# Make real HTCondors usable for the pool tests (idempotent); print their directories.
 #
 #   bash scripts/htcondor-up.sh [SOURCE]
 #
 # SOURCE (or $CONDOR_DOCKER_TEST_HTCONDOR) is an unpacked HTCondor (a dir with
-# sbin/condor_master), a tarball, or a dir holding one htcondor-*.tar.* (like
-# shared/htcondor/); default: ../shared/htcondor beside the checkout, else
+# sbin/condor_master), a tarball, or a dir holding htcondor-*.tar.* tarballs (like
+# shared/htcondor/, which holds the LTS and the feature series: every one is
+# readied); default: ../shared/htcondor beside the checkout, else
 # /work/shared/htcondor. A tarball is unpacked once into
 # $CONDOR_DOCKER_HTCONDOR_CACHE (/opt/condor_docker)/htcondor-<version>, which every
 # account can read (the daemons drop to the condor user, the tools run as job users).
 # Also installs the runtime libraries the binaries need and creates the `condor`
 # system user the daemons drop to (CONDOR_IDS). Exit 3 when no HTCondor is found
-# (the pool tests skip then); the last line of stdout is the install dir.
+# (the pool tests skip then); stdout is one install dir per line, oldest version first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CONDOR_DOCKER_HTCONDOR_CACHE:-/opt/condor_docker}
@@ -52,17 +53,9 @@ ensure_condor_user() {
   fi
 }
 
-if [ -d "$source" ] && [ -x "$source/sbin/condor_master" ]; then
-  install_dir=$(cd "$source" && pwd)
-else
-  tarball=$source
-  if [ -d "$source" ]; then
-    tarball=$(ls -1 "$source"/htcondor-*.tar.* 2>/dev/null | head -n 1 || true)
-    if [ -z "$tarball" ]; then
-      echo "htcondor-up: $source holds neither sbin/condor_master nor an htcondor-*.tar.* tarball" >&2
-      exit 3
-    fi
-  fi
+# unpack_one TARBALL: unpack it once into $CACHE/htcondor-<version>; print that dir.
+unpack_one() {
+  local tarball=$1 name version install_dir work top
   name=$(basename "$tarball")
   name=${name%%.tar.*}                       # htcondor-25.0.13-debian12-x86_64
   version=$(echo "$name" | sed -E 's/^htcondor-([0-9]+\.[0-9]+\.[0-9]+).*/\1/')
@@ -87,14 +80,31 @@ else
     fi
     flock -u 9
   fi
+  echo "$install_dir"
+}
+
+installs=()
+if [ -d "$source" ] && [ -x "$source/sbin/condor_master" ]; then
+  installs=("$(cd "$source" && pwd)")
+elif [ -d "$source" ]; then
+  tarballs=$(ls -1 "$source"/htcondor-*.tar.* 2>/dev/null | sort -V || true)
+  if [ -z "$tarballs" ]; then
+    echo "htcondor-up: $source holds neither sbin/condor_master nor an htcondor-*.tar.* tarball" >&2
+    exit 3
+  fi
+  for tarball in $tarballs; do installs+=("$(unpack_one "$tarball")"); done
+else
+  installs=("$(unpack_one "$source")")
 fi
 
 if [ "$(id -u)" -eq 0 ]; then
   ensure_libs
   ensure_condor_user
 fi
-"$install_dir/bin/condor_config_val" -version >/dev/null 2>&1 || {
-  echo "htcondor-up: $install_dir/bin/condor_config_val does not run (missing libraries? $LIBS)" >&2
-  exit 1
-}
-echo "$install_dir"
+for install_dir in "${installs[@]}"; do
+  "$install_dir/bin/condor_config_val" -version >/dev/null 2>&1 || {
+    echo "htcondor-up: $install_dir/bin/condor_config_val does not run (missing libraries? $LIBS)" >&2
+    exit 1
+  }
+  echo "$install_dir"
+done

@@ -6,7 +6,9 @@
 
 HTCondor is found by scripts/htcondor-up.sh: $CONDOR_DOCKER_TEST_HTCONDOR (an install
 dir or a tarball), else ../shared/htcondor beside the checkout, else
-/work/shared/htcondor. After each test no managed container and no scratch dir of
+/work/shared/htcondor. Every install found (shared/htcondor holds the LTS, 25.0, and
+the feature series, 25.13, with its new execute-dir layout) runs the whole tier, one
+pool after the other: test ids end in the version, e.g. `[25.13.2]`. After each test no managed container and no scratch dir of
 the pool may be left; at session end the pool is stopped and nothing of it (process,
 container, state dir) may remain.
 """
@@ -21,10 +23,21 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from poolfixture import Pool, find_htcondor  # noqa: E402
+from poolfixture import Pool, find_htcondors, series_of  # noqa: E402
 from testusers import ensure_users  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+_INSTALLS, _WHY_NONE = find_htcondors(REPO)
+
+
+def pytest_generate_tests(metafunc):
+    """One run of every pool test per HTCondor series (the session fixture is parametrized)."""
+    if "pool" in metafunc.fixturenames:
+        installs = _INSTALLS or [None]
+        metafunc.parametrize("htcondor_install", installs, indirect=True, scope="session",
+                             ids=[series_of(i) if i else "no-htcondor" for i in installs])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,12 +48,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def pool():
+def htcondor_install(request) -> str:
+    """The install this run of the tier uses (see pytest_generate_tests)."""
+    if request.param is None:
+        pytest.skip(f"no HTCondor for the pool tests: {_WHY_NONE}")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def pool(htcondor_install):
     if os.geteuid() != 0:
         pytest.skip("pool tests need root (they start HTCondor's daemons and create users)")
-    install, why = find_htcondor(REPO)
-    if install is None:
-        pytest.skip(f"no HTCondor for the pool tests: {why}")
+    install = htcondor_install
     engine = subprocess.run(["bash", os.path.join(REPO, "scripts", "engine-up.sh")],
                             capture_output=True, text=True, timeout=900)
     if engine.returncode != 0:

@@ -548,13 +548,25 @@ class Pool:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def find_htcondor(checkout: str) -> tuple[str | None, str]:
-    """(install dir, why not): run scripts/htcondor-up.sh, which finds, unpacks and readies HTCondor."""
+def find_htcondors(checkout: str) -> tuple[list[str], str]:
+    """(install dirs, oldest version first; why none): scripts/htcondor-up.sh finds, unpacks, readies them."""
     result = subprocess.run(["bash", os.path.join(checkout, "scripts", "htcondor-up.sh")],
                             capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
-        return None, (result.stderr.strip() or f"scripts/htcondor-up.sh exited {result.returncode}")
-    return result.stdout.strip().splitlines()[-1], ""
+        return [], (result.stderr.strip() or f"scripts/htcondor-up.sh exited {result.returncode}")
+    return result.stdout.strip().splitlines(), ""
+
+
+def find_htcondor(checkout: str) -> tuple[str | None, str]:
+    """(the newest install dir, why not): for a pool by hand and the benchmark."""
+    installs, why = find_htcondors(checkout)
+    return (installs[-1] if installs else None), why
+
+
+def series_of(install: str) -> str:
+    """`25.0.13` from `/opt/condor_docker/htcondor-25.0.13` (a test id), else the dir's name."""
+    name = os.path.basename(os.path.normpath(install))
+    return name[len("htcondor-"):] if name.startswith("htcondor-") else name
 
 
 if __name__ == "__main__":   # a pool by hand: python tests/pool/poolfixture.py  (Ctrl-C or kill PID stops it)

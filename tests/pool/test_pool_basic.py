@@ -84,6 +84,23 @@ arguments = "one 'two words' ""quoted"" 'it''s'"
     assert read(f"{job.dir}/err.txt") == "to stderr\n"
 
 
+def test_backslashes_in_arguments_environment_and_custom_attributes_reach_the_job(pool, pool_job_user):
+    """The regression of 19/10 "was not read": a backslash anywhere in the job ad held the job.
+
+    The starter writes .job.ad in the old ClassAd syntax, where a backslash is
+    literal; the job must see exactly what it would see under the native docker universe.
+    """
+    job = pool.submit(docker_submit(r"""
+executable = script.sh
+arguments = "C:\dir a\\b 'tab\t'"
+environment = "WIN=C:\Users\me"
++Note = "trailing\\"
+"""), user=pool_job_user, files={"script.sh": "#!/bin/sh\nfor arg in \"$@\"; do echo \"[$arg]\"; done\necho \"[$WIN]\"\n"})
+    ad = pool.wait(job, "done", timeout=120)
+    assert ad.get("ExitCode") == 0
+    assert read(f"{job.dir}/out.txt").splitlines() == [r"[C:\dir]", r"[a\\b]", r"[tab\t]", r"[C:\Users\me]"]
+
+
 def test_unpullable_image_is_held_with_the_registry_reason(pool, pool_job_user):
     missing = "127.0.0.1:5000/condor-docker-test/no-such-image-pool:1"
     job = pool.submit(docker_submit("executable = /bin/true\ntransfer_executable = false\n", image=missing),
