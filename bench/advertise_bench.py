@@ -54,7 +54,7 @@ def start_agent(directory: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     sys.path.insert(0, REPO)
-    from condor_docker.protocol import AgentClient
+    from condor_docker.wire.protocol import AgentClient
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -20,10 +20,10 @@ import time
 
 import classad2
 
-from condor_docker import request, spec
-from condor_docker.engine import Engine
-from condor_docker.lifecycle import ContainerRun, JobIO, prepare_scratch
-from condor_docker.settings import default_settings
+from condor_docker.core import request, spec
+from condor_docker.core.settings import default_settings
+from condor_docker.engine.client import Engine
+from condor_docker.engine.lifecycle import ContainerRun, JobIO, prepare_scratch
 
 IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
 

@@ -10,16 +10,16 @@ import sys
 
 # subcommand -> (module, one line of help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("condor_docker.runner", "run a docker-universe submit file on this machine, no HTCondor needed"),
-    "agent": ("condor_docker.agent", "the trusted daemon that alone talks to the Docker engine"),
-    "advertise": ("condor_docker.advertise", "startd cron: print HasDocker, DockerVersion, the image cache"),
-    "prepare-job": ("condor_docker.hooks", "PREPARE_JOB hook: validate, pull, rewrite the job to run our launcher"),
-    "launch": ("condor_docker.launch", "the job process: run the job's container through the agent"),
-    "job-exit": ("condor_docker.job_exit", "JOB_EXIT hook: make sure the job's container is gone"),
-    "status": ("condor_docker.status", "the agent's jobs, containers, pulls in flight, image cache, health"),
-    "ssh-shell": ("condor_docker.exec_job", "condor_ssh_to_job session: enter the job's container through the agent"),
-    "doctor": ("condor_docker.doctor", "check this machine's engine, agent and configuration"),
-    "config": ("condor_docker.configgen", "print the config.d files generated from the knob table"),
+    "run": ("condor_docker.local.runner", "run a docker-universe submit file on this machine, no HTCondor needed"),
+    "agent": ("condor_docker.agent.server", "the trusted daemon that alone talks to the Docker engine"),
+    "advertise": ("condor_docker.starter.advertise", "startd cron: print HasDocker, DockerVersion, the image cache"),
+    "prepare-job": ("condor_docker.starter.prepare_job", "PREPARE_JOB hook: validate, pull, rewrite the job to run our launcher"),
+    "launch": ("condor_docker.starter.launch", "the job process: run the job's container through the agent"),
+    "job-exit": ("condor_docker.starter.job_exit", "JOB_EXIT hook: make sure the job's container is gone"),
+    "status": ("condor_docker.admin.status", "the agent's jobs, containers, pulls in flight, image cache, health"),
+    "ssh-shell": ("condor_docker.starter.ssh_shell", "condor_ssh_to_job session: enter the job's container through the agent"),
+    "doctor": ("condor_docker.admin.doctor", "check this machine's engine, agent and configuration"),
+    "config": ("condor_docker.admin.configgen", "print the config.d files generated from the knob table"),
     "pool-node": ("condor_docker.pool.entrypoint", "a pool node container's entrypoint: config for its role, condor_master -f"),
     "health": ("condor_docker.pool.rolehealth", "is this pool node's role really working (exit 0/1, one line)"),
 }

@@ -106,7 +106,7 @@ def query_ads(role: str, timeout: float = 20.0) -> tuple[dict[str, list[dict]], 
 
 
 def ask_agent(socket_path: str) -> tuple[dict | None, str]:
-    from ..protocol import AgentClient, AgentUnavailable
+    from ..wire.protocol import AgentClient, AgentUnavailable
     try:
         return AgentClient(socket_path, timeout=10).call("ping"), ""
     except (AgentUnavailable, OSError) as err:

@@ -19,7 +19,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .. import configgen
+from ..admin import configgen
 
 ROLES = ("central-manager", "access-point", "execute")
 DEFAULT_PORT = 9618

@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 
 import pytest
-
 from enginetest import REPO
 
 
@@ -17,7 +16,7 @@ def engine():
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"the test engine did not come up:\n{result.stderr}")
-    from condor_docker.engine import Engine
+    from condor_docker.engine.client import Engine
     engine = Engine()
     yield engine
     leftovers = engine.managed_containers()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import classad2
 import docker
 import pytest
-
-from condor_docker import gpus, request, spec
-from condor_docker.images import ensure_image
-from condor_docker.lifecycle import ContainerRun, JobIO, prepare_scratch
-from condor_docker.settings import default_settings
-
 from enginetest import REGISTRY_IMAGE
+
+from condor_docker.core import gpus, request, spec
+from condor_docker.core.settings import default_settings
+from condor_docker.engine.images import ensure_image
+from condor_docker.engine.lifecycle import ContainerRun, JobIO, prepare_scratch
+
 
 def gpu_runtime_missing() -> str | None:
     if not gpus.machine_gpus():

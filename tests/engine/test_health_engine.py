@@ -21,9 +21,9 @@ if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncod
 
 import docker  # noqa: E402
 
-from condor_docker import settings  # noqa: E402
-from condor_docker.engine import Engine  # noqa: E402
-from condor_docker.health import SELFTEST_LABEL, Health  # noqa: E402
+from condor_docker.core import settings  # noqa: E402
+from condor_docker.engine.client import Engine  # noqa: E402
+from condor_docker.engine.health import SELFTEST_LABEL, Health  # noqa: E402
 
 IMAGE = "condor-docker-test/busybox:local"
 ENGINE_UP = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "engine-up.sh")

@@ -20,10 +20,10 @@ if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncod
 
 import docker  # noqa: E402  (tests may use the SDK to set up; the product uses engine.py)
 
-from condor_docker import settings  # noqa: E402
-from condor_docker.engine import Engine  # noqa: E402
-from condor_docker.failures import Code, Failure, Kind  # noqa: E402
-from condor_docker.image_cache import ImageCache  # noqa: E402
+from condor_docker.core import settings  # noqa: E402
+from condor_docker.core.failures import Code, Failure, Kind  # noqa: E402
+from condor_docker.engine.client import Engine  # noqa: E402
+from condor_docker.engine.image_cache import ImageCache  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from stall_registry import StallRegistry, unused_port  # noqa: E402

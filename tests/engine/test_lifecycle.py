@@ -9,14 +9,13 @@ import time
 
 import classad2
 import pytest
-
-from condor_docker import request, spec
-from condor_docker.failures import Code, Failure, Kind
-from condor_docker.images import ensure_image
-from condor_docker.lifecycle import ContainerRun, JobIO, prepare_scratch
-from condor_docker.settings import default_settings
-
 from enginetest import LOCAL_IMAGE, REGISTRY_IMAGE
+
+from condor_docker.core import request, spec
+from condor_docker.core.failures import Code, Failure, Kind
+from condor_docker.core.settings import default_settings
+from condor_docker.engine.images import ensure_image
+from condor_docker.engine.lifecycle import ContainerRun, JobIO, prepare_scratch
 
 pytestmark = pytest.mark.engine
 
@@ -191,7 +190,7 @@ def test_local_only_image_needs_trust(engine):
 
 
 def test_engine_down_is_a_requeue(tmp_path):
-    from condor_docker.engine import Engine
+    from condor_docker.engine.client import Engine
     dead = Engine(f"unix://{tmp_path}/no-engine.sock", timeout=5)
     with pytest.raises(Failure) as caught:
         ensure_image(dead, REGISTRY_IMAGE, policy="missing", trust_local_images=False,
@@ -210,7 +209,7 @@ def test_prepare_scratch_refuses_a_planted_symlink(scratch, job_user, tmp_path):
 
 
 def test_exit_result_round_trips_with_a_failure():
-    from condor_docker.lifecycle import ExitResult, Usage
+    from condor_docker.engine.lifecycle import ExitResult, Usage
     result = ExitResult(None, 9, True, Usage(1.0, 0.5, 64), Failure(Code.OVER_MEMORY, "over"))
     again = ExitResult.from_dict(__import__("json").loads(__import__("json").dumps(result.to_dict())))
     assert again.signal == 9 and again.oom and again.usage.peak_memory_mb == 64

@@ -14,9 +14,9 @@ if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncod
 
 import docker  # noqa: E402
 
-from condor_docker import settings  # noqa: E402
-from condor_docker.engine import Engine  # noqa: E402
-from condor_docker.reaper import Reaper  # noqa: E402
+from condor_docker.core import settings  # noqa: E402
+from condor_docker.engine.client import Engine  # noqa: E402
+from condor_docker.engine.reaper import Reaper  # noqa: E402
 
 IMAGE = "condor-docker-test/busybox:local"
 RUN_LABEL = "org.condor_docker.test_run"

@@ -10,7 +10,6 @@ import time
 
 import htcondor2
 import pytest
-
 from enginetest import REPO
 
 pytestmark = pytest.mark.engine

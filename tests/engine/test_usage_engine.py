@@ -5,12 +5,11 @@ import dataclasses
 import os
 
 import pytest
-
-from condor_docker import usage
-from condor_docker.failures import Code
-from condor_docker.lifecycle import ContainerRun, JobIO
-
 from test_lifecycle import SETTINGS, image_present, make_spec  # noqa: F401 -- the autouse fixture too
+
+from condor_docker.core.failures import Code
+from condor_docker.engine import usage
+from condor_docker.engine.lifecycle import ContainerRun, JobIO
 
 pytestmark = pytest.mark.engine
 

@@ -26,6 +26,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = "/opt/condor_docker/venv/bin/python"
 from testpaths import CODE_PATH, FIXTURES
+
 REGISTRY_IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
 LOCAL_IMAGE = "condor-docker-test/busybox:local"
 TEST_ROOT = "/var/lib/condor_docker-test"
@@ -128,7 +129,7 @@ def _set_attrs(text: str, attrs: dict[str, str]) -> str:
 
 
 def _classad(value: Any) -> str:
-    from condor_docker.ads import format_value
+    from condor_docker.core.ads import format_value
 
     return format_value(value)
 
@@ -231,7 +232,7 @@ class AgentProcess:
         self.wait_ready(wait_healthy)
 
     def call(self, op: str, **fields: Any) -> dict:
-        from condor_docker.protocol import AgentClient
+        from condor_docker.wire.protocol import AgentClient
 
         return AgentClient(self.socket, timeout=30).call(op, **fields)
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import classad2
 from testpaths import CODE_PATH
 
-from condor_docker.ads import format_ad_lines
-from condor_docker.arguments import parse_args_v1, parse_args_v2, parse_env_v2
+from condor_docker.core.ads import format_ad_lines
+from condor_docker.core.arguments import parse_args_v1, parse_args_v2, parse_env_v2
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = "/opt/condor_docker/venv/bin/python"
@@ -46,7 +46,7 @@ def install_entry_points(directory: str) -> tuple[str, str]:
     os.chmod(directory, 0o755)
     scripts = {
         "condor_docker": f'exec {PYTHON} -m condor_docker.cli "$@"',
-        "condor_docker_job_exit": (f"exec {PYTHON} -c 'import sys; from condor_docker.job_exit import "
+        "condor_docker_job_exit": (f"exec {PYTHON} -c 'import sys; from condor_docker.starter.job_exit import "
                                    f"job_exit_entry; sys.exit(job_exit_entry())' \"$@\""),
     }
     paths = []

@@ -15,7 +15,6 @@ import subprocess
 import time
 
 import pytest
-
 from testpaths import CODE_PATH
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
@@ -149,7 +148,7 @@ def test_missing_sftp_server_and_rsync_fail_with_a_clear_line(agent, running_job
 def test_another_user_cannot_enter_the_container(agent, running_job, run_as):
     # cdtest2 cannot even read cdtest1's scratch dir, so it talks to the agent directly, with its fds.
     scratch, name = running_job
-    probe = ("import json, sys; from condor_docker.protocol import AgentClient; "
+    probe = ("import json, sys; from condor_docker.wire.protocol import AgentClient; "
              f"print(json.dumps(list(AgentClient({agent.socket!r}).stream('exec', fds=[0, 1, 2], "
              f"scratch_dir={scratch!r}, argv=['id', '-u']))))")
     process = run_as("cdtest2", [PYTHON, "-c", probe], env={"PYTHONPATH": CODE_PATH}, cwd="/",

@@ -7,10 +7,9 @@ import stat
 import subprocess
 
 import pytest
-
 from testpaths import CODE_PATH
 
-from condor_docker import chirp
+from condor_docker.starter import chirp
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 

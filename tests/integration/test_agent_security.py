@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-
 from testpaths import CODE_PATH
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
@@ -18,7 +17,7 @@ POLICY_REFUSED = 16
 
 def call_as(run_as, user, agent, op, **fields) -> dict:
     """One protocol call made by a process running as `user` (so SO_PEERCRED says that uid)."""
-    code = ("import json, sys; from condor_docker.protocol import AgentClient; "
+    code = ("import json, sys; from condor_docker.wire.protocol import AgentClient; "
             "print(json.dumps(AgentClient(sys.argv[1]).call(sys.argv[2], **json.loads(sys.argv[3]))))")
     process = run_as(user, [PYTHON, "-c", code, agent.socket, op, json.dumps(fields)],
                      env={"PYTHONPATH": CODE_PATH}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
@@ -52,7 +51,7 @@ def test_another_user_cannot_touch_the_container(agent, running_job, run_as, man
     assert call_as(run_as, "cdtest2", agent, "status")["jobs"] == []
     assert managed_containers()[name]["State"]["Running"]
     # reattach needs fds: a launcher as cdtest2 in its own scratch dir, reattaching to cdtest1's container
-    code = ("import json, sys; from condor_docker.protocol import AgentClient; "
+    code = ("import json, sys; from condor_docker.wire.protocol import AgentClient; "
             "print(json.dumps(list(AgentClient(sys.argv[1]).stream('reattach', fds=[0, 1, 2], "
             "container=sys.argv[2]))[-1]))")
     process = run_as("cdtest2", [PYTHON, "-c", code, agent.socket, name], env={"PYTHONPATH": CODE_PATH},

@@ -5,7 +5,6 @@ import subprocess
 
 import classad2
 import pytest
-
 from test_hooks_prepare import entry_points, make_starter  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]

@@ -12,11 +12,10 @@ import subprocess
 import tempfile
 
 import pytest
-
-from condor_docker.arguments import args_to_v2_raw
-from condor_docker.failures import Code
-
 from starter import Outcome, Starter, StarterConfig, install_entry_points, wait_for
+
+from condor_docker.core.arguments import args_to_v2_raw
+from condor_docker.core.failures import Code
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 TEST_ROOT = "/var/lib/condor_docker-test"

@@ -14,7 +14,6 @@ import time
 import uuid
 
 import pytest
-
 from testpaths import CODE_PATH
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine"))

@@ -4,8 +4,13 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from test_hooks_prepare import USER, cluster_of, entry_points, make_starter, managed_containers  # noqa: F401
+from test_hooks_prepare import (  # noqa: F401
+    USER,
+    cluster_of,
+    entry_points,
+    make_starter,
+    managed_containers,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 

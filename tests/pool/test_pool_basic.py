@@ -50,10 +50,10 @@ def test_the_first_job_after_a_startd_restart_runs(pool, pool_job_user, monkeypa
     warm = pool.submit(docker_submit("executable = /bin/true\ntransfer_executable = false"), user=pool_job_user)
     pool.wait(warm, "done", timeout=120)   # the agent has now talked to this startd
     pool.restart_startd()
-    from condor_docker import slot_source
+    from condor_docker.agent import slots
     monkeypatch.setenv("CONDOR_CONFIG", pool.config_file)
-    assert str(slot_source.fresh_process_query("slot1")["Name"]).startswith("slot1@")   # the p-slot
-    assert slot_source.fresh_process_query("slot9_9") is None                          # no such slot
+    assert str(slots.fresh_process_query("slot1")["Name"]).startswith("slot1@")   # the p-slot
+    assert slots.fresh_process_query("slot9_9") is None                          # no such slot
     job = pool.submit(docker_submit("""
 executable = /bin/sh
 arguments = "-c 'echo after restart'"

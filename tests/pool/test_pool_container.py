@@ -4,7 +4,6 @@ from __future__ import annotations
 import pwd
 
 import pytest
-
 from poolfixture import REGISTRY_IMAGE
 
 

@@ -6,7 +6,6 @@ import time
 
 import docker
 import pytest
-
 from poolfixture import REGISTRY_IMAGE, cluster_submit
 
 

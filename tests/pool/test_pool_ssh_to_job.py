@@ -13,7 +13,6 @@ import pwd
 import subprocess
 
 import pytest
-
 from poolfixture import REGISTRY_IMAGE
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from testpaths import REPO
 
 TARBALL_NAME = "htcondor-25.0.13-debian12-x86_64.tar.xz"

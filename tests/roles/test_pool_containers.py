@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from pooltest import JOB_IMAGE, SUBMITTER, _compose, _free_port, docker
 from testpaths import REPO
 

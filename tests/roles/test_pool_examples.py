@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from testpaths import REPO
 
 yaml = pytest.importorskip("yaml", reason="pip install pyyaml (test dependency of examples/pool)")

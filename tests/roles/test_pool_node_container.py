@@ -14,7 +14,6 @@ import subprocess
 import time
 
 import pytest
-
 from pooltest import docker
 
 pytestmark = pytest.mark.roles

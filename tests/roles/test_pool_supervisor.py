@@ -16,8 +16,9 @@ import time
 import urllib.error
 import urllib.request
 
-from condor_docker.pool import rolehealth
 from testpaths import REPO
+
+from condor_docker.pool import rolehealth
 
 MASTER = """#!/bin/sh
 echo $$ > "$STATE/master.pid"

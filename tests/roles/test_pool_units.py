@@ -14,9 +14,16 @@ import threading
 
 import classad2
 import pytest
-
-from condor_docker.pool import entrypoint, injection, rolehealth, roles, security, sshaccess
 from testpaths import FIXTURES, REPO
+
+from condor_docker.pool import (
+    entrypoint,
+    injection,
+    rolehealth,
+    roles,
+    security,
+    sshaccess,
+)
 
 
 def options(role: str = "execute", **changes) -> roles.NodeOptions:

@@ -13,12 +13,12 @@ import tempfile
 
 import classad2
 import pytest
-
-from condor_docker import request, spec
-from condor_docker.failures import Failure, Kind
-from condor_docker.lifecycle import ContainerRun, JobIO, prepare_scratch
-from condor_docker.settings import default_settings
 from pooltest import docker
+
+from condor_docker.core import request, spec
+from condor_docker.core.failures import Failure, Kind
+from condor_docker.core.settings import default_settings
+from condor_docker.engine.lifecycle import ContainerRun, JobIO, prepare_scratch
 
 pytestmark = pytest.mark.engine
 LOCAL_IMAGE = "condor-docker-test/busybox:local"
@@ -28,7 +28,7 @@ LOCAL_IMAGE = "condor-docker-test/busybox:local"
 def engine():
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.skip("no Docker engine: run scripts/engine-up.sh")
-    from condor_docker.engine import Engine
+    from condor_docker.engine.client import Engine
     handle = Engine()
     yield handle
     handle.close()

@@ -12,7 +12,7 @@ Modes (each is one attack from docs/TRUST-MODEL.md, done exactly as a job could)
     parallel       N                    N well-behaved pings at once (threads)
     malformed                           the malformed requests, one per connection
     launch-as      SCRATCH CLUSTER PROC SLOT COMMAND   one launch with a rewritten .job.ad
-It uses only the stdlib and condor_docker.protocol (what a job can import).
+It uses only the stdlib and condor_docker.wire.protocol (what a job can import).
 """
 import json
 import os
@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from condor_docker.protocol import AgentClient, Connection
+from condor_docker.wire.protocol import AgentClient, Connection
 
 SOCK = sys.argv[2] if len(sys.argv) > 2 else ""
 

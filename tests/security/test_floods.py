@@ -8,7 +8,6 @@ import subprocess
 import time
 
 import pytest
-
 from sectest import ATTACKER, CODE_PATH, PYTHON, agent_fds, agent_threads
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]

@@ -5,7 +5,6 @@ import os
 import subprocess
 
 import pytest
-
 from sectest import ATTACKER, CODE_PATH, FIXTURES, PYTHON
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]

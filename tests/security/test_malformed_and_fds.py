@@ -5,7 +5,6 @@ import subprocess
 import time
 
 import pytest
-
 from sectest import CODE_PATH, PYTHON, agent_fds
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]

@@ -16,7 +16,6 @@ import stat
 import tempfile
 
 import pytest
-
 from sectest import TEST_ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.engine]

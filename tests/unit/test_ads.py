@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from condor_docker import ads
-from condor_docker.failures import Code, Failure
+from condor_docker.core import ads
+from condor_docker.core.failures import Code, Failure
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
 # Every character but the line breaks the old format cannot carry (the library itself drops those).

@@ -17,7 +17,8 @@ from pathlib import Path
 import classad2
 import pytest
 
-from condor_docker import advertise, protocol
+from condor_docker.starter import advertise
+from condor_docker.wire import protocol
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,7 +104,7 @@ def test_permission_denied_names_permissions(short_tmp):
     agent = FakeAgent(short_tmp / "agent.sock", {})
     os.chmod(agent.path, 0o600)
     code = ("import os, sys; os.setgid(65534); os.setuid(65534); "
-            "from condor_docker import advertise; sys.exit(advertise.main_advertise(['--socket', sys.argv[1]]))")
+            "from condor_docker.starter import advertise; sys.exit(advertise.main_advertise(['--socket', sys.argv[1]]))")
     try:
         os.chmod(short_tmp, 0o755)
         proc = subprocess.run([sys.executable, "-c", code, agent.path], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""Unit tests for condor_docker.arguments: HTCondor's argument/environment syntaxes.
+"""Unit tests for condor_docker.core.arguments: HTCondor's argument/environment syntaxes.
 
 Expected values were worked out by hand from the rules in HTCondor's
 condor_arglist.cpp, env.cpp and submit_utils.cpp, and from the examples in
@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from condor_docker.arguments import (
+from condor_docker.core.arguments import (
     ArgumentSyntaxError,
     args_to_v2_raw,
     parse_args_v1,

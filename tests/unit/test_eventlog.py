@@ -15,7 +15,7 @@ from pathlib import Path
 import htcondor2
 import pytest
 
-from condor_docker.eventlog import EventLog, JobId
+from condor_docker.local.eventlog import EventLog, JobId
 
 ET = htcondor2.JobEventType
 JOB = JobId(42, 7)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 
-from condor_docker import ads, gpus, request, settings, spec
 from testpaths import FIXTURES
+
+from condor_docker.core import ads, gpus, request, settings, spec
 
 
 def real_request(starter_env, machine_extra=""):
@@ -63,7 +64,8 @@ def test_machine_gpus_from_dev(tmp_path):
 
 def test_container_service_names_is_held_not_ignored_on_the_ep():
     import pytest
-    from condor_docker.failures import Code, Failure
+
+    from condor_docker.core.failures import Code, Failure
     job_ad = ads.parse_ad(open(os.path.join(FIXTURES, "job.ad")).read().rstrip("\n") + "\nContainerServiceNames = \"web\"\n", "job")
     machine_ad = ads.parse_ad(open(os.path.join(FIXTURES, "machine.ad")).read(), "machine")
     with pytest.raises(Failure) as caught:

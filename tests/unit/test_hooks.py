@@ -18,12 +18,14 @@ from pathlib import Path
 import classad2
 import pytest
 
-from condor_docker import hooks, job_exit, protocol
-from condor_docker.arguments import parse_args_v2
-from condor_docker.failures import Code
+from condor_docker.core.arguments import parse_args_v2
+from condor_docker.core.failures import Code
+from condor_docker.starter import job_exit, prepare_job
+from condor_docker.wire import protocol
 
 REPO = Path(__file__).resolve().parents[2]
 from testpaths import FIXTURES as _FIXTURES
+
 FIXTURES = Path(_FIXTURES)
 LAUNCHER = "/opt/condor_docker/venv/bin/condor_docker"
 
@@ -91,7 +93,7 @@ def run_prepare(stdin_text: str, socket_path: str, *extra: str, cwd: str | None 
     if cwd:
         os.chdir(cwd)
     try:
-        status = hooks.main_prepare_job(["--socket", socket_path, "--launcher", LAUNCHER, *extra],
+        status = prepare_job.main_prepare_job(["--socket", socket_path, "--launcher", LAUNCHER, *extra],
                                         stdin=io.StringIO(stdin_text), stdout=out)
     finally:
         os.chdir(old)
@@ -135,7 +137,7 @@ def test_docker_job_is_rewritten_to_run_the_launcher(sock_dir):
     assert ad["Cmd"] == LAUNCHER
     assert parse_args_v2(ad["Arguments"]) == ["launch", "--socket", agent.path]
     assert ad["TransferExecutable"] is False   # else the starter runs <scratch>/condor_docker
-    assert ad[hooks.SOCKET_ATTR] == agent.path
+    assert ad[prepare_job.SOCKET_ATTR] == agent.path
     assert "HookStatusCode" not in ad
     [request] = agent.requests
     assert request["op"] == "prepare"
@@ -144,20 +146,20 @@ def test_docker_job_is_rewritten_to_run_the_launcher(sock_dir):
 
 
 def test_socket_path_with_spaces_is_quoted_in_v2_arguments():
-    options = hooks.HookOptions(socket="/run/my agent/a'b.sock", launcher=LAUNCHER, max_requeues=3, timeout=1)
-    ad = parse(classad_lines(hooks.rewrite_attrs(options, None)))
+    options = prepare_job.HookOptions(socket="/run/my agent/a'b.sock", launcher=LAUNCHER, max_requeues=3, timeout=1)
+    ad = parse(classad_lines(prepare_job.rewrite_attrs(options, None)))
     assert parse_args_v2(ad["Arguments"]) == ["launch", "--socket", "/run/my agent/a'b.sock"]
 
 
 def test_default_launcher_is_an_absolute_executable():
-    path, leading = hooks.default_launcher()
+    path, leading = prepare_job.default_launcher()
     assert os.path.isabs(path) and os.access(path, os.X_OK)
     if leading:   # run from a checkout: the interpreter with -m
         assert leading == ("-m", "condor_docker.cli")
 
 
 def classad_lines(attrs: dict) -> str:
-    from condor_docker.ads import format_ad_lines
+    from condor_docker.core.ads import format_ad_lines
     return format_ad_lines(attrs)
 
 
@@ -309,8 +311,8 @@ def test_job_exit_socket_override_wins_and_a_cut_ad_still_finds_the_job(sock_dir
 
 def test_the_job_exit_hook_imports_nothing_it_does_not_need():
     """The starter waits for JOB_EXIT: its module must not pull in argparse, docker or htcondor2."""
-    code = "import sys, condor_docker.job_exit as j; print(sorted({'argparse', 'docker', 'htcondor2', " \
-           "'condor_docker.hooks', 'condor_docker.request', 'dataclasses'} & set(sys.modules)))"
+    code = "import sys, condor_docker.starter.job_exit as j; print(sorted({'argparse', 'docker', 'htcondor2', " \
+           "'condor_docker.starter.prepare_job', 'condor_docker.core.request', 'dataclasses'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

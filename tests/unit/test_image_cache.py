@@ -5,10 +5,10 @@ import os
 import threading
 import time
 
-
-from condor_docker import image_cache, settings
-from condor_docker.failures import Code, Failure
-from condor_docker.image_cache import ImageCache
+from condor_docker.core import settings
+from condor_docker.core.failures import Code, Failure
+from condor_docker.engine import image_cache
+from condor_docker.engine.image_cache import ImageCache
 
 MB = 1024 * 1024
 
@@ -212,8 +212,10 @@ def test_advertised_lists_usable_images(tmp_path):
 def test_documented_rank_prefers_a_machine_holding_the_image(tmp_path):
     """The rank expression in the README, evaluated by classad2 against two advertised slots."""
     import re
+
     import classad2
-    from condor_docker import ads
+
+    from condor_docker.core import ads
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
     rank = re.search(r"^rank = (.+)$", readme, re.M).group(1)
     holding, holding_engine = make(tmp_path)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from condor_docker import imageref
-from condor_docker.engine import classify_engine_text
-from condor_docker.failures import Code, Failure, Kind
+from condor_docker.core import imageref
+from condor_docker.core.failures import Code, Failure, Kind
+from condor_docker.engine.client import classify_engine_text
 
 
 @pytest.mark.parametrize("given,normalised", [
@@ -74,7 +74,7 @@ def test_hold_codes_fit_htcondors_hook_status_ranges():
 
 
 def test_container_image_docker_url_maps_to_the_engine_reference():
-    from condor_docker import imageref
+    from condor_docker.core import imageref
 
     assert imageref.container_image_ref("docker://127.0.0.1:5000/a/b:1", "docker") == "127.0.0.1:5000/a/b:1"
     assert imageref.container_image_ref("docker://127.0.0.1:5000/a/b", "docker") == "127.0.0.1:5000/a/b:latest"
@@ -82,8 +82,8 @@ def test_container_image_docker_url_maps_to_the_engine_reference():
 
 @pytest.mark.parametrize("image", ["x.sif", "/abs/x.sif", "sandbox", "oras://reg/x:1"])
 def test_container_images_the_engine_cannot_run_are_holds(image):
-    from condor_docker import imageref
-    from condor_docker.failures import Code, Failure
+    from condor_docker.core import imageref
+    from condor_docker.core.failures import Code, Failure
 
     with pytest.raises(Failure) as caught:
         imageref.container_image_ref(image, "cedar")

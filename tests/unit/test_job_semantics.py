@@ -8,9 +8,12 @@ import classad2
 import pytest
 from testpaths import FIXTURES
 
-from condor_docker import ads, jobwatch, launch, request, usage
-from condor_docker.failures import Code
-from condor_docker.lifecycle import ExitResult, signal_of_exit_code
+from condor_docker.agent import launcher_watch
+from condor_docker.core import ads, request
+from condor_docker.core.failures import Code
+from condor_docker.engine import usage
+from condor_docker.engine.lifecycle import ExitResult, signal_of_exit_code
+from condor_docker.starter import launch
 
 
 # -- the job's kill signals ------------------------------------------------------------
@@ -90,7 +93,7 @@ V1_IN_JOB = ("12:memory:/htcondor/condor_var_lib_condor_execute_slot1_1@vm\n"
 
 def test_job_cgroup_parent_is_the_launchers_htcondor_cgroup_on_v1_cgroupfs(tmp_path):
     proc = _fake_proc(tmp_path, 42, V1_IN_JOB)
-    parent = jobwatch.job_cgroup_parent(42, "/htcondor", cgroup_v2=False, driver="cgroupfs", proc_root=proc)
+    parent = launcher_watch.job_cgroup_parent(42, "/htcondor", cgroup_v2=False, driver="cgroupfs", proc_root=proc)
     assert parent == "/htcondor/condor_var_lib_condor_execute_slot1_1@vm"
     assert usage.container_cgroup_parent("HTCJob_1_0_slot1_1", parent, "cgroupfs") == \
         "/htcondor/condor_var_lib_condor_execute_slot1_1@vm/HTCJob_1_0_slot1_1"
@@ -107,7 +110,7 @@ def test_job_cgroup_parent_is_the_launchers_htcondor_cgroup_on_v1_cgroupfs(tmp_p
 ])
 def test_no_job_cgroup_parent_where_it_cannot_or_must_not_be_used(tmp_path, cgroup_text, v2, driver, prefix):
     proc = _fake_proc(tmp_path, 42, cgroup_text)
-    assert jobwatch.job_cgroup_parent(42, prefix, cgroup_v2=v2, driver=driver, proc_root=proc) is None
+    assert launcher_watch.job_cgroup_parent(42, prefix, cgroup_v2=v2, driver=driver, proc_root=proc) is None
 
 
 def test_without_a_job_cgroup_the_container_gets_its_own_parent():
@@ -120,10 +123,10 @@ def test_ancestor_marks_come_from_the_kernels_copy_of_the_environment(tmp_path):
     environ = b"PATH=/bin\0_CONDOR_ANCESTOR_28115=28120:1795313719:3985419284\0_CONDOR_ANCESTOR_x=1\0" \
               b"_CONDOR_ANCESTOR_29135=29160:1795313985:1242849151\0"
     proc = _fake_proc(tmp_path, 7, "0::/\n", environ)
-    assert jobwatch.ancestor_environment(7, proc) == (
+    assert launcher_watch.ancestor_environment(7, proc) == (
         ("_CONDOR_ANCESTOR_28115", "28120:1795313719:3985419284"),
         ("_CONDOR_ANCESTOR_29135", "29160:1795313985:1242849151"))
-    assert jobwatch.ancestor_environment(8, proc) == ()
+    assert launcher_watch.ancestor_environment(8, proc) == ()
 
 
 def test_the_ancestor_marks_are_what_the_real_starter_sets():
@@ -133,24 +136,25 @@ def test_the_ancestor_marks_are_what_the_real_starter_sets():
 
 
 def test_a_stopped_process_is_suspended():
-    import psutil
     import subprocess
+
+    import psutil
 
     child = subprocess.Popen(["sleep", "30"])
     try:
         process = psutil.Process(child.pid)
-        assert not jobwatch.is_suspended(process)
+        assert not launcher_watch.is_suspended(process)
         child.send_signal(signal.SIGSTOP)
         for _ in range(50):
-            if jobwatch.is_suspended(process):
+            if launcher_watch.is_suspended(process):
                 break
             import time
             time.sleep(0.02)
-        assert jobwatch.is_suspended(process)
+        assert launcher_watch.is_suspended(process)
         child.send_signal(signal.SIGCONT)
         import time
         time.sleep(0.1)
-        assert not jobwatch.is_suspended(process)
+        assert not launcher_watch.is_suspended(process)
     finally:
         child.kill()
         child.wait()

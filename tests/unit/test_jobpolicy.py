@@ -5,7 +5,7 @@ import textwrap
 
 import classad2
 
-from condor_docker import jobpolicy, submitfile
+from condor_docker.local import submitfile, userpolicy
 
 
 def ad_of(tmp_path, commands: str) -> classad2.ClassAd:
@@ -15,9 +15,9 @@ def ad_of(tmp_path, commands: str) -> classad2.ClassAd:
 
 
 def exit_with(ad, code=None, signal=None, started=1000.0, now=1010.0):
-    jobpolicy.mark_running(ad, started)
-    jobpolicy.record_exit(ad, code, signal, started, now)
-    return jobpolicy.on_exit(ad)
+    userpolicy.mark_running(ad, started)
+    userpolicy.record_exit(ad, code, signal, started, now)
+    return userpolicy.on_exit(ad)
 
 
 def test_no_policy_means_done(tmp_path):
@@ -52,15 +52,15 @@ def test_on_exit_hold_with_reason_and_subcode(tmp_path):
 
 def test_periodic_remove_and_hold_see_the_wall_clock(tmp_path):
     ad = ad_of(tmp_path, "periodic_remove = RemoteWallClockTime > 5\n")
-    jobpolicy.mark_running(ad, 1000.0)
-    jobpolicy.update_wall_clock(ad, 1000.0, 1003.0)
-    assert jobpolicy.periodic(ad) is None
-    jobpolicy.update_wall_clock(ad, 1000.0, 1006.0)
-    assert jobpolicy.periodic(ad).action == "remove"
+    userpolicy.mark_running(ad, 1000.0)
+    userpolicy.update_wall_clock(ad, 1000.0, 1003.0)
+    assert userpolicy.periodic(ad) is None
+    userpolicy.update_wall_clock(ad, 1000.0, 1006.0)
+    assert userpolicy.periodic(ad).action == "remove"
     ad = ad_of(tmp_path, "periodic_hold = JobStatus == 2 && NumJobStarts >= 1\nperiodic_hold_subcode = 7\n")
-    assert jobpolicy.periodic(ad) is None            # idle, never started
-    jobpolicy.mark_running(ad, 1000.0)
-    held = jobpolicy.periodic(ad)
+    assert userpolicy.periodic(ad) is None            # idle, never started
+    userpolicy.mark_running(ad, 1000.0)
+    held = userpolicy.periodic(ad)
     assert held.action == "hold" and held.code == 3 and held.subcode == 7
 
 
@@ -69,14 +69,14 @@ def test_policy_that_does_not_evaluate_holds_with_code_5_as_htcondor_does(tmp_pa
     decision = exit_with(ad, code=1)
     assert (decision.action, decision.code) == ("hold", 5)
     assert decision.reason == "The job attribute OnExitHold expression 'NoSuchAttr > 3' evaluated to UNDEFINED"
-    held = jobpolicy.periodic(ad_of(tmp_path, "periodic_remove = \"a string\"\n"))
+    held = userpolicy.periodic(ad_of(tmp_path, "periodic_remove = \"a string\"\n"))
     assert (held.action, held.code) == ("hold", 5)
 
 
 def test_literal_undefined_and_numbers(tmp_path):
-    assert jobpolicy.periodic(ad_of(tmp_path, "periodic_remove = undefined\n")) is None
-    assert jobpolicy.periodic(ad_of(tmp_path, "periodic_remove = 1\n")).action == "remove"
-    assert jobpolicy.periodic(ad_of(tmp_path, "periodic_hold = 0\n")) is None
+    assert userpolicy.periodic(ad_of(tmp_path, "periodic_remove = undefined\n")) is None
+    assert userpolicy.periodic(ad_of(tmp_path, "periodic_remove = 1\n")).action == "remove"
+    assert userpolicy.periodic(ad_of(tmp_path, "periodic_hold = 0\n")) is None
 
 
 def test_periodic_expressions_are_checked_at_exit_first(tmp_path):

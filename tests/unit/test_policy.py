@@ -4,14 +4,15 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from condor_docker import ads, policy
-from condor_docker.failures import Code, Failure, Kind
-from condor_docker.request import from_ads
-from condor_docker.settings import default_settings
-from condor_docker.spec import build_spec
-
 from testpaths import FIXTURES
+
+from condor_docker.agent import policy
+from condor_docker.core import ads
+from condor_docker.core.failures import Code, Failure, Kind
+from condor_docker.core.request import from_ads
+from condor_docker.core.settings import default_settings
+from condor_docker.core.spec import build_spec
+
 UID = os.getuid()
 
 
@@ -161,7 +162,7 @@ def test_missing_job_ad_is_a_hold(execute):
 def test_resources_above_the_trusted_slot_are_a_hold(execute):
     import dataclasses
 
-    from condor_docker.slot_source import SlotResources
+    from condor_docker.agent.slots import SlotResources
     slot = SlotResources(2, 24000, 4096, 0, "the startd's slot1_1@vm")
     request = policy.check_resources(real_request(), None, slot)
     assert (request.cpus, request.memory_mb) == (1, 128)        # the slot's own size fits
@@ -227,7 +228,7 @@ def test_a_scratch_dir_swapped_after_the_checks_stops_the_start(execute):
     """agent_jobs._created runs after create, before start: the held fd must still be what the path names."""
     from types import SimpleNamespace
 
-    from condor_docker.agent_jobs import JobService, TrackedJob
+    from condor_docker.agent.jobs import JobService, TrackedJob
     scratch = policy.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
     job = TrackedJob("HTCJob_1_0_slot1_1_u1", "1.0", UID, 128, 0.0)
     ctx = SimpleNamespace(send_event=lambda message: True)

@@ -1,9 +1,10 @@
 """The reaper's decisions and sweep against fake container lists (no engine)."""
 from __future__ import annotations
 
-from condor_docker import reaper, settings
-from condor_docker.failures import Code, Failure
-from condor_docker.reaper import LAUNCHER_PID_LABEL, Reaper
+from condor_docker.core import settings
+from condor_docker.core.failures import Code, Failure
+from condor_docker.engine import reaper
+from condor_docker.engine.reaper import LAUNCHER_PID_LABEL, Reaper
 
 NOW = 1_000_000.0
 AGENT_ID = settings.default_settings().agent_id
@@ -116,7 +117,7 @@ def test_agent_id_default_differs_per_execute_dir_and_knob_wins():
     assert settings.default_settings(CONDOR_DOCKER_AGENT_ID="ep-7").agent_id == "ep-7"
 def test_containers_of_another_execute_dir_are_never_reaped():
     """Two agents on one engine (two execute points, or a test pool beside another) leave each other alone."""
-    from condor_docker.reaper import decide
+    from condor_docker.engine.reaper import decide
 
     mine = container("a", state="exited", labels={**OURS, "org.condor_docker.scratch_dir": "/x/execute/dir_1"})
     other = container("b", state="exited", labels={**OURS, "org.condor_docker.scratch_dir": "/y/execute/dir_1"})

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from condor_docker import agent as agent_module
-from condor_docker import safefs
-from condor_docker.protocol import Connection, ProtocolError, decode, encode
+from condor_docker.agent import server as agent_module
+from condor_docker.host import safefs
+from condor_docker.wire.protocol import Connection, ProtocolError, decode, encode
 
 
 @pytest.fixture(params=["openat2", "walk"])

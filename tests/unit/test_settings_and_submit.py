@@ -5,8 +5,9 @@ import textwrap
 
 import pytest
 
-from condor_docker import ads, settings, submitfile
-from condor_docker.arguments import parse_env_v2
+from condor_docker.core import ads, settings
+from condor_docker.core.arguments import parse_env_v2
+from condor_docker.local import submitfile
 
 
 def test_defaults_and_overrides():
@@ -141,7 +142,7 @@ def test_policy_getenv_remaps_and_resources_become_attributes(tmp_path, monkeypa
 
 
 def test_requirements_disk_and_gpus_are_checked_against_this_machine(tmp_path):
-    from condor_docker import localmachine as runner
+    from condor_docker.local import localmachine as runner
     machine = runner.local_machine_ad(("0",), str(tmp_path))
     path = write(tmp_path, "universe = docker\ndocker_image = i:1\nrequirements = OpSys == \"WINDOWS\"\nqueue\n")
     with pytest.raises(submitfile.SubmitError) as caught:

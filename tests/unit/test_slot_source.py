@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from condor_docker import ads, slot_source, starter_proof
-from condor_docker.failures import Code, Failure
-from condor_docker.settings import default_settings
-
 from testpaths import FIXTURES
+
+from condor_docker.agent import slots, starter_proof
+from condor_docker.core import ads
+from condor_docker.core.failures import Code, Failure
+from condor_docker.core.settings import default_settings
 
 
 def machine_ad_as_dict() -> dict:
@@ -24,14 +24,14 @@ def test_the_startds_slot_ad_is_the_trusted_size():
         asked.append(slot)
         return machine_ad_as_dict()
 
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=startd)
+    source = slots.SlotSource(default_settings(), 16, 64000, query=startd)
     found = source.resources("slot1_1")
     assert (found.cpus, found.memory_mb, found.disk_kb, found.gpus) == (1, 128, 2048, 0)
     assert "slot1_1@vm" in found.source and asked == ["slot1_1"]
 
 
 def test_the_admin_caps_also_bound_the_startd():
-    source = slot_source.SlotSource(default_settings(CONDOR_DOCKER_MAX_MEMORY_MB="64"), 16, 64000,
+    source = slots.SlotSource(default_settings(CONDOR_DOCKER_MAX_MEMORY_MB="64"), 16, 64000,
                                     query=lambda slot: machine_ad_as_dict())
     assert source.resources("slot1_1").memory_mb == 64
 
@@ -41,16 +41,16 @@ def test_no_startd_falls_back_to_the_caps_and_is_not_asked_again_at_once():
 
     def no_startd(slot):
         calls.append(slot)
-        raise slot_source.NoStartd("nobody home")
+        raise slots.NoStartd("nobody home")
 
-    source = slot_source.SlotSource(default_settings(CONDOR_DOCKER_MAX_CPUS="2"), 16, 64000, query=no_startd)
+    source = slots.SlotSource(default_settings(CONDOR_DOCKER_MAX_CPUS="2"), 16, 64000, query=no_startd)
     first, second = source.resources("slot1_1"), source.resources("slot1_2")
     assert (first.cpus, first.memory_mb) == (2, 64000) and "admin's caps" in first.source
     assert second == first and calls == ["slot1_1"]
 
 
 def test_a_slot_the_startd_does_not_have_is_a_hold():
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None)
+    source = slots.SlotSource(default_settings(), 16, 64000, query=lambda slot: None)
     with pytest.raises(Failure, match="no slot slot9_9") as err:
         source.resources("slot9_9")
     assert err.value.code is Code.POLICY_REFUSED
@@ -58,13 +58,13 @@ def test_a_slot_the_startd_does_not_have_is_a_hold():
 
 @pytest.mark.parametrize("slot", ['slot1_1") || true || ("', "", "../x", None, "a" * 100])
 def test_a_slot_name_cannot_inject_a_constraint(slot):
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda s: pytest.fail("asked"))
+    source = slots.SlotSource(default_settings(), 16, 64000, query=lambda s: pytest.fail("asked"))
     with pytest.raises(Failure, match="not a slot name"):
         source.resources(slot)
 
 
 def test_caps_source_never_asks_a_startd():
-    source = slot_source.SlotSource(default_settings(CONDOR_DOCKER_SLOT_SOURCE="caps"), 4, 1000)
+    source = slots.SlotSource(default_settings(CONDOR_DOCKER_SLOT_SOURCE="caps"), 4, 1000)
     assert source.query is None and source.resources("slot1_1").memory_mb == 1000
 
 
@@ -106,7 +106,7 @@ def test_no_such_slot_is_asked_again_from_a_fresh_process_before_it_holds():
         asked.append(slot)
         return machine_ad_as_dict()
 
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None, second_opinion=fresh)
+    source = slots.SlotSource(default_settings(), 16, 64000, query=lambda slot: None, second_opinion=fresh)
     assert source.resources("slot1_1").memory_mb == 128 and asked == ["slot1_1"]
 
 
@@ -114,17 +114,17 @@ def test_a_first_query_error_is_asked_again_too():
     def broken(slot):
         raise RuntimeError("attempt to open invalid session")
 
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=broken,
+    source = slots.SlotSource(default_settings(), 16, 64000, query=broken,
                                     second_opinion=lambda slot: machine_ad_as_dict())
     assert "slot1_1@vm" in source.resources("slot1_1").source
 
 
 def test_both_saying_no_such_slot_is_a_hold_and_a_found_slot_needs_no_second_opinion():
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None,
+    source = slots.SlotSource(default_settings(), 16, 64000, query=lambda slot: None,
                                     second_opinion=lambda slot: None)
     with pytest.raises(Failure, match="no slot slot9_9"):
         source.resources("slot9_9")
-    found = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: machine_ad_as_dict(),
+    found = slots.SlotSource(default_settings(), 16, 64000, query=lambda slot: machine_ad_as_dict(),
                                    second_opinion=lambda slot: pytest.fail("asked twice"))
     assert found.resources("slot1_1").cpus == 1
 
@@ -132,17 +132,17 @@ def test_both_saying_no_such_slot_is_a_hold_and_a_found_slot_needs_no_second_opi
 def test_no_answer_from_the_fresh_process_leaves_no_such_slot_a_hold():
     """A job naming a slot the startd lacks cannot reach the (larger) caps by making the second query fail."""
     def silent(slot):
-        raise slot_source.NoStartd("fresh slot query: timed out")
+        raise slots.NoStartd("fresh slot query: timed out")
 
-    source = slot_source.SlotSource(default_settings(), 16, 64000, query=lambda slot: None, second_opinion=silent)
+    source = slots.SlotSource(default_settings(), 16, 64000, query=lambda slot: None, second_opinion=silent)
     with pytest.raises(Failure, match="no slot slot1_7"):
         source.resources("slot1_7")
 
 
 def test_the_startd_source_gets_the_fresh_process_second_opinion_by_default():
-    source = slot_source.SlotSource(default_settings(), 16, 64000)
-    assert source.query is slot_source.startd_query
-    assert source.second_opinion is slot_source.fresh_process_query
+    source = slots.SlotSource(default_settings(), 16, 64000)
+    assert source.query is slots.startd_query
+    assert source.second_opinion is slots.fresh_process_query
 
 
 def test_the_fresh_process_reports_no_startd_as_such(monkeypatch, tmp_path):
@@ -150,9 +150,9 @@ def test_the_fresh_process_reports_no_startd_as_such(monkeypatch, tmp_path):
     config = tmp_path / "condor_config"
     config.write_text(f"LOG = {tmp_path}\nSTARTD_ADDRESS_FILE = {tmp_path}/none\nCOLLECTOR_HOST = 127.0.0.1:1\n")
     monkeypatch.setenv("CONDOR_CONFIG", str(config))
-    with pytest.raises(slot_source.NoStartd):
-        slot_source.fresh_process_query("slot1_1")
+    with pytest.raises(slots.NoStartd):
+        slots.fresh_process_query("slot1_1")
 
 
 def test_the_fresh_process_refuses_a_bad_slot_name():
-    assert slot_source.main(['slot1_1") || true || ("']) == 2
+    assert slots.main(['slot1_1") || true || ("']) == 2

@@ -1,14 +1,14 @@
 """The pure mapping: job ad + machine ad + settings -> container spec (no engine)."""
 from __future__ import annotations
 
+import os
+
 import classad2
 import pytest
 
-from condor_docker import ads, request, spec
-from condor_docker.failures import Code, Failure
-from condor_docker.settings import SettingsError, default_settings
-
-import os
+from condor_docker.core import ads, request, spec
+from condor_docker.core.failures import Code, Failure
+from condor_docker.core.settings import SettingsError, default_settings
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "real-pool")
 if not os.path.isdir(FIXTURES):

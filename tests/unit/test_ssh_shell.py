@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from condor_docker import configgen, exec_job
-from condor_docker.agent_exec import check_exec_request, check_exec_user
-from condor_docker.failures import Failure
-
+from condor_docker.admin import configgen
+from condor_docker.agent.exec_op import check_exec_request, check_exec_user
+from condor_docker.core.failures import Failure
+from condor_docker.starter import ssh_shell
 
 
 def test_template_forces_ssh_shell_and_keeps_htcondors_markers():
@@ -48,26 +48,26 @@ def test_execute_config_points_the_starter_at_the_template():
     ("ls -l; exit 3", "ls -l; exit 3"),
 ])
 def test_shell_and_commands_run_through_sh(original, expected_end):
-    argv = exec_job.command_argv(original)
+    argv = ssh_shell.command_argv(original)
     assert argv[:2] == ["/bin/sh", "-c"] and argv[2].endswith(expected_end)
 
 
 @pytest.mark.parametrize("original", ["internal-sftp", "/usr/lib/openssh/sftp-server",
                                       "/usr/libexec/openssh/sftp-server -l INFO"])
 def test_sftp_subsystem_is_recognised(original):
-    assert exec_job.is_sftp(original)
-    assert "[ -x /usr/lib/openssh/sftp-server ] && echo /usr/lib/openssh/sftp-server" in exec_job.sftp_probe_script()
+    assert ssh_shell.is_sftp(original)
+    assert "[ -x /usr/lib/openssh/sftp-server ] && echo /usr/lib/openssh/sftp-server" in ssh_shell.sftp_probe_script()
 
 
 def test_scp_and_rsync_are_checked_for_in_the_image():
-    script = exec_job.command_argv("scp -t -- dest/")[2]
+    script = ssh_shell.command_argv("scp -t -- dest/")[2]
     assert script.startswith("if ! command -v scp ") and script.endswith("; scp -t -- dest/")
-    assert "command -v rsync" in exec_job.command_argv("rsync --server -e.Lsfx . d/")[2]
-    assert not exec_job.is_sftp("sftpx")
+    assert "command -v rsync" in ssh_shell.command_argv("rsync --server -e.Lsfx . d/")[2]
+    assert not ssh_shell.is_sftp("sftpx")
 
 
 def test_failure_lines_survive_the_shell():
-    script = exec_job.command_argv("rsync --server . d/")[2].replace("command -v rsync", "false")
+    script = ssh_shell.command_argv("rsync --server . d/")[2].replace("command -v rsync", "false")
     result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True)
     assert result.returncode == 127
     assert "rsync needs rsync in the job's image" in result.stderr
@@ -93,7 +93,7 @@ def test_sftp_refusal_answers_init_then_fails_every_request_with_the_reason(tmp_
     stdin, stdout = tmp_path / "in", tmp_path / "out"
     stdin.write_bytes(requests)
     with open(stdin, "rb") as source, open(stdout, "wb") as sink:
-        assert exec_job.refuse_sftp("no sftp-server here", source.fileno(), sink.fileno()) == 1
+        assert ssh_shell.refuse_sftp("no sftp-server here", source.fileno(), sink.fileno()) == 1
     version, status = read_sftp_replies(stdout.read_bytes())
     assert version == struct.pack(">BI", 2, 3)
     assert status[0] == 101 and struct.unpack(">II", status[1:9]) == (7, 4)
@@ -102,17 +102,17 @@ def test_sftp_refusal_answers_init_then_fails_every_request_with_the_reason(tmp_
 
 def test_scratch_dir_comes_from_the_session_dir_then_env_then_cwd():
     env_file = "/var/lib/condor/execute/dir_42/.condor_ssh_to_job_1/env.sh"
-    assert exec_job.scratch_dir_of(env_file, {}, "/") == "/var/lib/condor/execute/dir_42"
-    assert exec_job.scratch_dir_of("/elsewhere/env.sh", {"_CONDOR_SCRATCH_DIR": "/s/d/"}, "/") == "/s/d"
-    assert exec_job.scratch_dir_of(None, {}, "/cwd") == "/cwd"
+    assert ssh_shell.scratch_dir_of(env_file, {}, "/") == "/var/lib/condor/execute/dir_42"
+    assert ssh_shell.scratch_dir_of("/elsewhere/env.sh", {"_CONDOR_SCRATCH_DIR": "/s/d/"}, "/") == "/s/d"
+    assert ssh_shell.scratch_dir_of(None, {}, "/cwd") == "/cwd"
 
 
 def test_docker_job_is_read_from_the_original_job_ad(tmp_path):
-    assert not exec_job.is_docker_job(str(tmp_path))
+    assert not ssh_shell.is_docker_job(str(tmp_path))
     (tmp_path / ".job.ad").write_text('Cmd = "/bin/sleep"\nWantDocker = false\n')
-    assert not exec_job.is_docker_job(str(tmp_path))
+    assert not ssh_shell.is_docker_job(str(tmp_path))
     (tmp_path / ".job.ad").write_text('Cmd = "/bin/sh"\nWantDocker = true\nDockerImage = "x:1"\n')
-    assert exec_job.is_docker_job(str(tmp_path))
+    assert ssh_shell.is_docker_job(str(tmp_path))
 
 
 def test_agent_accepts_a_well_formed_exec_request():
@@ -145,7 +145,8 @@ def test_agent_execs_only_as_the_containers_own_user_who_is_the_peer():
 
 def test_agent_writes_the_template_beside_its_socket(tmp_path):
     import os
-    from condor_docker.agent_exec import install_sshd_template
+
+    from condor_docker.agent.exec_op import install_sshd_template
 
     if os.geteuid() != 0:
         pytest.skip("the socket dir must be root's")

@@ -13,9 +13,9 @@ import textwrap
 
 import classad2
 import pytest
-
-from condor_docker import submitfile
 from testpaths import FIXTURES
+
+from condor_docker.local import submitfile
 
 TARBALLS = glob.glob(os.path.join(os.path.dirname(os.path.dirname(FIXTURES)), "htcondor", "htcondor-*.tar.xz"))
 

@@ -41,12 +41,13 @@ import pwd
 import stat
 from dataclasses import dataclass
 
-from . import ads, safefs
-from .failures import Code, Failure
-from .request import JobRequest, from_ads
-from .settings import Settings
-from .slot_source import SlotResources, check_claim
-from .spec import ContainerSpec, parse_extra_arguments
+from ..core import ads
+from ..core.failures import Code, Failure
+from ..core.request import JobRequest, from_ads
+from ..core.settings import Settings
+from ..core.spec import ContainerSpec, parse_extra_arguments
+from ..host import safefs
+from .slots import SlotResources, check_claim
 
 JOB_AD = ".job.ad"
 MACHINE_AD = ".machine.ad"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from . import ads
+from ..core import ads
 from .submitfile import Proc, SubmitError
 
 

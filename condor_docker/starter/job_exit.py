@@ -18,8 +18,9 @@ import os
 import sys
 from typing import Any, NamedTuple, TextIO
 
-from . import ads, protocol
-from .failures import Failure
+from ..core import ads
+from ..core.failures import Failure
+from ..wire import protocol
 
 SOCKET_ATTR = "CondorDockerAgentSocket"   # the agent this job was prepared by (written by PREPARE_JOB)
 CLEANUP_TIMEOUT = 20.0     # HTCondor kills JOB_EXIT after <KEYWORD>_HOOK_JOB_EXIT_TIMEOUT (30 s)
@@ -54,7 +55,9 @@ def exit_target(job_ad: Any, env: dict[str, str], socket_override: str | None) -
     try:
         socket_path = ads.get_str(job_ad, SOCKET_ATTR)
         if socket_path is None:                 # not prepared by us: only a docker job is ours
-            from .request import is_docker_job  # (rare path: keeps the common one lean)
+            from ..core.request import (
+                is_docker_job,  # (rare path: keeps the common one lean)
+            )
             if not is_docker_job(job_ad):
                 return None
         cluster = ads.get_int(job_ad, "ClusterId")

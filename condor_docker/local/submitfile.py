@@ -22,8 +22,13 @@ from dataclasses import dataclass
 import classad2
 import htcondor2
 
-from .arguments import (ArgumentSyntaxError, _env_to_v2_raw, parse_env_v2, submit_arguments_to_ad,
-                        submit_environment_to_ad)
+from ..core.arguments import (
+    ArgumentSyntaxError,
+    _env_to_v2_raw,
+    parse_env_v2,
+    submit_arguments_to_ad,
+    submit_environment_to_ad,
+)
 
 
 class SubmitError(ValueError):

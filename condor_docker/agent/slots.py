@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .failures import Code, Failure
-from .settings import Settings
+from ..core.failures import Code, Failure
+from ..core.settings import Settings
 
 log = logging.getLogger("condor_docker.slot_source")
 
@@ -96,7 +96,7 @@ def fresh_process_query(slot: str) -> dict | None:
     Raises NoStartd when that process finds no startd, cannot run, or takes too long.
     """
     try:
-        result = subprocess.run([sys.executable, "-m", "condor_docker.slot_source", slot], capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "condor_docker.agent.slots", slot], capture_output=True,
                                 text=True, timeout=QUERY_TIMEOUT * 2, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise NoStartd(f"fresh slot query: {err}") from None
@@ -223,13 +223,13 @@ def check_claim(what: str, claimed: int | None, trusted: int | None, unit: str, 
 
 
 def main(argv: list[str]) -> int:
-    """`python -m condor_docker.slot_source SLOT`: the slot's ad as JSON (null: no such slot).
+    """`python -m condor_docker.agent.slots SLOT`: the slot's ad as JSON (null: no such slot).
 
     Exit 3 when no startd answers.  Used by the agent for a second opinion from a
     process without cached security sessions.
     """
     if len(argv) != 1 or not SLOT_NAME.match(argv[0]):
-        print("usage: python -m condor_docker.slot_source SLOT (a slot name like slot1_1)", file=sys.stderr)
+        print("usage: python -m condor_docker.agent.slots SLOT (a slot name like slot1_1)", file=sys.stderr)
         return 2
     try:
         ad = startd_query(argv[0])

@@ -22,9 +22,9 @@ import docker.errors
 import docker.types
 import requests
 
-from . import imageref
-from .failures import Code, Failure
-from .spec import MANAGED_LABEL, ContainerSpec
+from ..core import imageref
+from ..core.failures import Code, Failure
+from ..core.spec import MANAGED_LABEL, ContainerSpec
 
 log = logging.getLogger("condor_docker.engine")
 

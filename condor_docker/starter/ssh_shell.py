@@ -38,7 +38,7 @@ import termios
 import tty as ttys
 from typing import Any
 
-from .protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
+from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 
 EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
@@ -104,8 +104,8 @@ def scratch_dir_of(env_file: str | None, env: dict[str, str], cwd: str) -> str:
 
 def is_docker_job(scratch_dir: str) -> bool:
     """From the scratch dir's .job.ad (the original ad: WantDocker, DockerImage)."""
-    from . import ads
-    from .failures import Failure
+    from ..core import ads
+    from ..core.failures import Failure
 
     try:
         ad = ads.read_ad_file(os.path.join(scratch_dir, ".job.ad"), "job ad")

@@ -22,10 +22,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from . import ads, chirp, imageref, protocol
-from .arguments import args_to_v2_raw
-from .failures import Code, Failure
-from .job_exit import SOCKET_ATTR, default_socket   # PREPARE_JOB writes the socket JOB_EXIT reads
+from ..core import ads, imageref
+from ..core.arguments import args_to_v2_raw
+from ..core.failures import Code, Failure
+from ..wire import protocol
+from . import chirp
+from .job_exit import (  # PREPARE_JOB writes the socket JOB_EXIT reads
+    SOCKET_ATTR,
+    default_socket,
+)
+
 IMAGE_ATTR = "CondorDockerImage"          # the image the agent resolved (for the starter log)
 DEFAULT_MAX_REQUEUES = 3
 PREPARE_TIMEOUT = 3600.0   # the agent may pull for CONDOR_DOCKER_PULL_TIMEOUT (1800 s by default)
@@ -211,7 +217,9 @@ def slot_has_singularity(scratch_dir: str) -> bool:
 
 def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[dict[str, Any], int]:
     """(attributes to print, exit status) for one job; no printing here, so tests call it."""
-    from . import request  # classad2-only; kept local so advertise never pays for it
+    from ..core import (
+        request,  # classad2-only; kept local so advertise never pays for it
+    )
 
     try:
         job_ad = ads.parse_ad(job_text, "job ad on the hook's stdin")

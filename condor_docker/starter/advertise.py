@@ -19,7 +19,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from . import ads, protocol
+from ..core import ads
+from ..wire import protocol
 
 TIMEOUT = 5.0   # connect and read; the cron period is 60 s and a hung agent must not hang us
 # The startd runs its first cron job the moment it starts, while condor_master is

@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any
 
 from docker.utils.socket import frames_iter
 
+from ..core.failures import Code, Failure
+from ..core.spec import LABEL_PREFIX, MANAGED_LABEL
+from ..engine.client import Engine
+from ..wire.protocol import ProtocolError
 from . import policy
-from .engine import Engine
-from .failures import Code, Failure
-from .protocol import ProtocolError
-from .spec import LABEL_PREFIX, MANAGED_LABEL
 
 if TYPE_CHECKING:
-    from .agent import RequestContext
+    from .server import RequestContext
 
 log = logging.getLogger("condor_docker.agent_exec")
 
@@ -278,8 +278,8 @@ def install_sshd_template(socket_path: str) -> str | None:
     agent's socket and entry point.  The directory is root's alone
     (`prepare_socket_dir`); the file is replaced atomically, never followed.
     """
-    from .agent import prepare_socket_dir
-    from .configgen import SSHD_TEMPLATE_NAME, sshd_config_template
+    from ..admin.configgen import SSHD_TEMPLATE_NAME, sshd_config_template
+    from .server import prepare_socket_dir
 
     directory = os.path.dirname(os.path.abspath(socket_path))
     path = os.path.join(directory, SSHD_TEMPLATE_NAME)

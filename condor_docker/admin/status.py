@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from . import protocol
+from ..wire import protocol
 
 EX_UNAVAILABLE = 69
 MB = 1024 * 1024

@@ -13,7 +13,13 @@ from typing import Mapping
 import classad2
 
 from . import ads, gpus, imageref
-from .arguments import ArgumentSyntaxError, parse_args_v1, parse_args_v2, parse_env_v1, parse_env_v2
+from .arguments import (
+    ArgumentSyntaxError,
+    parse_args_v1,
+    parse_args_v2,
+    parse_env_v1,
+    parse_env_v2,
+)
 from .failures import Code, Failure
 
 PULL_POLICIES = ("always", "missing")

@@ -50,9 +50,9 @@ import threading
 import time
 from typing import Any
 
+from ..core.failures import Code, Failure
+from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 from . import chirp
-from .failures import Code, Failure
-from .protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 
 EX_HOLD = 1
 EX_TEMPFAIL = 75
@@ -110,7 +110,7 @@ def _read_job_ad(env: dict[str, str]) -> Any:
     if not path:
         return None
     try:
-        from . import ads
+        from ..core import ads
 
         return ads.read_ad_file(path, "job ad")
     except (Failure, OSError):
@@ -122,7 +122,7 @@ def _job_grace(job_ad: Any) -> float | None:
     if job_ad is None:
         return None
     try:
-        from . import ads
+        from ..core import ads
 
         value = ads.get_int(job_ad, "JobMaxVacateTime")
     except Failure:

@@ -11,9 +11,9 @@ import argparse
 import os
 from typing import Callable
 
-from .failures import Failure
-from .protocol import AgentClient, AgentUnavailable
-from .settings import Settings, SettingsError, load_settings
+from ..core.failures import Failure
+from ..core.settings import Settings, SettingsError, load_settings
+from ..wire.protocol import AgentClient, AgentUnavailable
 
 
 def _check(name: str, probe: Callable[[], str]) -> bool:
@@ -27,7 +27,7 @@ def _check(name: str, probe: Callable[[], str]) -> bool:
 
 
 def _engine(settings: Settings) -> str:
-    from .engine import Engine
+    from ..engine.client import Engine
     engine = Engine(settings.engine_url, min(settings.engine_timeout, 10))
     try:
         version = engine.version()

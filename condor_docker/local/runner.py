@@ -23,15 +23,17 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import ads, gpus, jobpolicy, request, spec, usage
-from .engine import Engine
+from ..core import ads, gpus, request, spec
+from ..core.failures import Code, Failure
+from ..core.settings import Settings, SettingsError, load_settings
+from ..engine import usage
+from ..engine.client import Engine
+from ..engine.image_cache import PullProgress
+from ..engine.images import ensure_image
+from ..engine.lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from . import userpolicy
 from .eventlog import EventLog, JobId
-from .failures import Code, Failure
-from .image_cache import PullProgress
-from .images import ensure_image
 from .localmachine import check_fits, local_machine_ad
-from .lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
-from .settings import Settings, SettingsError, load_settings
 from .submitfile import Proc, SubmitError, load_procs
 
 log = logging.getLogger("condor_docker.runner")
@@ -50,7 +52,7 @@ class Outcome:
     job: JobId
     result: ExitResult | None
     held: Failure | None
-    policy: "jobpolicy.Decision | None" = None
+    policy: "userpolicy.Decision | None" = None
 
     def describe(self) -> str:
         if self.policy is not None and self.policy.action == "hold":
@@ -130,7 +132,7 @@ class LocalRunner:
                     events.held(job, result.failure.reason, HOLD_CODE_POLICY, int(result.failure.code))
                 return Outcome(job, result, result.failure)
             if policy is None and not self.interrupted.is_set():
-                policy = jobpolicy.on_exit(proc.ad)
+                policy = userpolicy.on_exit(proc.ad)
             if policy is not None and policy.action == "hold":
                 if events:
                     events.held(job, policy.reason, policy.code, policy.subcode)
@@ -144,7 +146,7 @@ class LocalRunner:
                 if events:
                     events.terminated_and_requeued(job, return_value=result.exit_code, signal=result.signal,
                                                    reason=policy.reason)
-                proc.ad["JobStatus"] = jobpolicy.IDLE
+                proc.ad["JobStatus"] = userpolicy.IDLE
                 continue
             if events:
                 events.terminated(job, return_value=result.exit_code, signal=result.signal,
@@ -163,8 +165,8 @@ class LocalRunner:
                       decided: list) -> None:
         """The schedd's periodic evaluation: PeriodicHold/PeriodicRemove every interval while running."""
         while not stop.wait(self.periodic_interval):
-            jobpolicy.update_wall_clock(proc.ad, run_started)
-            decision = jobpolicy.periodic(proc.ad)
+            userpolicy.update_wall_clock(proc.ad, run_started)
+            decision = userpolicy.periodic(proc.ad)
             if decision is not None and self.current is not None:
                 log.info("job %s.%s: %s", proc.ad.get("ClusterId"), proc.ad.get("ProcId"), decision.reason)
                 decided.append(decision)
@@ -172,7 +174,7 @@ class LocalRunner:
                 return
 
     def _attempt(self, proc: Proc, job: JobId, events: EventLog | None,
-                 attempts: int) -> tuple[ExitResult, "jobpolicy.Decision | None"]:
+                 attempts: int) -> tuple[ExitResult, "userpolicy.Decision | None"]:
         scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
         try:
             os.chown(scratch, self.uid, self.gid) if os.geteuid() == 0 else None
@@ -198,7 +200,7 @@ class LocalRunner:
             if events:
                 events.execute(job, "<127.0.0.1:0>", job_request.slot)
             run_started = time.time()
-            jobpolicy.mark_running(proc.ad, run_started)
+            userpolicy.mark_running(proc.ad, run_started)
             decided: list = []
             stop_watching = threading.Event()
             with _job_files(proc) as io:
@@ -216,7 +218,7 @@ class LocalRunner:
                 finally:
                     stop_watching.set()
                     watcher.join()
-            jobpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
+            userpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
             self._transfer_out(proc, scratch)
             return result, (decided[0] if decided else None)
         finally:

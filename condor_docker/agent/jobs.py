@@ -7,7 +7,7 @@ scratch dir only through `policy`, and acts on a container only when its
 The agent tracks the jobs it is serving (container name -> `TrackedJob`); the
 reaper keeps tracked containers, and the memory budget is the sum over them.
 A launch runs the container in the connection's thread; a watcher
-(`jobwatch.LauncherWatch`) polls the launcher's socket and state: when the
+(`launcher_watch.LauncherWatch`) polls the launcher's socket and state: when the
 launcher dies (the starter's hard kill) the container is killed with no grace
 and removed; when the starter suspends it (SIGSTOP or freezer) the container is
 paused, and unpaused when it continues.
@@ -22,18 +22,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import jobwatch, policy, starter_proof, usage
-from .engine import Engine
-from .failures import Code, Failure, Kind
-from .lifecycle import ContainerRun, ExitResult, JobIO
-from .reaper import own_containers_filter
-from .request import JobRequest
-from .settings import Settings
-from .slot_source import SlotSource
-from .spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
+from ..core.failures import Code, Failure, Kind
+from ..core.request import JobRequest
+from ..core.settings import Settings
+from ..core.spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
+from ..engine import usage
+from ..engine.client import Engine
+from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
+from ..engine.reaper import own_containers_filter
+from . import launcher_watch, policy, starter_proof
+from .slots import SlotSource
 
 if TYPE_CHECKING:
-    from .agent import RequestContext
+    from .server import RequestContext
 
 log = logging.getLogger("condor_docker.agent_jobs")
 
@@ -236,7 +237,7 @@ class JobService:
             parent = self._cgroup_parent(ctx, spec.name)
             spec = dataclasses.replace(
                 spec, cgroup_parent=parent,
-                environment=spec.environment + jobwatch.ancestor_environment(ctx.pid),
+                environment=spec.environment + launcher_watch.ancestor_environment(ctx.pid),
                 labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),) + (
                     ((CGROUP_PARENT_LABEL, parent),) if parent else ()))
             job = self._track(request, spec)
@@ -283,7 +284,7 @@ class JobService:
             except Failure as failure:
                 log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
                 return None
-        job_cgroup = jobwatch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
+        job_cgroup = launcher_watch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
                                                 cgroup_v2=usage.is_cgroup_v2(), driver=self._cgroup_driver)
         parent = usage.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
         if parent:
@@ -323,7 +324,7 @@ class JobService:
             log.info("launcher pid %d of %s runs again (continue): unpausing the container", ctx.pid, job.name)
             run.resume()
 
-        watch = jobwatch.LauncherWatch(ctx.connection.sock, launcher_gone, pid=ctx.pid,
+        watch = launcher_watch.LauncherWatch(ctx.connection.sock, launcher_gone, pid=ctx.pid,
                                        on_suspend=launcher_suspended, on_continue=launcher_continued).start()
         try:
             with self.cache.use(run.spec.image):

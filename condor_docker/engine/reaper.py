@@ -29,10 +29,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .engine import Engine
-from .failures import Failure
-from .settings import Settings
-from .spec import AGENT_LABEL, LABEL_PREFIX, MANAGED_LABEL
+from ..core.failures import Failure
+from ..core.settings import Settings
+from ..core.spec import AGENT_LABEL, LABEL_PREFIX, MANAGED_LABEL
+from .client import Engine
 
 log = logging.getLogger("condor_docker.reaper")
 

@@ -25,10 +25,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .engine import Engine, translate_engine_errors
-from .failures import Failure
-from .settings import Settings
-from .spec import LABEL_PREFIX, ContainerSpec
+from ..core.failures import Failure
+from ..core.settings import Settings
+from ..core.spec import LABEL_PREFIX, ContainerSpec
+from .client import Engine, translate_engine_errors
 
 log = logging.getLogger("condor_docker.health")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from .engine import Engine
-from .failures import Code, Failure
-from .imageref import repository_and_tag
+from ..core.failures import Code, Failure
+from ..core.imageref import repository_and_tag
+from .client import Engine
 
 log = logging.getLogger("condor_docker.images")
 

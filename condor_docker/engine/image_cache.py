@@ -30,9 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
+from ..core.failures import Code, Failure
+from ..core.settings import Settings
 from . import images
-from .failures import Code, Failure
-from .settings import Settings
 
 log = logging.getLogger("condor_docker.image_cache")
 

@@ -35,9 +35,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .failures import Code, Failure
-from .protocol import Connection, ProtocolError, close_fds, encode, peer_credentials
-from .settings import Settings, SettingsError, load_settings
+from ..core.failures import Code, Failure
+from ..core.settings import Settings, SettingsError, load_settings
+from ..wire.protocol import (
+    Connection,
+    ProtocolError,
+    close_fds,
+    encode,
+    peer_credentials,
+)
 
 log = logging.getLogger("condor_docker.agent")
 
@@ -83,12 +89,12 @@ class Agent:
 
     def __init__(self, settings: Settings, engine: Any = None, health: Any = None,
                  cache: Any = None, reaper: Any = None) -> None:
-        from .agent_exec import ExecOp
-        from .agent_jobs import JobService
-        from .engine import Engine
-        from .health import Health
-        from .image_cache import ImageCache
-        from .reaper import Reaper
+        from ..engine.client import Engine
+        from ..engine.health import Health
+        from ..engine.image_cache import ImageCache
+        from ..engine.reaper import Reaper
+        from .exec_op import ExecOp
+        from .jobs import JobService
 
         self.settings = settings
         self.engine = engine or Engine(settings.engine_url, settings.engine_timeout)
@@ -122,7 +128,7 @@ class Agent:
         return {"ok": True, "version": package_version(), "healthy": state.healthy, "reason": state.reason}
 
     def machine_attrs(self, ctx: RequestContext, message: dict) -> dict:
-        from .health import NOT_CHECKED
+        from ..engine.health import NOT_CHECKED
 
         state = self.health.current()
         if state is NOT_CHECKED:
@@ -148,7 +154,7 @@ class Agent:
 
     def admin_status(self, ctx: RequestContext, message: dict) -> dict:
         """`condor_docker status`: health, jobs, containers, pulls, cache (see status.py)."""
-        from .status import gather
+        from ..admin.status import gather
         jobs = self.jobs.status(ctx, message)["jobs"]
         return gather(health=self.health, jobs=jobs, engine=self.engine, cache=self.cache, uid=ctx.uid)
 
@@ -427,7 +433,7 @@ def main_agent(argv: list[str] | None = None) -> int:
         signals.signal(signum, lambda num, _frame: stop.set())
     agent = Agent(settings)
     agent.start()
-    from .agent_exec import install_sshd_template
+    from .exec_op import install_sshd_template
     install_sshd_template(path)   # for condor_ssh_to_job (SSH_TO_JOB_SSHD_CONFIG_TEMPLATE)
     try:
         serve(agent, path, stop)

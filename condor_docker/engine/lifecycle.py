@@ -21,10 +21,10 @@ from typing import Callable
 
 from docker.utils.socket import frames_iter
 
-from . import safefs
-from .engine import Engine
-from .failures import Code, Failure
-from .spec import AGENT_LABEL, ContainerSpec
+from ..core.failures import Code, Failure
+from ..core.spec import AGENT_LABEL, ContainerSpec
+from ..host import safefs
+from .client import Engine
 from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size_kb
 
 log = logging.getLogger("condor_docker.lifecycle")
