@@ -1,6 +1,6 @@
 """`condor_docker status`: one screen for an admin: health, jobs, containers, pulls, cache.
 
-The agent gathers it (op `admin_status`, see `gather`); this client prints it
+The agent gathers it (op `admin_status`, agent/status.py); this client prints it
 as readable tables, or as JSON with `--json` for scripts.  The client imports
 only the protocol (no docker, no htcondor2), like the hooks.  Root sees every
 job and container; any other user sees their own (the agent checks the
@@ -21,41 +21,6 @@ EX_UNAVAILABLE = 69
 MB = 1024 * 1024
 
 
-# -- agent side -------------------------------------------------------------------------
-def gather(*, health: Any, jobs: list[dict], engine: Any, cache: Any, uid: int) -> dict:
-    """The agent's view, as JSON-ready data; each part fails on its own (an error names it)."""
-    state = health.current()
-    report: dict[str, Any] = {"ok": True, "health": {"healthy": state.healthy, "version": state.version,
-                                                      "reason": state.reason}, "jobs": jobs}
-    try:
-        containers = engine.managed_containers()
-        report["containers"] = [_container(c) for c in containers
-                                if uid == 0 or (c.get("Labels") or {}).get("org.condor_docker.uid") == str(uid)]
-    except Exception as err:  # a Failure from the engine, or a bug: the rest still shows
-        report["containers_error"] = getattr(err, "reason", str(err))
-    report["pulls"] = cache.pulls()
-    try:
-        advertised = cache.advertised()
-        in_use = cache.in_use()
-        report["cache"] = [{"reference": ref, "size_mb": size, "in_use": ref in in_use,
-                            "last_use": cache.last_use(ref)}
-                           for ref, size in zip(advertised["DockerImageCacheList"],
-                                                advertised["DockerImageCacheSizesMb"])]
-        report["cache_total_mb"] = advertised["DockerCachedImageSizeMb"]
-    except Exception as err:
-        report["cache_error"] = getattr(err, "reason", str(err))
-    return report
-
-
-def _container(listed: dict) -> dict:
-    labels = listed.get("Labels") or {}
-    return {"name": str((listed.get("Names") or ["?"])[0]).lstrip("/"),
-            "job": f"{labels.get('org.condor_docker.cluster', '?')}.{labels.get('org.condor_docker.proc', '?')}",
-            "uid": labels.get("org.condor_docker.uid", "?"), "image": listed.get("Image", "?"),
-            "state": listed.get("State", "?"), "status": listed.get("Status", "")}
-
-
-# -- client side ------------------------------------------------------------------------
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]

@@ -35,18 +35,16 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
-
-from docker.utils.socket import frames_iter
+from typing import Any
 
 from ..core.failures import Code, Failure
 from ..core.spec import LABEL_PREFIX, MANAGED_LABEL
 from ..engine.client import Engine
+from ..engine.streams import frames
+from ..host.fdio import write_all
 from ..wire.protocol import ProtocolError
 from . import policy
-
-if TYPE_CHECKING:
-    from .server import RequestContext
+from .context import RequestContext
 
 log = logging.getLogger("condor_docker.agent_exec")
 
@@ -95,7 +93,7 @@ class ExecOp:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def run(self, ctx: "RequestContext", message: dict) -> dict:
+    def run(self, ctx: RequestContext, message: dict) -> dict:
         policy.check_job_peer(ctx.uid, ctx.gid)
         if len(ctx.fds) != 3:
             raise policy.refuse(f"exec needs the session's stdin, stdout and stderr (got {len(ctx.fds)} fds)")
@@ -114,7 +112,7 @@ class ExecOp:
         ctx.extra["exit"] = code
         return {"ok": True, "exit_code": code}
 
-    def _find(self, ctx: "RequestContext", scratch_dir: Any) -> tuple[str, str, str, str | None]:
+    def _find(self, ctx: RequestContext, scratch_dir: Any) -> tuple[str, str, str, str | None]:
         """(id, name, user, workdir) of the one running container of this uid for this scratch dir."""
         if not isinstance(scratch_dir, str) or not os.path.isabs(scratch_dir):
             raise policy.refuse(f"exec needs the job's scratch dir as an absolute path, not {scratch_dir!r}")
@@ -159,7 +157,7 @@ class ExecOp:
 class _Session:
     """The relays of one exec: session stdin -> exec, exec -> session stdout/stderr, resizes."""
 
-    def __init__(self, engine: Engine, exec_id: str, stream: Any, ctx: "RequestContext", tty: bool) -> None:
+    def __init__(self, engine: Engine, exec_id: str, stream: Any, ctx: RequestContext, tty: bool) -> None:
         self.engine = engine
         self.exec_id = exec_id
         self.stream = stream
@@ -191,10 +189,10 @@ class _Session:
                     data = self.raw.recv(65536)
                     if not data:
                         break
-                    _write_all(stdout, data)
+                    write_all(stdout, data)
             else:
-                for kind, data in frames_iter(self.stream, tty=False):
-                    _write_all(stderr if kind == 2 else stdout, data)
+                for kind, data in frames(self.stream):
+                    write_all(stderr if kind == 2 else stdout, data)
         except (OSError, ValueError) as err:
             log.info("exec output relay of %s ended: %s", self.ctx.container, err)
         finally:
@@ -249,12 +247,6 @@ class _Session:
                     continue
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def _close(stream: Any) -> None:
     try:
         stream.close()
@@ -278,8 +270,8 @@ def install_sshd_template(socket_path: str) -> str | None:
     agent's socket and entry point.  The directory is root's alone
     (`prepare_socket_dir`); the file is replaced atomically, never followed.
     """
-    from ..admin.configgen import SSHD_TEMPLATE_NAME, sshd_config_template
-    from .server import prepare_socket_dir
+    from ..core.configfiles import SSHD_TEMPLATE_NAME, sshd_config_template
+    from .rundir import prepare_socket_dir
 
     directory = os.path.dirname(os.path.abspath(socket_path))
     path = os.path.join(directory, SSHD_TEMPLATE_NAME)
@@ -294,7 +286,7 @@ def install_sshd_template(socket_path: str) -> str | None:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             os.fchmod(fd, 0o644)
-            _write_all(fd, text.encode())
+            write_all(fd, text.encode())
         finally:
             os.close(fd)
         os.replace(partial, path)

@@ -20,7 +20,7 @@ import signal as signals
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.failures import Code, Failure, Kind
 from ..core.request import JobRequest
@@ -31,10 +31,8 @@ from ..engine.client import Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
 from ..engine.reaper import own_containers_filter
 from . import launcher_watch, policy, starter_proof
+from .context import RequestContext
 from .slots import SlotSource
-
-if TYPE_CHECKING:
-    from .server import RequestContext
 
 log = logging.getLogger("condor_docker.agent_jobs")
 
@@ -160,7 +158,7 @@ class JobService:
         return names
 
     # -- building a job ----------------------------------------------------------------
-    def _build(self, ctx: "RequestContext", scratch_dir: str, *, job_text: str | None = None,
+    def _build(self, ctx: RequestContext, scratch_dir: str, *, job_text: str | None = None,
                starter_env: dict | None = None, slot: str | None = None
                ) -> tuple[JobRequest, ContainerSpec, policy.ScratchDir]:
         """Check the peer, open its scratch dir once (held fd), read and check the job; caller closes it."""
@@ -193,7 +191,7 @@ class JobService:
             raise
         return request, spec, scratch
 
-    def _owned_container(self, ctx: "RequestContext", name: str):
+    def _owned_container(self, ctx: RequestContext, name: str):
         if not isinstance(name, str) or not name:
             raise policy.refuse("no container named")
         ctx.container = name
@@ -207,13 +205,13 @@ class JobService:
         ctx.job = f"{state.labels.get(LABEL_PREFIX + 'cluster', '?')}.{state.labels.get(LABEL_PREFIX + 'proc', '?')}"
         return state
 
-    def _io(self, ctx: "RequestContext") -> JobIO:
+    def _io(self, ctx: RequestContext) -> JobIO:
         if len(ctx.fds) != 3:
             raise policy.refuse(f"{ctx.op} needs the job's stdin, stdout and stderr (got {len(ctx.fds)} fds)")
         return JobIO(stdout_fd=ctx.fds[1], stderr_fd=ctx.fds[2], stdin_fd=ctx.fds[0])
 
     # -- ops -------------------------------------------------------------------------
-    def prepare(self, ctx: "RequestContext", message: dict) -> dict:
+    def prepare(self, ctx: RequestContext, message: dict) -> dict:
         request = None
         try:
             request, spec, scratch = self._build(ctx, message["scratch_dir"], job_text=message["job_ad"])
@@ -229,7 +227,7 @@ class JobService:
             raise bounded(failure, request, self.settings) from None
         return {"ok": True, "image": spec.image}
 
-    def launch(self, ctx: "RequestContext", message: dict) -> dict:
+    def launch(self, ctx: RequestContext, message: dict) -> dict:
         request = scratch = None
         try:
             io = self._io(ctx)
@@ -253,7 +251,7 @@ class JobService:
             self._untrack(job)
             scratch.close()
 
-    def reattach(self, ctx: "RequestContext", message: dict) -> dict:
+    def reattach(self, ctx: RequestContext, message: dict) -> dict:
         io = self._io(ctx)
         state = self._owned_container(ctx, message["container"])
         policy.check_job_peer(ctx.uid, ctx.gid)
@@ -276,7 +274,7 @@ class JobService:
         finally:
             self._untrack(job)
 
-    def _cgroup_parent(self, ctx: "RequestContext", name: str) -> str | None:
+    def _cgroup_parent(self, ctx: RequestContext, name: str) -> str | None:
         """`<launcher's job cgroup or /condor_docker>/<name>` (see usage.py); None unless cgroupfs."""
         if self._cgroup_driver is None:
             try:
@@ -298,7 +296,7 @@ class JobService:
     def _grace(self, request: JobRequest) -> float:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
 
-    def _created(self, ctx: "RequestContext", job: TrackedJob, container_id: str,
+    def _created(self, ctx: RequestContext, job: TrackedJob, container_id: str,
                  scratch: policy.ScratchDir | None = None) -> None:
         """After create, before start: the scratch dir the engine will mount must be the one we hold."""
         job.container_id = container_id
@@ -307,7 +305,7 @@ class JobService:
                                 f"of {job.name}: refused")
         ctx.send_event({"event": "started", "container": job.name})
 
-    def _serve(self, ctx: "RequestContext", job: TrackedJob, run: ContainerRun, request: JobRequest,
+    def _serve(self, ctx: RequestContext, job: TrackedJob, run: ContainerRun, request: JobRequest,
                pull_policy: str | None) -> dict:
         """Run (or adopt) the container while watching the launcher; the final answer."""
         job.run = run
@@ -338,7 +336,7 @@ class JobService:
         ctx.extra["exit"] = result.describe().replace(" ", "_") + ("_oom" if result.oom else "")
         return {"ok": True, "result": result_dict(result)}
 
-    def _tracked(self, ctx: "RequestContext", name: str) -> TrackedJob | None:
+    def _tracked(self, ctx: RequestContext, name: str) -> TrackedJob | None:
         with self._lock:
             job = self._jobs.get(name)
         if job is not None and not (ctx.uid == 0 or ctx.uid == job.uid):
@@ -346,7 +344,7 @@ class JobService:
             raise policy.refuse(f"container {name} does not belong to uid {ctx.uid}")
         return job
 
-    def signal(self, ctx: "RequestContext", message: dict) -> dict:
+    def signal(self, ctx: RequestContext, message: dict) -> dict:
         name = message["container"]
         signum = int(message["signal"])
         if not 1 <= signum < signals.NSIG:
@@ -362,7 +360,7 @@ class JobService:
             self.engine.kill(self._owned_container(ctx, name).id, signum)
         return {"ok": True}
 
-    def _pause(self, ctx: "RequestContext", message: dict, pause: bool) -> dict:
+    def _pause(self, ctx: RequestContext, message: dict, pause: bool) -> dict:
         name = message["container"]
         job = self._tracked(ctx, name)
         if job is not None and job.run is not None:
@@ -374,13 +372,13 @@ class JobService:
             self.engine.unpause(self._owned_container(ctx, name).id)
         return {"ok": True}
 
-    def suspend(self, ctx: "RequestContext", message: dict) -> dict:
+    def suspend(self, ctx: RequestContext, message: dict) -> dict:
         return self._pause(ctx, message, True)
 
-    def resume(self, ctx: "RequestContext", message: dict) -> dict:
+    def resume(self, ctx: RequestContext, message: dict) -> dict:
         return self._pause(ctx, message, False)
 
-    def cleanup(self, ctx: "RequestContext", message: dict) -> dict:
+    def cleanup(self, ctx: RequestContext, message: dict) -> dict:
         """JOB_EXIT: remove the job's containers, if they are the peer's."""
         cluster, proc = int(message["cluster"]), int(message["proc"])
         ctx.job = f"{cluster}.{proc}"
@@ -405,7 +403,7 @@ class JobService:
         ctx.container = ",".join(removed) or "-"
         return {"ok": True, "removed": removed}
 
-    def status(self, ctx: "RequestContext", message: dict) -> dict:
+    def status(self, ctx: RequestContext, message: dict) -> dict:
         with self._lock:
             jobs = [job.describe() for job in self._jobs.values() if ctx.uid in (0, job.uid)]
         return {"ok": True, "jobs": jobs}

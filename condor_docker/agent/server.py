@@ -10,8 +10,8 @@ closed.  Every request is logged as one line:
 
     op=launch uid=1001 pid=4242 job=12.0 container=HTCJob_12_0_slot1_1 result=ok
 
-Ops: ping, machine_attrs, status, admin_status here; prepare, launch, reattach, signal,
-suspend, resume, cleanup in `agent_jobs.py`; exec in `agent_exec.py`.
+The ops are in service.py (the op table), jobs.py and exec_op.py; the socket's
+directory in rundir.py.
 
 Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
 exits *without* touching running containers: condor_master restarts the agent,
@@ -28,195 +28,24 @@ import os
 import select
 import signal as signals
 import socket
-import stat
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 from ..core.failures import Code, Failure
-from ..core.settings import Settings, SettingsError, load_settings
+from ..core.settings import SettingsError, load_settings
 from ..wire.protocol import (
-    Connection,
-    ProtocolError,
-    close_fds,
     encode,
     peer_credentials,
 )
+from .rundir import bind_socket
+from .service import Agent
 
 log = logging.getLogger("condor_docker.agent")
 
 EX_CONFIG = 78       # a knob has a value we cannot use (named in the message)
 EX_SOCKET = 71       # the socket (or its directory) cannot be used safely
-LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 LOG_NAME = "CondorDockerLog"
-
-
-def package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("condor_docker")
-    except Exception:  # not installed (running from a checkout)
-        return "0.1.0"
-
-
-@dataclass
-class RequestContext:
-    """One request: who asks (from the kernel), what came with it, what to log."""
-    op: str
-    pid: int
-    uid: int
-    gid: int
-    connection: Connection
-    fds: list[int]
-    job: str = "-"
-    container: str = "-"
-    extra: dict = field(default_factory=dict)
-
-    def send_event(self, message: dict) -> bool:
-        """An event line of a streamed op; False when the client is gone."""
-        try:
-            self.connection.send(message)
-            return True
-        except OSError:
-            return False
-
-
-class Agent:
-    """The ops, with their dependencies; `serve` is the socket loop around `handle`."""
-
-    def __init__(self, settings: Settings, engine: Any = None, health: Any = None,
-                 cache: Any = None, reaper: Any = None) -> None:
-        from ..engine.client import Engine
-        from ..engine.health import Health
-        from ..engine.image_cache import ImageCache
-        from ..engine.reaper import Reaper
-        from .exec_op import ExecOp
-        from .jobs import JobService
-
-        self.settings = settings
-        self.engine = engine or Engine(settings.engine_url, settings.engine_timeout)
-        self.health = health or Health(self.engine, settings)
-        self.cache = cache or ImageCache(self.engine, settings)
-        self.jobs = JobService(settings, self.engine, self.cache)
-        self.reaper = reaper or Reaper(self.engine, settings, self.jobs.tracked_ids,
-                                       lambda: self.health.current().healthy)
-        self._ops: dict[str, Callable[[RequestContext, dict], dict]] = {
-            "ping": self.ping, "machine_attrs": self.machine_attrs, "status": self.jobs.status,
-            "prepare": self.jobs.prepare, "launch": self.jobs.launch, "reattach": self.jobs.reattach,
-            "signal": self.jobs.signal, "suspend": self.jobs.suspend, "resume": self.jobs.resume,
-            "cleanup": self.jobs.cleanup, "admin_status": self.admin_status,
-            "exec": ExecOp(self.engine).run,
-        }
-
-    # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> None:
-        self.jobs.recover()
-        self.health.start()
-        self.reaper.start()
-
-    def stop(self) -> None:
-        """Stop the background threads; running containers are left alone (see module doc)."""
-        self.reaper.stop()
-        self.health.stop()
-
-    # -- simple ops ------------------------------------------------------------------
-    def ping(self, ctx: RequestContext, message: dict) -> dict:
-        state = self.health.current()
-        return {"ok": True, "version": package_version(), "healthy": state.healthy, "reason": state.reason}
-
-    def machine_attrs(self, ctx: RequestContext, message: dict) -> dict:
-        from ..engine.health import NOT_CHECKED
-
-        state = self.health.current()
-        if state is NOT_CHECKED:
-            # The startd's first cron run comes right at start; "not checked yet" would
-            # keep HasDocker false for a whole cron period.  Check now (cheap; the
-            # lock makes this wait for a check already under way).
-            state = self.health.check()
-        attrs: dict[str, Any] = {"HasDocker": state.healthy}
-        if state.version:
-            attrs["DockerVersion"] = state.version
-        if not state.healthy:
-            attrs["DockerOfflineReason"] = state.reason or "the Docker engine is not usable"
-        attrs["DockerNetworks"] = [n for n in self.settings.networks
-                                   if not state.networks or n in state.networks]
-        for volume in self.settings.volumes:
-            attrs[f"HasDockerVolume{volume.name}"] = True
-        if state.healthy:
-            try:
-                attrs.update(self.cache.advertised())
-            except Failure as err:
-                log.warning("cannot list the image cache: %s", err.reason)
-        return {"ok": True, "attrs": attrs}
-
-    def admin_status(self, ctx: RequestContext, message: dict) -> dict:
-        """`condor_docker status`: health, jobs, containers, pulls, cache (see status.py)."""
-        from ..admin.status import gather
-        jobs = self.jobs.status(ctx, message)["jobs"]
-        return gather(health=self.health, jobs=jobs, engine=self.engine, cache=self.cache, uid=ctx.uid)
-
-    # -- one request -----------------------------------------------------------------
-    def handle(self, ctx: RequestContext, message: dict) -> dict:
-        op = self._ops.get(ctx.op)
-        if op is None:
-            raise Failure(Code.POLICY_REFUSED, f"unknown op {ctx.op!r}")
-        return op(ctx, message)
-
-    def serve_connection(self, sock: socket.socket, creds: tuple[int, int, int] | None = None) -> None:
-        connection = Connection(sock)
-        fds: list[int] = []
-        try:
-            pid, uid, gid = creds or peer_credentials(sock)
-            deadline = time.monotonic() + self.settings.request_timeout
-            try:
-                message, fds = connection.receive(with_fds=True, deadline=deadline)
-            except (OSError, ProtocolError) as err:
-                log.warning("op=- uid=%d pid=%d result=unreadable-request (%s)", uid, pid, err)
-                self._refuse_quietly(connection, f"unreadable request: {err}")
-                return
-            if message is None:
-                return
-            sock.settimeout(None)
-            ctx = RequestContext(str(message.get("op", ""))[:64], pid, uid, gid, connection, fds)
-            reply = self._answer(ctx, message)
-            try:
-                connection.send(reply)
-            except (OSError, ValueError):
-                pass
-            result = "ok" if reply.get("ok") else f"failed code={reply['failure']['code']} " \
-                                                      f"reason={reply['failure']['reason']!r}"
-            log.info("op=%s uid=%d pid=%d job=%s container=%s result=%s%s", ctx.op, uid, pid, ctx.job,
-                     ctx.container, result, "".join(f" {k}={v}" for k, v in ctx.extra.items()))
-        finally:
-            close_fds(fds)
-            connection.close()
-
-    @staticmethod
-    def _refuse_quietly(connection: Connection, reason: str) -> None:
-        """A clean refusal for a malformed request (the client may be gone already)."""
-        try:
-            connection.sock.settimeout(1.0)
-            connection.send({"ok": False, "failure": Failure(Code.POLICY_REFUSED, reason).to_dict()})
-        except (OSError, ValueError):
-            pass
-
-    def _answer(self, ctx: RequestContext, message: dict) -> dict:
-        try:
-            return self.handle(ctx, message)
-        except Failure as failure:
-            return {"ok": False, "failure": failure.to_dict()}
-        except KeyError as err:
-            return {"ok": False, "failure": Failure(
-                Code.POLICY_REFUSED, f"malformed {ctx.op} request: the field {err} is missing").to_dict()}
-        except (TypeError, ValueError, OverflowError, AttributeError, RecursionError) as err:
-            return {"ok": False, "failure": Failure(
-                Code.POLICY_REFUSED, f"malformed {ctx.op} request: {str(err)[:200]}").to_dict()}
-        except Exception as err:  # a bug must answer, not hang the client
-            log.exception("op=%s failed unexpectedly", ctx.op)
-            return {"ok": False, "failure": Failure(Code.ENGINE_ERROR, f"agent error during {ctx.op}: {err}").to_dict()}
 
 
 class ConnectionLimits:
@@ -273,40 +102,6 @@ class ConnectionLimits:
                 return 0
             self._refusals_logged[uid] = (now, 0)
             return count
-
-
-# -- the socket -------------------------------------------------------------------------
-def prepare_socket_dir(directory: str) -> None:
-    """Create the socket's directory root-owned 0755; refuse one anybody else could change."""
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755, exist_ok=True)
-        os.chown(directory, 0, 0)
-        os.chmod(directory, 0o755)
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise OSError(f"{directory} is not a directory (a link?)")
-    if info.st_uid != 0 or info.st_mode & 0o022:
-        raise OSError(f"{directory} must be owned by root and writable by root alone "
-                      f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o})")
-
-
-def bind_socket(path: str) -> socket.socket:
-    """Bind the listening socket (mode 0666: anyone connects, each request is authorized)."""
-    prepare_socket_dir(os.path.dirname(os.path.abspath(path)))
-    if os.path.lexists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-            raise OSError(f"another agent already answers on {path}")
-        except (ConnectionRefusedError, FileNotFoundError):
-            os.unlink(path)  # a dead agent's socket
-        finally:
-            probe.close()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    os.chmod(path, 0o666)
-    listener.listen(LISTEN_BACKLOG)
-    return listener
 
 
 def _turn_away(sock: socket.socket, reason: str) -> None:

@@ -19,12 +19,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from docker.utils.socket import frames_iter
-
 from ..core.failures import Code, Failure
 from ..core.spec import AGENT_LABEL, ContainerSpec
 from ..host import safefs
+from ..host.fdio import write_all
 from .client import Engine
+from .streams import frames
 from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size_kb
 
 log = logging.getLogger("condor_docker.lifecycle")
@@ -280,10 +280,10 @@ class ContainerRun:
 
     def _pump_output(self, attach) -> None:
         try:
-            for stream, data in frames_iter(attach, tty=False):
+            for stream, data in frames(attach):
                 if stream == 2 and len(self._stderr_head) < 4096:
                     self._stderr_head += data[:4096 - len(self._stderr_head)]
-                _write_all(self.io.stderr_fd if stream == 2 else self.io.stdout_fd, data)
+                write_all(self.io.stderr_fd if stream == 2 else self.io.stdout_fd, data)
         except (OSError, ValueError) as err:
             log.warning("output relay of %s ended: %s", self.spec.name, err)
         finally:
@@ -413,8 +413,3 @@ def signal_of_exit_code(code: int) -> int | None:
     return None
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

@@ -19,7 +19,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ..admin import configgen
+from ..core import configfiles
 
 ROLES = ("central-manager", "access-point", "execute")
 DEFAULT_PORT = 9618
@@ -50,7 +50,7 @@ class NodeOptions:
     trust_domain: str = ""      # default: the central manager's host
     release_dir: str = "/usr"
     condor_ids: str = ""        # "uid.gid" of the condor account
-    condor_docker_prefix: str = configgen.PREFIX
+    condor_docker_prefix: str = configfiles.PREFIX
     password_dir: str = "/etc/condor/passwords.d"
     token_dir: str = "/etc/condor/tokens.d"
     insecure: bool = False
@@ -211,10 +211,10 @@ def role_config_d(options: NodeOptions) -> dict[str, str]:
     validate(options)
     files: dict[str, str] = {}
     if options.role == "execute":
-        files["50-condor_docker-execute.conf"] = configgen.execute_point_config()
+        files["50-condor_docker-execute.conf"] = configfiles.execute_point_config()
         files["60-pool-node-execute.conf"] = _execute_overrides(options)
     elif options.role == "access-point":
-        files["50-condor_docker-access-point.conf"] = configgen.access_point_config()
+        files["50-condor_docker-access-point.conf"] = configfiles.access_point_config()
     files["70-pool-node-security.conf"] = security_config(options)
     return files
 

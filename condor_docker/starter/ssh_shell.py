@@ -50,6 +50,7 @@ SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-serve
 COPY_HINT = "or copy with: condor_ssh_to_job JOB 'cat > FILE' < FILE (or a tar pipe)"
 # tools that the client side of scp -O / rsync run in the container
 NEEDED_TOOLS = {"scp": "scp -O needs scp in the job's image", "rsync": "rsync needs rsync in the job's image"}
+from ..host.fdio import write_all
 
 
 def _say(text: str) -> None:
@@ -229,7 +230,7 @@ def refuse_sftp(reason: str, stdin: int, stdout: int) -> int:
         else:
             reply = (struct.pack(">B", SSH_FXP_STATUS) + body[1:5] + struct.pack(">II", SSH_FX_FAILURE, len(text))
                      + text + struct.pack(">I", 0))
-        _write_all(stdout, struct.pack(">I", len(reply)) + reply)
+        write_all(stdout, struct.pack(">I", len(reply)) + reply)
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
@@ -240,12 +241,6 @@ def _read_exact(fd: int, size: int) -> bytes | None:
             return None
         data += chunk
     return data
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _fall_back(shell_setup: list[str]) -> int:

@@ -61,7 +61,7 @@ def install_entry_points(directory: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class StarterConfig:
-    """What the execute point's config.d says (see condor_docker/configgen.py)."""
+    """What the execute point's config.d says (see condor_docker/core/configfiles.py)."""
     prepare_hook: str                  # <KEYWORD>_HOOK_PREPARE_JOB
     prepare_hook_args: str             # <KEYWORD>_HOOK_PREPARE_JOB_ARGS (V2 syntax)
     job_exit_hook: str                 # <KEYWORD>_HOOK_JOB_EXIT (gets only the reason)

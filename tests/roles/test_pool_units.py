@@ -65,7 +65,7 @@ def test_execute_role_wires_the_agent_to_the_containers_execute_dir(tmp_path):
                                                    "STARTER_DEFAULT_JOB_HOOK_KEYWORD", "CONDOR_DOCKER_BIN"])
     assert got["EXECUTE"] == got["CONDOR_DOCKER_EXECUTE_DIRS"] == "/srv/ep1/execute"
     assert got["DOCKER"] == "/nonexistent" and got["STARTER_DEFAULT_JOB_HOOK_KEYWORD"] == "CONDOR_DOCKER"
-    assert got["CONDOR_DOCKER_BIN"] == f"{roles.configgen.PREFIX}/bin/condor_docker"
+    assert got["CONDOR_DOCKER_BIN"] == f"{roles.configfiles.PREFIX}/bin/condor_docker"
 
 
 def test_access_point_gets_the_hold_transform(tmp_path):

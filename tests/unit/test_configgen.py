@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from condor_docker.admin import configgen
+from condor_docker.core import configfiles
 from condor_docker.core.settings import KNOBS
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_D = REPO / "config.d"
 
 
-@pytest.mark.parametrize("which", sorted(configgen.GENERATORS))
+@pytest.mark.parametrize("which", sorted(configfiles.GENERATORS))
 def test_committed_file_equals_generator_output(which):
-    generate, name = configgen.GENERATORS[which]
+    generate, name = configfiles.GENERATORS[which]
     committed = (CONFIG_D / name).read_text()
     assert committed == generate(), (
         f"config.d/{name} drifted from the knob table: run "
@@ -31,7 +31,7 @@ def test_committed_file_equals_generator_output(which):
 
 
 def test_every_knob_appears_with_its_default_and_doc():
-    text = configgen.execute_point_config()
+    text = configfiles.execute_point_config()
     for knob in KNOBS:
         assert re.search(rf"^{knob.name} =(?: {re.escape(knob.configured)})?$" if not knob.configured else
                          rf"^{knob.name} = {re.escape(knob.configured)}$", text, re.M), knob.name
@@ -40,7 +40,7 @@ def test_every_knob_appears_with_its_default_and_doc():
 
 
 def test_execute_wiring_lines():
-    text = configgen.execute_point_config()
+    text = configfiles.execute_point_config()
     for line in (
         "STARTD_CRON_JOBLIST = $(STARTD_CRON_JOBLIST) CONDOR_DOCKER",
         "STARTD_CRON_CONDOR_DOCKER_ARGS = advertise --socket $(CONDOR_DOCKER_AGENT_SOCKET)",
@@ -56,7 +56,7 @@ def test_execute_wiring_lines():
 
 
 def test_access_point_transform_keeps_the_users_on_exit_hold():
-    text = configgen.access_point_config()
+    text = configfiles.access_point_config()
     assert "JOB_TRANSFORM_NAMES = $(JOB_TRANSFORM_NAMES) CondorDocker" in text
     assert ("SET OnExitHold (ChirpCondorDockerHoldReason isnt undefined) || ($(MY.OnExitHold:false))"
             in text)
@@ -106,7 +106,7 @@ def test_pool_dependent_knobs_reference_htcondors_own_knobs(tmp_path):
     (A literal /var/lib/condor/execute held every job on a pool whose EXECUTE is
     elsewhere: "scratch dir ... is not under the execute dirs".)
     """
-    text = configgen.execute_point_config()
+    text = configfiles.execute_point_config()
     assert "CONDOR_DOCKER_EXECUTE_DIRS = $(EXECUTE)" in text.splitlines()
     assert "CONDOR_DOCKER_STATE_DIR = $(LOCAL_DIR)/condor_docker" in text.splitlines()
     (tmp_path / "condor_config").write_text(
@@ -126,10 +126,10 @@ def test_htcondor_reads_the_access_point_transform(tmp_path):
     # param() expands macros, and MY.OnExitHold is no config knob: its default must apply.
     # (The schedd reads the transform unexpanded and expands $(MY.X) against each job.)
     assert "SET OnExitHold (ChirpCondorDockerHoldReason isnt undefined) || (false)" in body.splitlines()
-    assert "$(MY.OnExitHold:false)" in configgen.access_point_config()
+    assert "$(MY.OnExitHold:false)" in configfiles.access_point_config()
 
 
 def test_knob_table_lists_every_knob():
-    table = configgen.knob_table_markdown()
+    table = configfiles.knob_table_markdown()
     for knob in KNOBS:
         assert f"| `{knob.name}` |" in table

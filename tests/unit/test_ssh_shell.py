@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from condor_docker.admin import configgen
+from condor_docker.core import configfiles
 from condor_docker.agent.exec_op import check_exec_request, check_exec_user
 from condor_docker.core.failures import Failure
 from condor_docker.starter import ssh_shell
 
 
 def test_template_forces_ssh_shell_and_keeps_htcondors_markers():
-    text = configgen.sshd_config_template("/x/bin/condor_docker", "/run/x.sock")
+    text = configfiles.sshd_config_template("/x/bin/condor_docker", "/run/x.sock")
     lines = text.splitlines()
     assert "ForceCommand /x/bin/condor_docker ssh-shell --socket /run/x.sock _INSERT_FORCE_COMMAND_" in lines
     assert "HostKey _INSERT_HOST_KEY_" in lines and "AuthorizedKeysFile _INSERT_AUTHORIZED_KEYS_FILE_" in lines
@@ -30,7 +30,7 @@ def test_template_is_valid_for_the_real_sshd(tmp_path):
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(key)], check=True)
     config = tmp_path / "sshd_config"
-    config.write_text(configgen.sshd_config_template().replace("_INSERT_HOST_KEY_", str(key))
+    config.write_text(configfiles.sshd_config_template().replace("_INSERT_HOST_KEY_", str(key))
                       .replace("_INSERT_AUTHORIZED_KEYS_FILE_", str(tmp_path / "authorized_keys"))
                       .replace("_INSERT_FORCE_COMMAND_", f"/usr/libexec/condor_ssh_to_job_shell_setup {tmp_path}/env.sh"))
     result = subprocess.run([str(sshd), "-t", "-f", str(config)], capture_output=True, text=True)
@@ -39,7 +39,7 @@ def test_template_is_valid_for_the_real_sshd(tmp_path):
 
 def test_execute_config_points_the_starter_at_the_template():
     assert ("SSH_TO_JOB_SSHD_CONFIG_TEMPLATE = $DIRNAME(CONDOR_DOCKER_AGENT_SOCKET)"
-            "ssh_to_job_sshd_config_template" in configgen.execute_point_config().splitlines())
+            "ssh_to_job_sshd_config_template" in configfiles.execute_point_config().splitlines())
 
 
 @pytest.mark.parametrize("original, expected_end", [
@@ -153,7 +153,7 @@ def test_agent_writes_the_template_beside_its_socket(tmp_path):
     run_dir = tmp_path / "run"
     socket_path = str(run_dir / "agent.sock")
     path = install_sshd_template(socket_path)
-    assert path == str(run_dir / configgen.SSHD_TEMPLATE_NAME)
+    assert path == str(run_dir / configfiles.SSHD_TEMPLATE_NAME)
     text = Path(path).read_text()
     assert f"ssh-shell --socket {socket_path} _INSERT_FORCE_COMMAND_" in text
     assert oct(os.stat(path).st_mode & 0o777) == "0o644" and not (run_dir / (path + ".partial")).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from condor_docker.agent import status as agent_status
 from condor_docker.admin import status
 from condor_docker.core.failures import Code, Failure
 
@@ -57,7 +58,7 @@ def container(name, uid):
 
 def test_root_sees_everything_in_one_readable_report():
     jobs = [{"job": "12.0", "container": "HTCJob_12_0_slot1_1", "uid": 1001, "memory_mb": 128, "since": 900.0}]
-    report = status.gather(health=Health(State()), jobs=jobs, cache=Cache(), uid=0,
+    report = agent_status.gather(health=Health(State()), jobs=jobs, cache=Cache(), uid=0,
                            engine=Engine([container("HTCJob_12_0_slot1_1", 1001), container("HTCJob_13_0_slot1_2", 1002)]))
     text = status.render(report, now=1100.0)
     assert text.startswith("engine: healthy, Docker version 20.10.24")
@@ -68,11 +69,11 @@ def test_root_sees_everything_in_one_readable_report():
 
 
 def test_a_user_sees_only_their_containers_and_errors_are_named():
-    report = status.gather(health=Health(State(False, None, "the engine does not answer")), jobs=[], cache=Cache(),
+    report = agent_status.gather(health=Health(State(False, None, "the engine does not answer")), jobs=[], cache=Cache(),
                            uid=1002, engine=Engine([container("HTCJob_12_0_slot1_1", 1001),
                                                     container("HTCJob_13_0_slot1_2", 1002)]))
     assert [c["name"] for c in report["containers"]] == ["HTCJob_13_0_slot1_2"]
-    broken = status.gather(health=Health(State(False, None, "the engine does not answer")), jobs=[], cache=Cache(),
+    broken = agent_status.gather(health=Health(State(False, None, "the engine does not answer")), jobs=[], cache=Cache(),
                            uid=0, engine=Engine(error=Failure(Code.ENGINE_UNAVAILABLE, "socket gone")))
     text = status.render(broken)
     assert "engine: UNHEALTHY (the engine does not answer)" in text and "error: socket gone" in text
