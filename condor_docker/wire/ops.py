@@ -3,7 +3,7 @@
 (systemd varlink style: inputs, outputs and named errors in one file.)  The
 framing is in protocol.py; this file says what one request holds.
 
-    request   a frozen dataclass per op (`REQUESTS`: op name -> class).  The
+    request   a frozen record per op (`REQUESTS`: op name -> class).  The
               agent builds it with `from_message(message)`, which checks every
               field's type and bounds and raises `BadRequest(field, why)`, never
               anything else; clients build it and send `to_message()`.
@@ -19,15 +19,19 @@ Compatibility: the JSON field names and values are the wire format, shared
 with launchers started by an earlier version that still run after an
 upgrade.  So `from_message` accepts what the agent always accepted (a number
 where `int()`/`float()` took one, a null where a field was optional) and
-ignores fields it does not know.  Stdlib only, like protocol.py.
+ignores fields it does not know.
+
+Stdlib only, like protocol.py, and light: the hooks import this file, and the
+starter waits for JOB_EXIT, so the records are `Record`s (frozen, typed fields
+from the class annotations, ==, repr: what a frozen dataclass gives) rather
+than dataclasses, whose import (inspect) and class building would cost the
+hook more than all the rest of its start.
 """
 from __future__ import annotations
 
 import math
 import re
-import signal as _signals
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 MAX_TEXT = 1 << 20          # a job ad's text (the whole line is at most protocol.MAX_LINE)
@@ -53,6 +57,53 @@ class BadRequest(Exception):
 
     def __str__(self) -> str:
         return f"the field {self.field!r} {self.why}"
+
+
+class Record:
+    """A frozen record: its fields are the class's annotated names (not ClassVar), in order.
+
+    `Record(*values, **by_name)`; a field with a class-level value has that default.
+    Frozen (no attribute may be set after __init__), compared and shown field by field.
+    """
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = [name for name, kind in cls.__dict__.get("__annotations__", {}).items()
+               if not str(kind).startswith("ClassVar") and name not in cls._fields]
+        cls._fields = cls._fields + tuple(own)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(self._fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self._fields)} values")
+        values = dict(zip(self._fields, args))
+        for name, value in kwargs.items():
+            if name not in self._fields or name in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated field {name!r}")
+            values[name] = value
+        for name in self._fields:
+            if name in values:
+                object.__setattr__(self, name, values[name])
+            elif not hasattr(type(self), name):
+                raise TypeError(f"{type(self).__name__}: the field {name!r} is missing")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._values() == self._values()   # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
 
 
 # -- field readers (each raises BadRequest naming the field) -----------------------------
@@ -110,7 +161,7 @@ def _kind(value: Any) -> str:
 
 
 # -- requests ----------------------------------------------------------------------------
-class Request:
+class Request(Record):
     """What every request class has: its op name, `from_message` and `to_message`."""
     op: ClassVar[str] = ""
 
@@ -122,31 +173,26 @@ class Request:
         return {"op": self.op}
 
 
-@dataclass(frozen=True)
 class Ping(Request):
     """Is the agent there, and is the engine usable?  Reply: `PingReply`."""
     op: ClassVar[str] = "ping"
 
 
-@dataclass(frozen=True)
 class MachineAttrs(Request):
     """The slot attributes advertise publishes (HasDocker, ...).  Reply: `MachineAttrsReply`."""
     op: ClassVar[str] = "machine_attrs"
 
 
-@dataclass(frozen=True)
 class Status(Request):
     """The jobs the agent serves for the peer (all of them for root).  Reply: `StatusReply`."""
     op: ClassVar[str] = "status"
 
 
-@dataclass(frozen=True)
 class AdminStatus(Request):
     """`condor_docker status`: health, jobs, containers, pulls, cache (a free-form report)."""
     op: ClassVar[str] = "admin_status"
 
 
-@dataclass(frozen=True)
 class Prepare(Request):
     """PREPARE_JOB: check the job and pull its image.  Events: `PullProgress`; reply: `PrepareReply`.
 
@@ -170,12 +216,11 @@ class Prepare(Request):
         return {"op": self.op, "job_ad": self.job_ad, "scratch_dir": self.scratch_dir, "progress": self.progress}
 
 
-@dataclass(frozen=True)
 class Launch(Request):
     """The launcher, with its stdin/stdout/stderr as fds: run the job.  Events: `Started`; reply: `LaunchReply`."""
     op: ClassVar[str] = "launch"
     scratch_dir: str
-    starter_env: Mapping[str, str] = field(default_factory=dict)
+    starter_env: Mapping[str, str]
 
     @classmethod
     def from_message(cls, message: dict) -> Launch:
@@ -193,7 +238,6 @@ class Launch(Request):
         return {"op": self.op, "scratch_dir": self.scratch_dir, "starter_env": dict(self.starter_env)}
 
 
-@dataclass(frozen=True)
 class _ContainerRequest(Request):
     container: str
 
@@ -205,25 +249,21 @@ class _ContainerRequest(Request):
         return {"op": self.op, "container": self.container}
 
 
-@dataclass(frozen=True)
 class Reattach(_ContainerRequest):
     """A launcher whose agent restarted, with its fds: follow the running container again (as Launch)."""
     op: ClassVar[str] = "reattach"
 
 
-@dataclass(frozen=True)
 class Suspend(_ContainerRequest):
     """Pause the container (the starter suspended the job).  Reply: `{"ok": true}`."""
     op: ClassVar[str] = "suspend"
 
 
-@dataclass(frozen=True)
 class Resume(_ContainerRequest):
     """Unpause the container.  Reply: `{"ok": true}`."""
     op: ClassVar[str] = "resume"
 
 
-@dataclass(frozen=True)
 class Signal(Request):
     """Send a signal to the job; `grace` (seconds, cut to 0..MAX_GRACE) before a KILL follows."""
     op: ClassVar[str] = "signal"
@@ -234,7 +274,8 @@ class Signal(Request):
     @classmethod
     def from_message(cls, message: dict) -> Signal:
         container = _text(message, "container", max_len=MAX_NAME, nonempty=True)
-        signum = _int(message, "signal", 1, _signals.NSIG - 1)
+        import signal as signals   # here: the hooks never parse a request
+        signum = _int(message, "signal", 1, signals.NSIG - 1)
         grace = message.get("grace")
         if grace is not None:
             grace = _number_like("grace", grace, float)
@@ -247,7 +288,6 @@ class Signal(Request):
         return {"op": self.op, "container": self.container, "signal": self.signal, "grace": self.grace}
 
 
-@dataclass(frozen=True)
 class Cleanup(Request):
     """JOB_EXIT: remove job `cluster.proc`'s containers (of `slot`, when named).  Reply: `CleanupReply`."""
     op: ClassVar[str] = "cleanup"
@@ -272,7 +312,6 @@ class Cleanup(Request):
         return message
 
 
-@dataclass(frozen=True)
 class Exec(Request):
     """condor_ssh_to_job, with the session's fds: run `argv` in the job's running container.
 
@@ -335,8 +374,7 @@ REQUESTS: dict[str, type[Request]] = {cls.op: cls for cls in (
 
 
 # -- exec's control line (client -> agent, while the command runs) ------------------------
-@dataclass(frozen=True)
-class Resize:
+class Resize(Record):
     """`{"resize": [rows, cols]}`: the session's terminal changed size."""
     rows: int
     cols: int
@@ -353,8 +391,7 @@ class Resize:
 
 
 # -- events and replies (agent -> client) -------------------------------------------------
-@dataclass(frozen=True)
-class Started:
+class Started(Record):
     """Launch, reattach and exec: the container (named) runs."""
     container: str
 
@@ -367,8 +404,7 @@ def pull_progress(snapshot: Mapping[str, Any]) -> dict:
     return {"event": "pull_progress", **snapshot}
 
 
-@dataclass(frozen=True)
-class PingReply:
+class PingReply(Record):
     version: str
     healthy: bool
     reason: str | None
@@ -377,32 +413,28 @@ class PingReply:
         return {"ok": True, "version": self.version, "healthy": self.healthy, "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class MachineAttrsReply:
+class MachineAttrsReply(Record):
     attrs: Mapping[str, Any]
 
     def to_message(self) -> dict:
         return {"ok": True, "attrs": dict(self.attrs)}
 
 
-@dataclass(frozen=True)
-class StatusReply:
+class StatusReply(Record):
     jobs: list
 
     def to_message(self) -> dict:
         return {"ok": True, "jobs": list(self.jobs)}
 
 
-@dataclass(frozen=True)
-class PrepareReply:
+class PrepareReply(Record):
     image: str
 
     def to_message(self) -> dict:
         return {"ok": True, "image": self.image}
 
 
-@dataclass(frozen=True)
-class LaunchReply:
+class LaunchReply(Record):
     """Launch and reattach: the container's end (exit_code, signal, oom, usage, failure, ...)."""
     result: Mapping[str, Any]
 
@@ -410,16 +442,14 @@ class LaunchReply:
         return {"ok": True, "result": dict(self.result)}
 
 
-@dataclass(frozen=True)
-class CleanupReply:
+class CleanupReply(Record):
     removed: list
 
     def to_message(self) -> dict:
         return {"ok": True, "removed": list(self.removed)}
 
 
-@dataclass(frozen=True)
-class ExecReply:
+class ExecReply(Record):
     exit_code: int
 
     def to_message(self) -> dict:
