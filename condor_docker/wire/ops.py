@@ -274,7 +274,8 @@ class Signal(Request):
     @classmethod
     def from_message(cls, message: dict) -> Signal:
         container = _text(message, "container", max_len=MAX_NAME, nonempty=True)
-        import signal as signals   # here: the hooks never parse a request
+        # the signal module only here: the hooks build requests, they never parse one
+        import signal as signals
         signum = _int(message, "signal", 1, signals.NSIG - 1)
         grace = message.get("grace")
         if grace is not None:
