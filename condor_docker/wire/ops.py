@@ -205,7 +205,7 @@ class Prepare(Request):
 
     @classmethod
     def from_message(cls, message: dict) -> Prepare:
-        scratch_dir = _text(message, "scratch_dir")
+        scratch_dir = _text(message, "scratch_dir", nonempty=True)
         job_ad = _text(message, "job_ad", nullable=True, max_len=MAX_TEXT, no_nul=False)
         progress = message.get("progress")
         if isinstance(progress, (list, dict)):
@@ -224,7 +224,7 @@ class Launch(Request):
 
     @classmethod
     def from_message(cls, message: dict) -> Launch:
-        scratch_dir = _text(message, "scratch_dir")
+        scratch_dir = _text(message, "scratch_dir", nonempty=True)
         value = message.get("starter_env")
         if value is None:
             return cls(scratch_dir, {})   # type: ignore[arg-type]
@@ -334,8 +334,8 @@ class Exec(Request):
 
     @classmethod
     def from_message(cls, message: dict) -> Exec:
-        scratch_dir = _text(message, "scratch_dir")
-        argv = message.get("argv")
+        scratch_dir = _text(message, "scratch_dir", nonempty=True)
+        argv = _get(message, "argv", True)
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise BadRequest("argv", "must be a non-empty list of strings")
         if len(argv) > MAX_ARGV or sum(len(a) for a in argv) > MAX_ARG_BYTES or any("\0" in a for a in argv):
