@@ -145,14 +145,23 @@ def _number_like(name: str, value: Any, convert: Any) -> Any:
     try:
         return convert(value)
     except (ValueError, OverflowError):
-        raise BadRequest(name, f"must be a number, not {str(value)[:MAX_NUMBER_TEXT]!r}") from None
+        raise BadRequest(name, f"must be a number, not {_show(value)}") from None
 
 
 def _int(message: Mapping[str, Any], name: str, low: int, high: int) -> int:
     value = _number_like(name, _get(message, name, True), int)
     if not low <= value <= high:
-        raise BadRequest(name, f"must be between {low} and {high}, not {value}")
+        raise BadRequest(name, f"must be between {low} and {high}, not {_show(value)}")
     return value
+
+
+def _show(value: Any, limit: int = MAX_NUMBER_TEXT) -> str:
+    """A peer's value for a refusal: short, and never an error of its own (huge ints, deep lists)."""
+    if isinstance(value, (str, bool, float)) or value is None:
+        return repr(value if not isinstance(value, str) else value[:limit])
+    if isinstance(value, int):
+        return str(value) if value.bit_length() < 128 else f"a number of {value.bit_length()} bits"
+    return _kind(value)
 
 
 def _kind(value: Any) -> str:
@@ -230,7 +239,7 @@ class Launch(Request):
             return cls(scratch_dir, {})   # type: ignore[arg-type]
         if not isinstance(value, dict) or len(value) > MAX_ENV_ENTRIES:
             raise BadRequest("starter_env", f"must be a mapping of at most {MAX_ENV_ENTRIES} names to strings")
-        if not all(isinstance(v, str) for v in value.values()):   # keys are strings in JSON
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise BadRequest("starter_env", "must map names to strings")
         return cls(scratch_dir, dict(value))   # type: ignore[arg-type]
 
@@ -348,7 +357,7 @@ class Exec(Request):
             rows, cols = terminal_size(message.get("rows"), message.get("cols"))
         term = message.get("term")
         if term is not None and (not isinstance(term, str) or not TERM_NAME.match(term)):
-            raise BadRequest("term", f"{str(term)[:80]!r} is not a terminal type name")
+            raise BadRequest("term", f"{_show(term, 80)} is not a terminal type name")
         return cls(scratch_dir, tuple(argv), tty, rows, cols, term if tty else None)   # type: ignore[arg-type]
 
     def to_message(self) -> dict:
@@ -366,7 +375,7 @@ def terminal_size(rows: Any, cols: Any) -> tuple[int, int]:
     for name, value in (("rows", rows), ("cols", cols)):
         if not (isinstance(value, int) and 0 < value < MAX_TERMINAL):
             raise BadRequest(name, f"must be below {MAX_TERMINAL}: a terminal size is two small positive "
-                                   f"integers, not {str(rows)[:20]} x {str(cols)[:20]}")
+                                   f"integers, not {_show(rows, 20)} x {_show(cols, 20)}")
     return rows, cols
 
 
