@@ -105,7 +105,7 @@ REFUSED = [
     (ops.Suspend, "container", [None, "", {}], ("missing",)),
     (ops.Resume, "container", [None, "", 1.5], ("missing",)),
     (ops.Signal, "container", [None, "", 9, ["x"]], ("missing",)),
-    (ops.Signal, "signal", [0, -1, 65, 10**6, None, "soon", [9], {}, "9" * 100, "nan", "inf"], ("missing",)),
+    (ops.Signal, "signal", [0, -1, 65, 10**6, 10**5000, None, "soon", [9], {}, "9" * 100, "nan", "inf"], ("missing",)),
     (ops.Signal, "grace", ["soon", [1], {}, "nan", "x" * 1000], ()),
     (ops.Cleanup, "cluster", [-1, 2**31, None, "x", [], 1e300], ("missing",)),
     (ops.Cleanup, "proc", [-1, 2**40, None, {}], ("missing",)),
@@ -116,7 +116,7 @@ REFUSED = [
     (ops.Exec, "tty", ["yes", 1, None, []], ()),
     (ops.Exec, "rows", [0, -1, 10000, "24", [24], 2.5], ()),
     (ops.Exec, "cols", [0, 10**6, None, "80"], ()),
-    (ops.Exec, "term", ["x; rm -rf /", "", 5, ["xterm"], "x" * 65], ()),
+    (ops.Exec, "term", ["x; rm -rf /", "", 5, ["xterm"], "x" * 65, [[[[["deep"]]]]]], ()),
 ]
 
 
