@@ -9,12 +9,12 @@ import argparse
 import sys
 
 from ..core.configfiles import (
-    DEFAULT_SOCKET,
     GENERATORS,
     PREFIX,
     knob_table_markdown,
     sshd_config_template,
 )
+from ..wire.socketpath import DEFAULT_SOCKET
 
 
 def main_config(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..core.failures import Failure
 from ..core.settings import Settings, SettingsError, load_settings
+from ..wire.ops import Ping
 from ..wire.protocol import AgentClient, AgentUnavailable
 
 
@@ -38,7 +39,7 @@ def _engine(settings: Settings) -> str:
 
 
 def _agent(settings: Settings) -> str:
-    reply = AgentClient(settings.agent_socket, timeout=10).call("ping")
+    reply = AgentClient(settings.agent_socket, timeout=10).call(Ping())
     if not reply.get("healthy", False):
         raise AgentUnavailable(f"the agent answers but reports: {reply.get('reason')}")
     return f"agent {reply.get('version')} answers on {settings.agent_socket}"

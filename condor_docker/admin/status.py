@@ -16,6 +16,7 @@ import time
 from typing import Any, TextIO
 
 from ..wire import protocol
+from ..wire.ops import AdminStatus
 
 EX_UNAVAILABLE = 69
 MB = 1024 * 1024
@@ -70,7 +71,7 @@ def main_status(argv: list[str] | None = None, stdout: TextIO | None = None) -> 
     out = stdout or sys.stdout
     client = protocol.AgentClient(args.socket, timeout=30.0)
     try:
-        report = client.call("admin_status")
+        report = client.call(AdminStatus())
     except protocol.AgentUnavailable as err:
         print(f"condor_docker status: {err}; is the agent running (DAEMON_LIST includes CONDOR_DOCKER_AGENT)?",
               file=sys.stderr)

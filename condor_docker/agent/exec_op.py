@@ -16,8 +16,8 @@ its working dir and environment, never privileged, under the container's
 limits, capabilities and no-new-privileges.  Only the command, a terminal
 (yes/no, size, TERM) and the streams come from the peer.
 
-Wire, after the request {"op": "exec", "scratch_dir", "argv", "tty", "rows",
-"cols", "term"} with fds [stdin, stdout, stderr]:
+Wire (declared in wire/ops.py), after the request ops.Exec {"op": "exec",
+"scratch_dir", "argv", "tty", "rows", "cols", "term"} with fds [stdin, stdout, stderr]:
     agent -> client  {"event": "started", "container": NAME}
     client -> agent  {"resize": [rows, cols]}      (any number, tty only)
     agent -> client  {"ok": true, "exit_code": N}  (or a failure)
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import select
 import shlex
 import socket
@@ -42,41 +41,14 @@ from ..core.spec import LABEL_PREFIX, MANAGED_LABEL
 from ..engine.client import Engine
 from ..engine.streams import frames
 from ..host.fdio import write_all
+from ..wire import ops
 from ..wire.protocol import ProtocolError
 from . import policy
 from .context import RequestContext
 
 log = logging.getLogger("condor_docker.agent_exec")
 
-MAX_ARGV = 4096
-MAX_ARG_BYTES = 256 * 1024
-_TERM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _EXIT_CODE_WAIT = 5.0
-
-
-def check_exec_request(message: dict) -> tuple[list[str], bool, tuple[int, int] | None, str | None]:
-    """(argv, tty, (rows, cols) or None, TERM or None) from a request, or a refusal naming the field."""
-    argv = message.get("argv")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        raise policy.refuse("exec needs argv: a non-empty list of strings")
-    if len(argv) > MAX_ARGV or sum(len(a) for a in argv) > MAX_ARG_BYTES or any("\0" in a for a in argv):
-        raise policy.refuse("exec argv is too long or holds a NUL byte")
-    tty = message.get("tty", False)
-    if not isinstance(tty, bool):
-        raise policy.refuse("exec tty must be true or false")
-    size = None
-    if tty and message.get("rows") is not None:
-        size = _size(message.get("rows"), message.get("cols"))
-    term = message.get("term")
-    if term is not None and (not isinstance(term, str) or not _TERM.match(term)):
-        raise policy.refuse(f"exec term {term!r} is not a terminal type name")
-    return argv, tty, size, term if tty else None
-
-
-def _size(rows: Any, cols: Any) -> tuple[int, int]:
-    if not all(isinstance(v, int) and 0 < v < 10000 for v in (rows, cols)):
-        raise policy.refuse(f"a terminal size must be two small positive integers, not {rows!r} x {cols!r}")
-    return rows, cols
 
 
 def check_exec_user(peer_uid: int, name: str, user: str) -> str:
@@ -93,24 +65,24 @@ class ExecOp:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def run(self, ctx: RequestContext, message: dict) -> dict:
+    def run(self, ctx: RequestContext, request: ops.Exec) -> dict:
         policy.check_job_peer(ctx.uid, ctx.gid)
         if len(ctx.fds) != 3:
             raise policy.refuse(f"exec needs the session's stdin, stdout and stderr (got {len(ctx.fds)} fds)")
-        argv, tty, size, term = check_exec_request(message)
-        container_id, name, user, workdir = self._find(ctx, message.get("scratch_dir"))
+        argv, tty, size, term = list(request.argv), request.tty, request.size, request.term
+        container_id, name, user, workdir = self._find(ctx, request.scratch_dir)
         exec_id = self.engine.exec_create(container_id, argv, user=user, workdir=workdir, tty=tty,
                                           environment={"TERM": term} if term else {}, name=name)
         stream = self.engine.exec_attach(exec_id, tty, name)
         ctx.extra["tty"] = "yes" if tty else "no"
-        ctx.send_event({"event": "started", "container": name})
+        ctx.send_event(ops.Started(name).to_message())
         session = _Session(self.engine, exec_id, stream, ctx, tty)
         if size is not None:
             session.resize(*size)
         session.relay()
         code = self._exit_code(exec_id)
         ctx.extra["exit"] = code
-        return {"ok": True, "exit_code": code}
+        return ops.ExecReply(code).to_message()
 
     def _find(self, ctx: RequestContext, scratch_dir: Any) -> tuple[str, str, str, str | None]:
         """(id, name, user, workdir) of the one running container of this uid for this scratch dir."""
@@ -240,11 +212,12 @@ class _Session:
                     except OSError:
                         pass
                 return
-            if self.tty and isinstance(message.get("resize"), list) and len(message["resize"]) == 2:
+            if self.tty:
                 try:
-                    self.resize(*_size(*message["resize"]))
-                except Failure:
+                    resize = ops.Resize.from_message(message)
+                except ops.BadRequest:
                     continue
+                self.resize(resize.rows, resize.cols)
 
 
 def _close(stream: Any) -> None:

@@ -19,6 +19,7 @@ import logging
 import signal as signals
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..engine import usage
 from ..engine.client import Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
 from ..engine.reaper import own_containers_filter
+from ..wire import ops
 from . import launcher_watch, policy, starter_proof
 from .context import RequestContext
 from .slots import SlotSource
@@ -38,9 +40,7 @@ log = logging.getLogger("condor_docker.agent_jobs")
 
 LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
 STARTER_PID_LABEL = LABEL_PREFIX + "starter_pid"
-MAX_ENV_ENTRIES = 4096
 CGROUP_PARENT_LABEL = LABEL_PREFIX + "cgroup_parent"
-MAX_GRACE = 3600.0
 
 
 @dataclass
@@ -89,17 +89,6 @@ def bounded(failure: Failure, request: JobRequest | None, settings: Settings) ->
                        f"job {request.job_id} was requeued {request.num_job_starts} times "
                        f"(CONDOR_DOCKER_MAX_REQUEUES = {settings.max_requeues}); last: {failure.reason}")
     return failure
-
-
-def _starter_env(value: Any) -> dict[str, str]:
-    """The launcher's environment as sent: a mapping of strings, or a refusal naming the problem."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or len(value) > MAX_ENV_ENTRIES:
-        raise policy.refuse(f"starter_env must be a mapping of at most {MAX_ENV_ENTRIES} names to strings")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise policy.refuse("starter_env must map names to strings")
-    return dict(value)
 
 
 def result_dict(result: ExitResult) -> dict:
@@ -159,13 +148,13 @@ class JobService:
 
     # -- building a job ----------------------------------------------------------------
     def _build(self, ctx: RequestContext, scratch_dir: str, *, job_text: str | None = None,
-               starter_env: dict | None = None, slot: str | None = None
+               starter_env: Mapping[str, str] | None = None, slot: str | None = None
                ) -> tuple[JobRequest, ContainerSpec, policy.ScratchDir]:
         """Check the peer, open its scratch dir once (held fd), read and check the job; caller closes it."""
         policy.check_job_peer(ctx.uid, ctx.gid)
         if job_text is not None and not isinstance(job_text, str):
             raise policy.refuse(f"{ctx.op}: job_ad must be the job ad's text")
-        env = _starter_env(starter_env)
+        env = dict(starter_env or {})   # checked by ops.Launch
         scratch = policy.open_scratch(scratch_dir, ctx.uid, self.settings)
         try:
             file_job_text, machine_text = policy.read_scratch_ads(scratch, job_ad_required=job_text is None)
@@ -211,27 +200,27 @@ class JobService:
         return JobIO(stdout_fd=ctx.fds[1], stderr_fd=ctx.fds[2], stdin_fd=ctx.fds[0])
 
     # -- ops -------------------------------------------------------------------------
-    def prepare(self, ctx: RequestContext, message: dict) -> dict:
+    def prepare(self, ctx: RequestContext, asked: ops.Prepare) -> dict:
         request = None
         try:
-            request, spec, scratch = self._build(ctx, message["scratch_dir"], job_text=message["job_ad"])
+            request, spec, scratch = self._build(ctx, asked.scratch_dir, job_text=asked.job_ad)
             scratch.close()
             with self._lock:
                 running = sum(job.memory_mb for job in self._jobs.values())
             policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
             progress = None
-            if message.get("progress"):  # the hook asked for event lines while the image is pulled
-                progress = lambda snapshot: ctx.send_event({"event": "pull_progress", **snapshot})  # noqa: E731
+            if asked.progress:  # the hook asked for event lines while the image is pulled
+                progress = lambda snapshot: ctx.send_event(ops.pull_progress(snapshot))  # noqa: E731
             self.cache.ensure(spec.image, request.pull_policy, on_progress=progress)
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
-        return {"ok": True, "image": spec.image}
+        return ops.PrepareReply(spec.image).to_message()
 
-    def launch(self, ctx: RequestContext, message: dict) -> dict:
+    def launch(self, ctx: RequestContext, asked: ops.Launch) -> dict:
         request = scratch = None
         try:
             io = self._io(ctx)
-            request, spec, scratch = self._build(ctx, message["scratch_dir"], starter_env=message.get("starter_env"))
+            request, spec, scratch = self._build(ctx, asked.scratch_dir, starter_env=asked.starter_env)
             parent = self._cgroup_parent(ctx, spec.name)
             spec = dataclasses.replace(
                 spec, cgroup_parent=parent,
@@ -251,9 +240,9 @@ class JobService:
             self._untrack(job)
             scratch.close()
 
-    def reattach(self, ctx: RequestContext, message: dict) -> dict:
+    def reattach(self, ctx: RequestContext, asked: ops.Reattach) -> dict:
         io = self._io(ctx)
-        state = self._owned_container(ctx, message["container"])
+        state = self._owned_container(ctx, asked.container)
         policy.check_job_peer(ctx.uid, ctx.gid)
         labels = state.labels
         request, spec, scratch = self._build(ctx, labels.get(LABEL_PREFIX + "scratch_dir", ""),
@@ -303,7 +292,7 @@ class JobService:
         if scratch is not None and not scratch.still_in_place():
             raise policy.refuse(f"scratch dir {scratch.path} changed between the checks and the start "
                                 f"of {job.name}: refused")
-        ctx.send_event({"event": "started", "container": job.name})
+        ctx.send_event(ops.Started(job.name).to_message())
 
     def _serve(self, ctx: RequestContext, job: TrackedJob, run: ContainerRun, request: JobRequest,
                pull_policy: str | None) -> dict:
@@ -334,7 +323,7 @@ class JobService:
         finally:
             watch.stop()
         ctx.extra["exit"] = result.describe().replace(" ", "_") + ("_oom" if result.oom else "")
-        return {"ok": True, "result": result_dict(result)}
+        return ops.LaunchReply(result_dict(result)).to_message()
 
     def _tracked(self, ctx: RequestContext, name: str) -> TrackedJob | None:
         with self._lock:
@@ -344,13 +333,8 @@ class JobService:
             raise policy.refuse(f"container {name} does not belong to uid {ctx.uid}")
         return job
 
-    def signal(self, ctx: RequestContext, message: dict) -> dict:
-        name = message["container"]
-        signum = int(message["signal"])
-        if not 1 <= signum < signals.NSIG:
-            raise policy.refuse(f"signal {signum} is not a signal")
-        grace = message.get("grace")
-        grace = None if grace is None else min(max(float(grace), 0.0), MAX_GRACE)
+    def signal(self, ctx: RequestContext, asked: ops.Signal) -> dict:
+        name, signum, grace = asked.container, asked.signal, asked.grace   # grace within 0..ops.MAX_GRACE
         ctx.extra["signal"] = signum
         job = self._tracked(ctx, name)
         if job is not None and job.run is not None:  # also before the container exists
@@ -358,10 +342,9 @@ class JobService:
             job.run.stop(signum, grace)
         else:
             self.engine.kill(self._owned_container(ctx, name).id, signum)
-        return {"ok": True}
+        return dict(ops.OK)
 
-    def _pause(self, ctx: RequestContext, message: dict, pause: bool) -> dict:
-        name = message["container"]
+    def _pause(self, ctx: RequestContext, name: str, pause: bool) -> dict:
         job = self._tracked(ctx, name)
         if job is not None and job.run is not None:
             ctx.container, ctx.job = name, job.job_id
@@ -370,21 +353,21 @@ class JobService:
             self.engine.pause(self._owned_container(ctx, name).id)
         else:
             self.engine.unpause(self._owned_container(ctx, name).id)
-        return {"ok": True}
+        return dict(ops.OK)
 
-    def suspend(self, ctx: RequestContext, message: dict) -> dict:
-        return self._pause(ctx, message, True)
+    def suspend(self, ctx: RequestContext, asked: ops.Suspend) -> dict:
+        return self._pause(ctx, asked.container, True)
 
-    def resume(self, ctx: RequestContext, message: dict) -> dict:
-        return self._pause(ctx, message, False)
+    def resume(self, ctx: RequestContext, asked: ops.Resume) -> dict:
+        return self._pause(ctx, asked.container, False)
 
-    def cleanup(self, ctx: RequestContext, message: dict) -> dict:
+    def cleanup(self, ctx: RequestContext, asked: ops.Cleanup) -> dict:
         """JOB_EXIT: remove the job's containers, if they are the peer's."""
-        cluster, proc = int(message["cluster"]), int(message["proc"])
+        cluster, proc = asked.cluster, asked.proc
         ctx.job = f"{cluster}.{proc}"
         filters = [f"{LABEL_PREFIX}cluster={cluster}", f"{LABEL_PREFIX}proc={proc}"]
-        if message.get("slot"):
-            filters.append(f"{LABEL_PREFIX}slot={message['slot']}")
+        if asked.slot:
+            filters.append(f"{LABEL_PREFIX}slot={asked.slot}")
         found = self.engine.managed_containers(
             {"label": own_containers_filter(self.settings.agent_id)["label"] + filters})
         mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
@@ -401,9 +384,9 @@ class JobService:
             if self.engine.remove(container["Id"]):
                 removed.append(name)
         ctx.container = ",".join(removed) or "-"
-        return {"ok": True, "removed": removed}
+        return ops.CleanupReply(removed).to_message()
 
-    def status(self, ctx: RequestContext, message: dict) -> dict:
+    def status(self, ctx: RequestContext, asked: ops.Status) -> dict:
         with self._lock:
             jobs = [job.describe() for job in self._jobs.values() if ctx.uid in (0, job.uid)]
-        return {"ok": True, "jobs": jobs}
+        return ops.StatusReply(jobs).to_message()

@@ -1,8 +1,10 @@
 """The agent's ops, with their dependencies: the op table and one connection's request/answer.
 
 Ops: ping, machine_attrs, status, admin_status here; prepare, launch, reattach,
-signal, suspend, resume, cleanup in `jobs.py`; exec in `exec_op.py`.  Every
-request is logged as one line (see server.py for the socket loop around it).
+signal, suspend, resume, cleanup in `jobs.py`; exec in `exec_op.py`.  What each
+request holds is declared in wire/ops.py: a handler receives its typed request,
+never the raw message.  Every request is logged as one line (see server.py for
+the socket loop around it).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Callable
 
 from ..core.failures import Code, Failure
 from ..core.settings import Settings
+from ..wire import ops
 from ..wire.protocol import Connection, ProtocolError, close_fds, peer_credentials
 from .context import RequestContext
 
@@ -47,13 +50,16 @@ class Agent:
         self.jobs = JobService(settings, self.engine, self.cache)
         self.reaper = reaper or Reaper(self.engine, settings, self.jobs.tracked_ids,
                                        lambda: self.health.current().healthy)
-        self._ops: dict[str, Callable[[RequestContext, dict], dict]] = {
-            "ping": self.ping, "machine_attrs": self.machine_attrs, "status": self.jobs.status,
-            "prepare": self.jobs.prepare, "launch": self.jobs.launch, "reattach": self.jobs.reattach,
-            "signal": self.jobs.signal, "suspend": self.jobs.suspend, "resume": self.jobs.resume,
-            "cleanup": self.jobs.cleanup, "admin_status": self.admin_status,
-            "exec": ExecOp(self.engine).run,
+        # op name -> handler of its typed request (wire/ops.py declares one per op)
+        self._ops: dict[str, Callable[[RequestContext, Any], dict]] = {
+            ops.Ping.op: self.ping, ops.MachineAttrs.op: self.machine_attrs, ops.Status.op: self.jobs.status,
+            ops.Prepare.op: self.jobs.prepare, ops.Launch.op: self.jobs.launch,
+            ops.Reattach.op: self.jobs.reattach, ops.Signal.op: self.jobs.signal,
+            ops.Suspend.op: self.jobs.suspend, ops.Resume.op: self.jobs.resume,
+            ops.Cleanup.op: self.jobs.cleanup, ops.AdminStatus.op: self.admin_status,
+            ops.Exec.op: ExecOp(self.engine).run,
         }
+        assert set(self._ops) == set(ops.REQUESTS), "every op declared in wire/ops.py has a handler"
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -67,11 +73,11 @@ class Agent:
         self.health.stop()
 
     # -- simple ops ------------------------------------------------------------------
-    def ping(self, ctx: RequestContext, message: dict) -> dict:
+    def ping(self, ctx: RequestContext, request: ops.Ping) -> dict:
         state = self.health.current()
-        return {"ok": True, "version": package_version(), "healthy": state.healthy, "reason": state.reason}
+        return ops.PingReply(package_version(), state.healthy, state.reason).to_message()
 
-    def machine_attrs(self, ctx: RequestContext, message: dict) -> dict:
+    def machine_attrs(self, ctx: RequestContext, request: ops.MachineAttrs) -> dict:
         from ..engine.health import NOT_CHECKED
 
         state = self.health.current()
@@ -94,20 +100,25 @@ class Agent:
                 attrs.update(self.cache.advertised())
             except Failure as err:
                 log.warning("cannot list the image cache: %s", err.reason)
-        return {"ok": True, "attrs": attrs}
+        return ops.MachineAttrsReply(attrs).to_message()
 
-    def admin_status(self, ctx: RequestContext, message: dict) -> dict:
+    def admin_status(self, ctx: RequestContext, request: ops.AdminStatus) -> dict:
         """`condor_docker status`: health, jobs, containers, pulls, cache (see status.py)."""
         from .status import gather
-        jobs = self.jobs.status(ctx, message)["jobs"]
+        jobs = self.jobs.status(ctx, ops.Status())["jobs"]
         return gather(health=self.health, jobs=jobs, engine=self.engine, cache=self.cache, uid=ctx.uid)
 
     # -- one request -----------------------------------------------------------------
     def handle(self, ctx: RequestContext, message: dict) -> dict:
-        op = self._ops.get(ctx.op)
-        if op is None:
+        """The op's typed request from `message` (refused naming the field), handed to its handler."""
+        handler = self._ops.get(ctx.op)
+        if handler is None:
             raise Failure(Code.POLICY_REFUSED, f"unknown op {ctx.op!r}")
-        return op(ctx, message)
+        try:
+            request = ops.REQUESTS[ctx.op].from_message(message)
+        except ops.BadRequest as err:
+            raise Failure(Code.POLICY_REFUSED, f"malformed {ctx.op} request: {str(err)[:300]}") from None
+        return handler(ctx, request)
 
     def serve_connection(self, sock: socket.socket, creds: tuple[int, int, int] | None = None) -> None:
         connection = Connection(sock)
@@ -143,7 +154,7 @@ class Agent:
         """A clean refusal for a malformed request (the client may be gone already)."""
         try:
             connection.sock.settimeout(1.0)
-            connection.send({"ok": False, "failure": Failure(Code.POLICY_REFUSED, reason).to_dict()})
+            connection.send(ops.failure_reply(Failure(Code.POLICY_REFUSED, reason).to_dict()))
         except (OSError, ValueError):
             pass
 

@@ -106,9 +106,10 @@ def query_ads(role: str, timeout: float = 20.0) -> tuple[dict[str, list[dict]], 
 
 
 def ask_agent(socket_path: str) -> tuple[dict | None, str]:
+    from ..wire.ops import Ping
     from ..wire.protocol import AgentClient, AgentUnavailable
     try:
-        return AgentClient(socket_path, timeout=10).call("ping"), ""
+        return AgentClient(socket_path, timeout=10).call(Ping()), ""
     except (AgentUnavailable, OSError) as err:
         return None, str(err)
 
@@ -120,8 +121,8 @@ def observe(role: str) -> tuple[str, Observation]:
     ads, error = query_ads(role)
     reply, agent_error = (None, "")
     if role == "execute":
-        reply, agent_error = ask_agent(str(htcondor2.param.get("CONDOR_DOCKER_AGENT_SOCKET",
-                                                               "/run/condor_docker/agent.sock")))
+        from ..wire.socketpath import DEFAULT_SOCKET, KNOB
+        reply, agent_error = ask_agent(str(htcondor2.param.get(KNOB, DEFAULT_SOCKET)))
     return name, Observation(processes, ads, error, reply, agent_error)
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from ..core import configfiles
+from ..wire import socketpath
 
 ROLES = ("central-manager", "access-point", "execute")
 DEFAULT_PORT = 9618
@@ -167,7 +168,7 @@ def _execute_overrides(options: NodeOptions) -> str:
         "CONDOR_DOCKER_EXECUTE_DIRS = $(EXECUTE)",
         "CONDOR_DOCKER_STATE_DIR = $(LOCAL_DIR)/condor_docker",
         # one agent per execute container; its socket stays inside the container
-        "CONDOR_DOCKER_AGENT_SOCKET = /run/condor_docker/agent.sock",
+        f"{socketpath.KNOB} = {socketpath.DEFAULT_SOCKET}",
         "",
     ])
 

@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 from ..core import ads
 from ..wire import protocol
+from ..wire.ops import MachineAttrs
+from ..wire.socketpath import agent_socket
 
 TIMEOUT = 5.0   # connect and read; the cron period is 60 s and a hung agent must not hang us
 # The startd runs its first cron job the moment it starts, while condor_master is
@@ -74,7 +76,7 @@ def call_machine_attrs(socket_path: str, timeout: float, start_wait: float,
     deadline = clock() + start_wait
     while True:
         try:
-            return protocol.AgentClient(socket_path, timeout=timeout).call("machine_attrs")
+            return protocol.AgentClient(socket_path, timeout=timeout).call(MachineAttrs())
         except protocol.AgentUnavailable as err:
             if not _agent_starting(err) or clock() + RETRY_INTERVAL > deadline:
                 raise
@@ -126,7 +128,7 @@ def main_advertise(argv: list[str] | None = None, stdout: TextIO | None = None) 
     parser.add_argument("--agent-start-wait", type=float, default=AGENT_START_WAIT, metavar="SECONDS",
                         help="how long to wait for an agent that is starting (default %(default)s)")
     args, _unknown = parser.parse_known_args(argv)   # a cron line with extra words still publishes
-    socket_path = args.socket or os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or protocol.DEFAULT_SOCKET
+    socket_path = agent_socket(args.socket)
     out = stdout or sys.stdout
     out.write(format_attrs(query_agent(socket_path, args.timeout, args.agent_start_wait)))
     out.flush()

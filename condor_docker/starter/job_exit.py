@@ -21,6 +21,8 @@ from typing import Any, NamedTuple, TextIO
 from ..core import ads
 from ..core.failures import Failure
 from ..wire import protocol
+from ..wire.ops import Cleanup
+from ..wire.socketpath import agent_socket
 
 SOCKET_ATTR = "CondorDockerAgentSocket"   # the agent this job was prepared by (written by PREPARE_JOB)
 CLEANUP_TIMEOUT = 20.0     # HTCondor kills JOB_EXIT after <KEYWORD>_HOOK_JOB_EXIT_TIMEOUT (30 s)
@@ -33,10 +35,6 @@ class ExitTarget(NamedTuple):
     proc: int
     slot: str
     socket: str
-
-
-def default_socket() -> str:
-    return os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or protocol.DEFAULT_SOCKET
 
 
 def slot_from(job_ad: Any, env: dict[str, str]) -> str:
@@ -66,7 +64,7 @@ def exit_target(job_ad: Any, env: dict[str, str], socket_override: str | None) -
         return None
     if cluster is None or proc is None:
         return None
-    return ExitTarget(cluster, proc, slot_from(job_ad, env), socket_override or socket_path or default_socket())
+    return ExitTarget(cluster, proc, slot_from(job_ad, env), agent_socket(socket_override or socket_path))
 
 
 def job_exit(reason: str, job_text: str, env: dict[str, str], socket_override: str | None = None,
@@ -86,7 +84,7 @@ def job_exit(reason: str, job_text: str, env: dict[str, str], socket_override: s
     job = f"job {target.cluster}.{target.proc} on {target.slot}"
     try:
         reply = protocol.AgentClient(target.socket, timeout=CLEANUP_TIMEOUT).call(
-            "cleanup", cluster=target.cluster, proc=target.proc, slot=target.slot)
+            Cleanup(target.cluster, target.proc, target.slot))
     except protocol.AgentUnavailable as err:
         print(f"condor_docker job-exit ({reason}): {job}: {err}; the agent's reaper will remove "
               f"any container left behind", file=log)

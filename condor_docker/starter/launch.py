@@ -51,7 +51,9 @@ import time
 from typing import Any
 
 from ..core.failures import Code, Failure
+from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
+from ..wire.socketpath import default_help
 from . import chirp
 
 EX_HOLD = 1
@@ -183,17 +185,18 @@ class Launcher:
                 pass
 
     def _send_control(self, signum: int) -> None:
+        request: ops.Request
         if signum == signals.SIGTSTP:
-            op, fields = "suspend", {}
+            request = ops.Suspend(self.container)
         elif signum == signals.SIGCONT:
-            op, fields = "resume", {}
+            request = ops.Resume(self.container)
         else:
-            op, fields = "signal", {"signal": int(signum), "grace": self.grace}
+            request = ops.Signal(self.container, int(signum), self.grace)
         for attempt in range(int(REATTACH_FOR)):
             try:
-                reply = self.client.call(op, container=self.container, **fields)
+                reply = self.client.call(request)
                 if not reply.get("ok"):
-                    _say(f"the agent refused {op} of {self.container}: {reply.get('failure')}")
+                    _say(f"the agent refused {request.op} of {self.container}: {reply.get('failure')}")
                 return
             except AgentUnavailable:
                 if self._done.wait(1.0):  # the agent restarts; the job may be reattached soon
@@ -213,7 +216,7 @@ class Launcher:
             if "ok" in message:
                 return message
 
-    def _stream(self, op: str, **fields: Any) -> dict:
+    def _stream(self, request: ops.Request) -> dict:
         connection = self.client.connect()
         connection.sock.settimeout(None)
         self._connection = connection
@@ -221,7 +224,7 @@ class Launcher:
             if self._abort_signal is not None:
                 raise LostAgent("stopped before the job started")
             try:
-                connection.send({"op": op, **fields}, fds=[0, 1, 2])
+                connection.send(request.to_message(), fds=[0, 1, 2])
             except OSError as err:
                 raise LostAgent(str(err)) from err
             return self._follow(connection)
@@ -238,7 +241,7 @@ class Launcher:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
             try:
-                return self._stream("reattach", container=self.container)
+                return self._stream(ops.Reattach(self.container))
             except (AgentUnavailable, LostAgent) as err:
                 why = str(err)
         raise LostAgent(f"could not reattach to {self.container} within {REATTACH_FOR:.0f} s: {why}")
@@ -246,7 +249,7 @@ class Launcher:
     def run(self) -> int:
         try:
             try:
-                final = self._stream("launch", scratch_dir=self.scratch_dir, starter_env=dict(self.env))
+                final = self._stream(ops.Launch(self.scratch_dir, dict(self.env)))
             except LostAgent as err:
                 if self._abort_signal is not None:
                     return _die_by_signal(self._abort_signal)
@@ -328,8 +331,7 @@ def _die_by_signal(signum: int) -> int:
 
 def main_launch(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="condor_docker launch", description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", help="the agent's socket (default: $CONDOR_DOCKER_AGENT_SOCKET "
-                                         "or /run/condor_docker/agent.sock)")
+    parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
     args = parser.parse_args(argv)
     launcher = Launcher(args.socket, dict(os.environ))
     launcher.install_signal_handlers()

@@ -26,11 +26,10 @@ from ..core import ads, imageref
 from ..core.arguments import args_to_v2_raw
 from ..core.failures import Code, Failure
 from ..wire import protocol
+from ..wire.ops import Prepare
+from ..wire.socketpath import agent_socket
 from . import chirp
-from .job_exit import (  # PREPARE_JOB writes the socket JOB_EXIT reads
-    SOCKET_ATTR,
-    default_socket,
-)
+from .job_exit import SOCKET_ATTR  # PREPARE_JOB writes the socket JOB_EXIT reads
 
 IMAGE_ATTR = "CondorDockerImage"          # the image the agent resolved (for the starter log)
 DEFAULT_MAX_REQUEUES = 3
@@ -179,7 +178,7 @@ def ask_agent_prepare(options: HookOptions, job_text: str, scratch_dir: str) -> 
     reporter = PullReporter(scratch_dir)
     try:
         reply: dict = {}
-        for reply in client.stream("prepare", job_ad=job_text, scratch_dir=scratch_dir, progress=True):
+        for reply in client.stream(Prepare(scratch_dir, job_text, progress=True)):
             if reply.get("event") == "pull_progress":
                 reporter(reply)
     except protocol.AgentUnavailable as err:
@@ -241,7 +240,7 @@ def main_prepare_job(argv: list[str] | None = None, stdin: TextIO | None = None,
                      stdout: TextIO | None = None) -> int:
     args = _prepare_parser().parse_args(argv)
     launcher, launcher_args = (os.path.abspath(args.launcher), ()) if args.launcher else default_launcher()
-    options = HookOptions(socket=args.socket or default_socket(), launcher=launcher,
+    options = HookOptions(socket=agent_socket(args.socket), launcher=launcher,
                           launcher_args=launcher_args, max_requeues=args.max_requeues, timeout=args.timeout)
     job_text = (stdin or sys.stdin).read()
     attrs, status = prepare_job(job_text, os.getcwd(), options)

@@ -38,7 +38,9 @@ import termios
 import tty as ttys
 from typing import Any
 
+from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
+from ..wire.socketpath import default_help
 
 EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
@@ -137,16 +139,10 @@ class Session:
         self.connection: Connection | None = None
 
     def request(self) -> dict:
-        request: dict[str, Any] = {"op": "exec", "scratch_dir": self.scratch_dir, "argv": self.argv,
-                                   "tty": self.tty}
-        if self.tty:
-            size = terminal_size(0)
-            if size:
-                request["rows"], request["cols"] = size
-            term = os.environ.get("TERM")
-            if term:
-                request["term"] = term
-        return request
+        size = terminal_size(0) if self.tty else None
+        term = os.environ.get("TERM") if self.tty else None
+        return ops.Exec(self.scratch_dir, tuple(self.argv), self.tty, rows=size[0] if size else None,
+                        cols=size[1] if size else None, term=term or None).to_message()
 
     def run(self) -> int:
         connection = self.client.connect()
@@ -184,7 +180,7 @@ class Session:
         size = terminal_size(0)
         if size and self.connection is not None:
             try:
-                self.connection.send({"resize": list(size)})
+                self.connection.send(ops.Resize(*size).to_message())
             except OSError:
                 pass
 
@@ -254,8 +250,7 @@ def _fall_back(shell_setup: list[str]) -> int:
 
 def main_ssh_shell(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="condor_docker ssh-shell", description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", help="the agent's socket (default: $CONDOR_DOCKER_AGENT_SOCKET "
-                                         "or /run/condor_docker/agent.sock)")
+    parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
     parser.add_argument("--scratch-dir", help="the job's scratch dir (default: from the session env file, "
                                               "$_CONDOR_SCRATCH_DIR, or the current dir)")
     parser.add_argument("shell_setup", nargs="*",

@@ -24,7 +24,9 @@ import struct
 import time
 from typing import Any, Iterator
 
-DEFAULT_SOCKET = "/run/condor_docker/agent.sock"
+from .ops import Request
+from .socketpath import agent_socket
+
 MAX_LINE = 1 << 20
 MAX_FDS = 3
 CONNECT_RETRY = 3.0   # seconds a client retries EAGAIN (listen queue full) / ECONNREFUSED
@@ -150,7 +152,7 @@ class AgentClient:
 
     def __init__(self, path: str | None = None, timeout: float | None = 30.0,
                  connect_retry: float = CONNECT_RETRY) -> None:
-        self.path = path or os.environ.get("CONDOR_DOCKER_AGENT_SOCKET") or DEFAULT_SOCKET
+        self.path = agent_socket(path)
         self.timeout = timeout
         self.connect_retry = connect_retry
 
@@ -173,11 +175,13 @@ class AgentClient:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def call(self, op: str, **fields: Any) -> dict:
-        """One request, one response."""
+    def call(self, request: Request | str, **fields: Any) -> dict:
+        """One request (an ops.Request, or an op name and its fields), one response."""
+        message = _request_message(request, fields)
+        op = message["op"]
         connection = self.connect()
         try:
-            connection.send({"op": op, **fields})
+            connection.send(message)
             reply, _ = connection.receive()
         except (OSError, ProtocolError) as err:
             raise AgentUnavailable(f"the condor_docker agent on {self.path} failed to answer {op}: {err}") from err
@@ -187,12 +191,14 @@ class AgentClient:
             raise AgentUnavailable(f"the condor_docker agent on {self.path} closed the connection during {op}")
         return reply
 
-    def stream(self, op: str, fds: list[int] | None = None, **fields: Any) -> Iterator[dict]:
+    def stream(self, request: Request | str, fds: list[int] | None = None, **fields: Any) -> Iterator[dict]:
         """A long request: yields every event line and finally the {"ok": ...} line."""
+        message = _request_message(request, fields)
+        op = message["op"]
         connection = self.connect()
         connection.sock.settimeout(None)
         try:
-            connection.send({"op": op, **fields}, fds=fds)
+            connection.send(message, fds=fds)
             while True:
                 message, _ = connection.receive()
                 if message is None:
@@ -204,3 +210,9 @@ class AgentClient:
             raise AgentUnavailable(f"lost the condor_docker agent on {self.path} during {op}: {err}") from err
         finally:
             connection.close()
+
+
+def _request_message(request: Request | str, fields: dict[str, Any]) -> dict:
+    if isinstance(request, Request):
+        return request.to_message() | fields
+    return {"op": request, **fields}

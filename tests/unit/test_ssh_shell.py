@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from condor_docker.core import configfiles
-from condor_docker.agent.exec_op import check_exec_request, check_exec_user
+from condor_docker.agent.exec_op import check_exec_user
 from condor_docker.core.failures import Failure
 from condor_docker.starter import ssh_shell
+from condor_docker.wire.ops import BadRequest, Exec
 
 
 def test_template_forces_ssh_shell_and_keeps_htcondors_markers():
@@ -116,10 +117,11 @@ def test_docker_job_is_read_from_the_original_job_ad(tmp_path):
 
 
 def test_agent_accepts_a_well_formed_exec_request():
-    argv, tty, size, term = check_exec_request({"argv": ["sh", "-c", "id"], "tty": True, "rows": 24,
-                                                "cols": 80, "term": "xterm-256color"})
-    assert (argv, tty, size, term) == (["sh", "-c", "id"], True, (24, 80), "xterm-256color")
-    assert check_exec_request({"argv": ["id"], "term": "xterm"})[3] is None   # no terminal, no TERM
+    request = Exec.from_message({"scratch_dir": "/s", "argv": ["sh", "-c", "id"], "tty": True, "rows": 24,
+                                 "cols": 80, "term": "xterm-256color"})
+    assert (request.argv, request.tty, request.size, request.term) == (("sh", "-c", "id"), True, (24, 80),
+                                                                       "xterm-256color")
+    assert Exec.from_message({"scratch_dir": "/s", "argv": ["id"], "term": "xterm"}).term is None  # no terminal
 
 
 @pytest.mark.parametrize("message, names", [
@@ -131,9 +133,9 @@ def test_agent_accepts_a_well_formed_exec_request():
     ({"argv": ["id"], "tty": True, "term": "x; rm -rf /"}, "terminal type"),
 ])
 def test_agent_refuses_malformed_exec_requests(message, names):
-    with pytest.raises(Failure) as caught:
-        check_exec_request(message)
-    assert names in caught.value.reason
+    with pytest.raises(BadRequest) as caught:
+        Exec.from_message({"scratch_dir": "/s", **message})
+    assert names in str(caught.value)
 
 
 def test_agent_execs_only_as_the_containers_own_user_who_is_the_peer():
