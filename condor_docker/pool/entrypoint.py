@@ -268,8 +268,7 @@ class Supervisor:
 def prepare(args: argparse.Namespace) -> tuple[roles.NodeOptions, dict[str, str], list[list[str]]]:
     """Everything before the master starts; raises with a clear message on any problem."""
     options = node_options(args)
-    if not options.insecure:
-        security.read_secret(args.password_file)  # refuse before writing anything
+    secret = None if options.insecure else security.read_secret(args.password_file)  # refuse before writing
     injected = injection.collect(list(args.config), timeout=args.config_timeout)
     config_path = write_config(options, injected)
     condor_env = dict(os.environ, CONDOR_CONFIG=config_path)
@@ -280,7 +279,7 @@ def prepare(args: argparse.Namespace) -> tuple[roles.NodeOptions, dict[str, str]
                     "can control it. Use it for a throwaway demo only.", options.port)
     else:
         security.install(args.password_file, options.password_dir, options.token_dir,
-                         roles.token_identity(options), condor_env)
+                         roles.token_identity(options), condor_env, secret=secret)
     extra: list[list[str]] = []
     if args.ssh_user:
         if options.role != "access-point":

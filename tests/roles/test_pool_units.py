@@ -168,6 +168,7 @@ def test_no_secret_is_a_refusal_that_mentions_insecure(tmp_path):
         security.read_secret(str(tmp_path / "absent"))
     short = tmp_path / "short"
     short.write_text("abc\n")
+    short.chmod(0o600)
     with pytest.raises(security.SecurityError, match="at least 16 random bytes"):
         security.read_secret(str(short))
 

@@ -9,15 +9,67 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
+from testpaths import REPO
 
-from condor_docker.pool import entrypoint, injection, roles
+from condor_docker.pool import entrypoint, injection, roles, security
 
 PYTHON = "/opt/condor_docker/venv/bin/python"
 TEST_ROOT = "/var/lib/condor_docker-test"
+
+
+@pytest.fixture
+def sandbox():
+    """A root-owned 0755 directory the test users can traverse (tmp_path is root's 0700)."""
+    os.makedirs(TEST_ROOT, 0o755, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="pool-trust-", dir=TEST_ROOT)
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def as_user(run_as):
+    """as_user(user, code, *args) -> stdout of `python -c code args` run as that real user."""
+    def run(user: str, code: str, *args: str, timeout: float = 60) -> str:
+        process = run_as(user, [PYTHON, "-c", code, *args], env={"PATH": "/usr/bin:/bin"}, cwd="/",
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = process.communicate(timeout=timeout)
+        assert process.returncode == 0, err.decode(errors="replace")[-2000:]
+        return out.decode()
+    return run
+
+
+_ENTRY = """import sys
+from condor_docker.pool import entrypoint
+root = sys.argv[1]
+entrypoint.CONFIG_ROOT = root + "/config"
+entrypoint.write_config.__defaults__ = (root + "/config",)
+sys.exit(entrypoint.main_pool_node(["--local-dir", root + "/local", *sys.argv[2:]]))
+"""
+
+
+def pool_node(root: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """The real entry point as root, its config and local dir kept in `root` (not this machine's /etc)."""
+    env = dict(os.environ, CONDOR_DOCKER_POOL_RELEASE_DIR="/opt/htcondor", PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-c", _ENTRY, root, *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def one_line_refusal(done: subprocess.CompletedProcess, *words: str) -> str:
+    """Exit 2, no traceback, and the one line of stderr says each of `words`."""
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    [line] = [text for text in done.stderr.splitlines() if text.startswith("condor_docker pool-node: ")]
+    for word in words:
+        assert word in line, line
+    return line
 
 
 def node(role: str = "execute", **changes) -> roles.NodeOptions:
@@ -60,3 +112,68 @@ def test_a_site_can_still_allow_host_network_through_injected_config(tmp_path):
 def test_other_roles_do_not_get_execute_knobs(role):
     files = roles.role_config_d(node(role, port=19618 if role == "central-manager" else 19620))
     assert not any("CONDOR_DOCKER_ALLOW_HOST_NETWORK" in text for text in files.values())
+
+
+# -- 9: the mounted pool secret ---------------------------------------------------------------
+SECRET = secrets.token_urlsafe(32)
+
+
+def root_file(path: str, text: str, mode: int = 0o600) -> str:
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_a_secret_other_users_can_read_is_refused(sandbox, as_user):
+    path = root_file(os.path.join(sandbox, "pool-password"), SECRET, 0o644)
+    assert as_user("cdtest1", "import sys; print(open(sys.argv[1]).read())", path).strip() == SECRET  # the threat
+    with pytest.raises(security.SecurityError, match=r"readable or writable by group or other.*chmod 0600"):
+        security.read_secret(path)
+
+
+def test_a_secret_owned_by_a_user_is_refused(sandbox, test_users, as_user):
+    path = root_file(os.path.join(sandbox, "pool-password"), SECRET, 0o600)
+    os.chown(path, *test_users["cdtest1"])
+    as_user("cdtest1", "import sys; open(sys.argv[1], 'w').write('chosen-by-the-user-0123456789')", path)
+    with pytest.raises(security.SecurityError, match=r"owned by uid \d+, not root.*chown root"):
+        security.read_secret(path)
+
+
+def test_a_secret_reached_through_a_users_link_is_refused(sandbox, test_users, as_user):
+    """The user's own directory, a link in it to a root-only file whose text they know."""
+    known = root_file(os.path.join(sandbox, "known"), "a-root-only-file-the-user-knows\n", 0o600)
+    theirs = os.path.join(sandbox, "theirs")
+    os.mkdir(theirs, 0o755)
+    os.chown(theirs, *test_users["cdtest1"])
+    as_user("cdtest1", "import os, sys; os.symlink(sys.argv[1], sys.argv[2])", known,
+            os.path.join(theirs, "pool-password"))
+    with pytest.raises(security.SecurityError, match=r"not root-owned|writable by group or other"):
+        security.read_secret(os.path.join(theirs, "pool-password"))
+
+
+def test_a_kubernetes_secret_volume_is_accepted(sandbox):
+    """kubelet's layout: pool-password -> ..data/pool-password, ..data -> ..<timestamp>, all root's, 0400."""
+    stamp = os.path.join(sandbox, "..2026_12_02_13_00_00.1")
+    os.mkdir(stamp, 0o755)
+    root_file(os.path.join(stamp, "pool-password"), SECRET + "\n", 0o400)
+    os.symlink(os.path.basename(stamp), os.path.join(sandbox, "..data"))
+    os.symlink("..data/pool-password", os.path.join(sandbox, "pool-password"))
+    assert security.read_secret(os.path.join(sandbox, "pool-password")) == SECRET.encode()
+
+
+def test_a_secret_that_is_not_a_regular_file_is_refused_without_blocking(sandbox):
+    fifo = os.path.join(sandbox, "pool-password")
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(security.SecurityError, match="not a regular file"):
+        security.read_secret(fifo)
+
+
+@pytest.mark.parametrize("mode, words", [(0o644, "chmod 0600"), (0o600, "chown root")])
+def test_pool_node_refuses_a_bad_secret_in_one_line(sandbox, test_users, mode, words):
+    path = root_file(os.path.join(sandbox, "pool-password"), SECRET, mode)
+    if words == "chown root":
+        os.chown(path, *test_users["cdtest2"])
+    done = pool_node(sandbox, "--role", "access-point", "--central-manager", "127.0.0.1:19618", "--name", "ap-trust",
+                     "--password-file", path)
+    one_line_refusal(done, path, words)
