@@ -65,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true", default=_env_flag("INSECURE"),
                    help="no authentication at all: a throwaway demo only (INSECURE)")
     p.add_argument("--config", action="append", default=injection.split_sources(_env("CONFIG")),
-                   metavar="FILE|DIR|URL", help="site config merged last (CONFIG: comma separated)")
-    p.add_argument("--config-timeout", type=float, default=float(_env("CONFIG_TIMEOUT", "20")))
+                   metavar="FILE|DIR|URL", help="site config merged last (CONFIG: comma separated); a URL "
+                   "is https:// or carries its digest, URL#sha256=HEX")
+    p.add_argument("--config-timeout", type=float, default=float(_env("CONFIG_TIMEOUT", "20")),
+                   help="seconds for fetching every config URL, all together (CONFIG_TIMEOUT; default 20)")
     p.add_argument("--stop-timeout", type=float, default=float(_env("STOP_TIMEOUT", "60")),
                    help="seconds to wait for the master after condor_off -fast")
     p.add_argument("--ssh-user", default=_env("SSH_USER"), help="access point: enable ssh for this user")

@@ -12,7 +12,7 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 
-from .injection import InjectionError, fetch_url
+from .injection import InjectionError, fetch_url, is_url
 
 SSHD = "/usr/sbin/sshd"
 CONFIG_PATH = "/etc/condor_docker/pool/sshd_config"
@@ -25,7 +25,7 @@ class SshError(RuntimeError):
 @dataclass(frozen=True)
 class SshOptions:
     user: str
-    authorized_keys: str          # a file path or an http(s) URL
+    authorized_keys: str          # a file path, an https URL or an http(s) URL#sha256=<hex>
     port: int = 2222
     listen: str = ""              # an address, or every address
     allow_password: bool = False
@@ -59,11 +59,11 @@ def sshd_config(options: SshOptions) -> str:
 
 
 def _authorized_keys(source: str) -> str:
-    if source.startswith(("http://", "https://")):
+    if is_url(source):
         try:
-            text = fetch_url(source)
+            text = fetch_url(source, what="authorized keys")
         except InjectionError as err:
-            raise SshError(str(err).replace("injected config", "authorized keys")) from None
+            raise SshError(str(err)) from None
     else:
         try:
             with open(source, encoding="utf-8") as handle:

@@ -81,7 +81,7 @@ def test_unreachable_config_url_stops_the_node_with_a_clear_error(pool_image, no
     secret = tmp_path / "secret"
     secret.write_text(secrets.token_urlsafe(32))
     secret.chmod(0o600)
-    url = f"http://127.0.0.1:{_free_port()}/site.conf"  # nobody listens there
+    url = f"https://127.0.0.1:{_free_port()}/site.conf"  # nobody listens there
     done = docker("run", "--name", node_name, "--network", "host", "-v", f"{secret}:/s:ro", pool_image,
                   "--role", "central-manager", "--central-manager", f"127.0.0.1:{_free_port()}",
                   "--password-file", "/s", "--config", url, "--config-timeout", "3", timeout=120, check=False)

@@ -7,6 +7,8 @@ users (cdtest1/cdtest2), the pool-node code as root, as in the image.
 """
 from __future__ import annotations
 
+import hashlib
+import http.server
 import json
 import os
 import secrets
@@ -14,11 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import pytest
 from testpaths import REPO
 
-from condor_docker.pool import entrypoint, injection, roles, security
+from condor_docker.pool import entrypoint, injection, roles, security, sshaccess
 
 PYTHON = "/opt/condor_docker/venv/bin/python"
 TEST_ROOT = "/var/lib/condor_docker-test"
@@ -177,3 +181,112 @@ def test_pool_node_refuses_a_bad_secret_in_one_line(sandbox, test_users, mode, w
     done = pool_node(sandbox, "--role", "access-point", "--central-manager", "127.0.0.1:19618", "--name", "ap-trust",
                      "--password-file", path)
     one_line_refusal(done, path, words)
+
+
+# -- 8: injected config and authorized keys from the network ---------------------------------
+BODY = b"SITE_KNOB = from_the_server\n"
+
+
+@pytest.fixture
+def config_server():
+    """A local http server: /ok.conf, /trickle-body.conf and /trickle-head.conf (one byte a second)."""
+    stop = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path == "/ok.conf":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(BODY)))
+                self.end_headers()
+                self.wfile.write(BODY)
+                return
+            if self.path == "/moved.conf":
+                self.send_response(302)
+                self.send_header("Location", "/ok.conf")
+                self.end_headers()
+                return
+            if self.path not in ("/trickle-body.conf", "/trickle-head.conf"):
+                self.send_error(404)
+                return
+            if self.path == "/trickle-head.conf":
+                head = b"HTTP/1.0 200 OK\r\nContent-Length: 600\r\n" + b"X-Slow: " + b"s" * 600 + b"\r\n\r\n"
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", "600")
+                self.end_headers()
+                head = b"#" * 600
+            for byte in head:
+                if stop.wait(1.0):
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def pinned(url: str, body: bytes = BODY) -> str:
+    return f"{url}#sha256={hashlib.sha256(body).hexdigest()}"
+
+
+def good_secret(sandbox: str) -> str:
+    return root_file(os.path.join(sandbox, "pool-password"), SECRET, 0o600)
+
+
+@pytest.mark.parametrize("where", ["trickle-body", "trickle-head"])
+def test_a_trickling_config_server_cannot_stall_startup(sandbox, config_server, where):
+    """One byte a second resets a per-read timeout forever: the deadline is for the whole transfer."""
+    url = pinned(f"{config_server}/{where}.conf")
+    started = time.monotonic()
+    try:
+        done = pool_node(sandbox, "--role", "central-manager", "--central-manager", "127.0.0.1:19618",
+                         "--password-file", good_secret(sandbox), "--config", url, "--config-timeout", "3",
+                         timeout=40)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"pool-node was still fetching {url} after 40 s (--config-timeout 3)")
+    elapsed = time.monotonic() - started
+    one_line_refusal(done, f"cannot fetch injected config {url} within 3 s")
+    assert elapsed < 15, elapsed
+
+
+def test_plain_http_without_a_pin_is_refused_before_anything_is_fetched(config_server):
+    with pytest.raises(injection.InjectionError, match=r"plain http:// is refused.*https://.*#sha256="):
+        injection.collect([f"{config_server}/ok.conf"], timeout=5)
+
+
+def test_a_pinned_http_url_is_fetched_and_its_digest_checked(config_server):
+    [item] = injection.collect([pinned(f"{config_server}/ok.conf")], timeout=5)
+    assert item.text == BODY.decode() and item.name == "90-injected-00-ok.conf"
+    wrong = pinned(f"{config_server}/ok.conf", b"something else")
+    with pytest.raises(injection.InjectionError, match="its sha256 is .*not the pinned"):
+        injection.collect([wrong], timeout=5)
+
+
+def test_a_redirect_is_not_followed(config_server):
+    with pytest.raises(injection.InjectionError, match="answered 302"):
+        injection.collect([pinned(f"{config_server}/moved.conf")], timeout=5)
+
+
+def test_a_digest_mismatch_stops_pool_node_in_one_line(sandbox, config_server):
+    wrong = pinned(f"{config_server}/ok.conf", b"not what the server sends")
+    done = pool_node(sandbox, "--role", "central-manager", "--central-manager", "127.0.0.1:19618",
+                     "--password-file", good_secret(sandbox), "--config", wrong, "--config-timeout", "5")
+    one_line_refusal(done, wrong, "not the pinned")
+
+
+def test_authorized_keys_over_plain_http_are_refused(config_server):
+    with pytest.raises(sshaccess.SshError, match=r"authorized keys .*plain http:// is refused"):
+        sshaccess._authorized_keys(f"{config_server}/ok.conf")
+    with pytest.raises(sshaccess.SshError, match="not the pinned"):
+        sshaccess._authorized_keys(pinned(f"{config_server}/ok.conf", b"other keys"))
