@@ -11,8 +11,10 @@ import hashlib
 import http.server
 import json
 import os
+import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -290,3 +292,152 @@ def test_authorized_keys_over_plain_http_are_refused(config_server):
         sshaccess._authorized_keys(f"{config_server}/ok.conf")
     with pytest.raises(sshaccess.SshError, match="not the pinned"):
         sshaccess._authorized_keys(pinned(f"{config_server}/ok.conf", b"other keys"))
+
+
+# -- 5: the access point's ssh user's home -----------------------------------------------------
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBv4LJwXmTJYXmF3N4tRwPNdjUWUMDZEUP7FBOHD3Jcv admin@site\n"
+
+
+@pytest.fixture
+def ssh_node(sandbox, test_users, monkeypatch):
+    """sshaccess.prepare as root, for cdtest1 whose home is <sandbox>/home (theirs, 0755), off this machine's
+    /etc and /run: the image's commands (passwd, usermod, ssh-keygen) are recorded, not run."""
+    uid, gid = test_users["cdtest1"]
+    home = os.path.join(sandbox, "home")
+    os.mkdir(home, 0o755)
+    os.chown(home, uid, gid)
+    keys = root_file(os.path.join(sandbox, "admin-keys.pub"), KEY, 0o644)
+    real = pwd.getpwnam("cdtest1")
+    account = pwd.struct_passwd((real.pw_name, "x", uid, gid, "", home, "/bin/sh"))
+    monkeypatch.setattr(sshaccess, "SSHD", sys.executable)
+    monkeypatch.setattr(sshaccess, "CONFIG_PATH", os.path.join(sandbox, "etc", "sshd_config"))
+    monkeypatch.setattr(sshaccess, "PRIVSEP_DIR", os.path.join(sandbox, "run-sshd"), raising=False)
+    monkeypatch.setattr(sshaccess.pwd, "getpwnam",
+                        lambda name: account if name == "cdtest1" else pytest.fail(f"getpwnam({name})"))
+    ran: list[list[str]] = []
+
+    def fake_run(argv, *args, **kwargs):
+        ran.append(list(argv))
+        if argv[0] not in ("passwd", "usermod", "ssh-keygen"):
+            pytest.fail(f"unexpected command {argv}")
+        return subprocess.CompletedProcess(argv, 0, stdout=f"{argv[-1]} P 2026-12-01 0 99999 7 -1\n", stderr="")
+    monkeypatch.setattr(sshaccess.subprocess, "run", fake_run)
+
+    def prepare() -> list[str]:
+        return sshaccess.prepare(sshaccess.SshOptions(user="cdtest1", authorized_keys=keys))
+    return home, prepare
+
+
+@pytest.fixture
+def victim(sandbox):
+    """A root-owned directory with a root-only file: what the user would like root to hand them."""
+    path = os.path.join(sandbox, "victim")
+    os.mkdir(path, 0o755)
+    root_file(os.path.join(path, "shadow"), "root:only:\n", 0o600)
+    return path
+
+
+def untouched(victim: str) -> None:
+    st = os.lstat(victim)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755), "the victim dir was chowned/chmodded"
+    assert sorted(os.listdir(victim)) == ["shadow"], os.listdir(victim)
+    shadow = os.path.join(victim, "shadow")
+    st = os.lstat(shadow)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600), "the root-only file was chowned"
+    assert open(shadow).read() == "root:only:\n", "the root-only file was overwritten"
+
+
+def installed(home: str, uid: int) -> None:
+    ssh = os.path.join(home, ".ssh")
+    st = os.lstat(ssh)
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o700
+    keys = os.path.join(ssh, "authorized_keys")
+    st = os.lstat(keys)
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o600
+    assert open(keys).read() == KEY
+    assert os.listdir(ssh) == ["authorized_keys"]  # no temp file left
+
+
+def test_ssh_dir_replaced_by_a_link_to_a_root_dir(ssh_node, victim, as_user, test_users):
+    home, prepare = ssh_node
+    prepare()                     # the first start
+    installed(home, test_users["cdtest1"][0])
+    as_user("cdtest1", "import os, shutil, sys; shutil.rmtree(sys.argv[1] + '/.ssh'); "
+                       "os.symlink(sys.argv[2], sys.argv[1] + '/.ssh')", home, victim)
+    prepare()                     # the restart, the home kept
+    untouched(victim)
+    installed(home, test_users["cdtest1"][0])
+
+
+def test_authorized_keys_replaced_by_a_link_to_a_root_file(ssh_node, victim, as_user, test_users):
+    home, prepare = ssh_node
+    prepare()
+    as_user("cdtest1", "import os, sys; os.unlink(sys.argv[1] + '/.ssh/authorized_keys'); "
+                       "os.symlink(sys.argv[2] + '/shadow', sys.argv[1] + '/.ssh/authorized_keys')", home, victim)
+    prepare()
+    untouched(victim)
+    installed(home, test_users["cdtest1"][0])
+
+
+def test_a_racing_user_flipping_ssh_between_a_dir_and_a_link(ssh_node, victim, run_as, test_users, caplog):
+    home, prepare = ssh_node
+    prepare()
+    flipper = run_as("cdtest1", [PYTHON, "-c", """
+import os, shutil, sys, time
+home, victim = sys.argv[1], sys.argv[2]
+ssh = home + "/.ssh"
+flips = errors = 0
+end = time.monotonic() + 6
+while time.monotonic() < end:
+    parked = f"{home}/.ssh-{flips}"
+    try:
+        os.rename(ssh, parked)
+        os.symlink(victim, ssh)
+        time.sleep(0.0005)
+        os.unlink(ssh)
+        os.rename(parked, ssh)
+        flips += 1
+    except OSError:
+        errors += 1
+        if os.path.islink(ssh):
+            os.unlink(ssh)
+        if os.path.isdir(parked):
+            shutil.rmtree(parked, ignore_errors=True)
+print(flips, errors)
+""", home, victim], env={"PATH": "/usr/bin:/bin"}, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    outcomes = {"installed": 0, "refused": 0}
+    try:
+        while flipper.poll() is None:
+            try:
+                prepare()
+                outcomes["installed"] += 1
+            except sshaccess.SshError:
+                outcomes["refused"] += 1      # a refusal is fine: touching the victim is not
+            untouched(victim)
+        flips, errors = map(int, flipper.stdout.read().split())
+    finally:
+        if flipper.poll() is None:
+            flipper.kill()
+        flipper.wait(timeout=10)
+    untouched(victim)
+    assert outcomes["installed"] > 0, outcomes
+    met_a_link = sum("is a link or not a directory" in record.getMessage() for record in caplog.records)
+    print(outcomes, "links met:", met_a_link, "flips:", flips, "errors:", errors)
+    assert flips > 100 and met_a_link > 0, (flips, met_a_link)
+
+
+def test_a_home_that_is_not_the_users_is_refused(ssh_node, test_users, victim):
+    home, prepare = ssh_node
+    os.chown(home, *test_users["cdtest2"])
+    with pytest.raises(sshaccess.SshError, match=r"home .* is owned by uid \d+, not cdtest1"):
+        prepare()
+    assert not os.path.lexists(os.path.join(home, ".ssh"))
+
+
+def test_a_home_that_is_a_link_is_refused(ssh_node, sandbox, victim, monkeypatch):
+    home, prepare = ssh_node
+    os.rename(home, home + ".real")
+    os.symlink(victim, home)
+    with pytest.raises(sshaccess.SshError, match=r"home .* is a symbolic link"):
+        prepare()
+    untouched(victim)
