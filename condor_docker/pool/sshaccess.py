@@ -187,6 +187,19 @@ def _write_keys(user: str, home: str, ssh_fd: int, uid: int, gid: int, text: str
         raise SshError(f"cannot write {where}: {err.strerror}") from None
 
 
+def _run(argv: list[str], fix: str, check: bool = True, timeout: float = 30,
+         **kwargs) -> subprocess.CompletedProcess:
+    """argv, bounded in time; a failure is an SshError naming the command and the fix."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SshError(f"cannot run {argv[0]}: {getattr(err, 'strerror', None) or err}; {fix}") from None
+    if check and done.returncode != 0:
+        raise SshError(f"{argv[0]} failed (exit {done.returncode}): "
+                       f"{(done.stderr or done.stdout).strip()[:300]}; {fix}")
+    return done
+
+
 def validate(options: SshOptions) -> None:
     if options.user == "root":
         raise SshError("--ssh-user root is refused: name an ordinary account")
@@ -202,22 +215,28 @@ def prepare(options: SshOptions) -> list[str]:
     try:
         account = pwd.getpwnam(options.user)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", options.user], check=True, timeout=30)
+        _run(["useradd", "-m", "-s", "/bin/bash", options.user], f"create the account {options.user} in the image")
         account = pwd.getpwnam(options.user)
-    status = subprocess.run(["passwd", "-S", options.user], capture_output=True, text=True, timeout=30)
+    status = _run(["passwd", "-S", options.user], "install passwd (the shadow tools) in the image", check=False)
     if status.stdout.split()[1:2] == ["L"]:
         # useradd leaves the password "!" (locked) and sshd refuses locked accounts even for
         # keys; "*" is no password at all, but not locked
-        subprocess.run(["usermod", "-p", "*", options.user], check=True, timeout=30)
+        _run(["usermod", "-p", "*", options.user], f"unlock the account {options.user} in the image")
     if account.pw_uid == 0:
         raise SshError(f"--ssh-user {options.user} has uid 0: name an ordinary account")
     install_keys(options.user, account.pw_dir, account.pw_uid, account.pw_gid,
                  _authorized_keys(options.authorized_keys))
     if options.allow_password:
-        with open(options.password_file, encoding="utf-8") as handle:
-            password = handle.read().strip()
-        subprocess.run(["chpasswd"], input=f"{options.user}:{password}\n", text=True, check=True, timeout=30)
-    subprocess.run(["ssh-keygen", "-A"], check=True, timeout=60, capture_output=True)
+        try:
+            with open(options.password_file, encoding="utf-8") as handle:
+                password = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise SshError(f"cannot read --ssh-password-file {options.password_file}: "
+                           f"{getattr(err, 'strerror', None) or err}; mount the password file") from None
+        if not password or "\n" in password:
+            raise SshError(f"--ssh-password-file {options.password_file} must hold one non-empty line")
+        _run(["chpasswd"], "check the password file and the image's chpasswd", input=f"{options.user}:{password}\n")
+    _run(["ssh-keygen", "-A"], "install openssh-server's ssh-keygen in the image", timeout=60)
     os.makedirs(PRIVSEP_DIR, mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     os.makedirs(os.path.dirname(CONFIG_PATH), exist_ok=True)
     with open(CONFIG_PATH, "w", encoding="utf-8") as handle:

@@ -61,9 +61,15 @@ sys.exit(entrypoint.main_pool_node(["--local-dir", root + "/local", *sys.argv[2:
 """
 
 
-def pool_node(root: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    """The real entry point as root, its config and local dir kept in `root` (not this machine's /etc)."""
-    env = dict(os.environ, CONDOR_DOCKER_POOL_RELEASE_DIR="/opt/htcondor", PYTHONPATH=REPO)
+def pool_node(root: str, *args: str, timeout: float = 90, **env_changes: str) -> subprocess.CompletedProcess:
+    """The real entry point as root, its config and local dir kept in `root` (not this machine's /etc).
+
+    PATH is an empty directory: no HTCondor tool (condor_token_create writes /etc/condor) can run here.
+    """
+    empty = os.path.join(root, "empty-bin")
+    os.makedirs(empty, exist_ok=True)
+    env = dict(os.environ, CONDOR_DOCKER_POOL_RELEASE_DIR="/opt/htcondor", PYTHONPATH=REPO, PATH=empty)
+    env.update(env_changes)
     return subprocess.run([sys.executable, "-c", _ENTRY, root, *args], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
@@ -441,3 +447,24 @@ def test_a_home_that_is_a_link_is_refused(ssh_node, sandbox, victim, monkeypatch
     with pytest.raises(sshaccess.SshError, match=r"home .* is a symbolic link"):
         prepare()
     untouched(victim)
+
+
+# -- every bad input: one line and exit 2, never a traceback -----------------------------------
+def test_no_htcondor_on_path_is_one_line(sandbox):
+    try:
+        pwd.getpwnam("condor")
+    except KeyError:
+        pytest.skip("no condor account on this machine")
+    done = pool_node(sandbox, "--role", "central-manager", "--central-manager", "127.0.0.1:19618",
+                     "--password-file", good_secret(sandbox))
+    one_line_refusal(done, "cannot run condor_config_val", "on PATH")
+
+
+@pytest.mark.parametrize("name, value, words", [("CONFIG_TIMEOUT", "soon", "not a number of seconds"),
+                                                ("CONFIG_TIMEOUT", "inf", "below 86400"),
+                                                ("SSH_PORT", "ssh", "port 'ssh'")])
+def test_a_bad_number_in_the_environment_is_one_line(sandbox, name, value, words):
+    done = pool_node(sandbox, "--role", "central-manager", "--central-manager", "127.0.0.1:19618",
+                     **{f"CONDOR_DOCKER_POOL_{name}": value})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert words in done.stderr.strip().splitlines()[-1], done.stderr
