@@ -62,7 +62,7 @@ _PIN = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A redirect is an error: it could lead an https URL to plain http, or anywhere else."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 (urllib's API)
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 

@@ -71,7 +71,7 @@ def pool_node(root: str, *args: str, timeout: float = 90, **env_changes: str) ->
     env = dict(os.environ, CONDOR_DOCKER_POOL_RELEASE_DIR="/opt/htcondor", PYTHONPATH=REPO, PATH=empty)
     env.update(env_changes)
     return subprocess.run([sys.executable, "-c", _ENTRY, root, *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)
 
 
 def one_line_refusal(done: subprocess.CompletedProcess, *words: str) -> str:
@@ -85,9 +85,9 @@ def one_line_refusal(done: subprocess.CompletedProcess, *words: str) -> str:
 
 
 def node(role: str = "execute", **changes) -> roles.NodeOptions:
-    base = dict(role=role, cm_host="127.0.0.1", cm_port=19618, port=19620, name="ep-trust",
-                execute_dir="/srv/ep1/execute", network_interface="127.0.0.1", release_dir="/opt/htcondor",
-                condor_ids="999.999")
+    base = {"role": role, "cm_host": "127.0.0.1", "cm_port": 19618, "port": 19620, "name": "ep-trust",
+            "execute_dir": "/srv/ep1/execute", "network_interface": "127.0.0.1", "release_dir": "/opt/htcondor",
+            "condor_ids": "999.999"}
     base.update(changes)
     return roles.NodeOptions(**base)
 
@@ -201,7 +201,7 @@ def config_server():
     stop = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             if self.path == "/ok.conf":
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(BODY)))
@@ -350,7 +350,8 @@ def untouched(victim: str) -> None:
     shadow = os.path.join(victim, "shadow")
     st = os.lstat(shadow)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600), "the root-only file was chowned"
-    assert open(shadow).read() == "root:only:\n", "the root-only file was overwritten"
+    with open(shadow) as stream:
+        assert stream.read() == "root:only:\n", "the root-only file was overwritten"
 
 
 def installed(home: str, uid: int) -> None:
@@ -360,7 +361,8 @@ def installed(home: str, uid: int) -> None:
     keys = os.path.join(ssh, "authorized_keys")
     st = os.lstat(keys)
     assert stat.S_ISREG(st.st_mode) and st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o600
-    assert open(keys).read() == KEY
+    with open(keys) as stream:
+        assert stream.read() == KEY
     assert os.listdir(ssh) == ["authorized_keys"]  # no temp file left
 
 
