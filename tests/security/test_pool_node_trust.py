@@ -20,10 +20,13 @@ import sys
 import tempfile
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from testpaths import REPO
 
+from condor_docker.core import settings, spec
+from condor_docker.core.failures import Failure
 from condor_docker.pool import entrypoint, injection, roles, security, sshaccess
 
 PYTHON = "/opt/condor_docker/venv/bin/python"
@@ -53,6 +56,8 @@ def as_user(run_as):
 
 
 _ENTRY = """import sys
+from condor_docker.core import settings, spec
+from condor_docker.core.failures import Failure
 from condor_docker.pool import entrypoint
 root = sys.argv[1]
 entrypoint.CONFIG_ROOT = root + "/config"
@@ -110,6 +115,10 @@ def test_pool_execute_role_refuses_host_network_and_requires_the_starter_proof(t
     got = htcondor_reads(tmp_path, node(), ["CONDOR_DOCKER_ALLOW_HOST_NETWORK", "CONDOR_DOCKER_REQUIRE_STARTER"])
     assert got["CONDOR_DOCKER_ALLOW_HOST_NETWORK"].lower() == "false"
     assert got["CONDOR_DOCKER_REQUIRE_STARTER"].lower() == "true"
+    agent = settings.load_settings(got.get)  # what the node's agent makes of it
+    assert not agent.allow_host_network and agent.require_starter
+    with pytest.raises(Failure, match="docker_network_type = host is not allowed"):
+        spec.network_mode(SimpleNamespace(network_type="host"), agent)
 
 
 def test_a_site_can_still_allow_host_network_through_injected_config(tmp_path):
