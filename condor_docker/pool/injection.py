@@ -6,6 +6,10 @@ the node's config.d after the generated files, in the order given, so a site can
 override anything the role sets.  A source that cannot be read stops the node
 with a message naming the source: a node that silently runs without its site
 policy is worse than a node that does not start.
+
+Root trusts what it injects (HTCondor config can run commands: `include command`),
+so a URL is https:// or pins its content (`URL#sha256=HEX`, plain http allowed
+then), and all URLs together get one deadline for the whole transfer.
 """
 from __future__ import annotations
 
