@@ -65,13 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true", default=_env_flag("INSECURE"),
                    help="no authentication at all: a throwaway demo only (INSECURE)")
     p.add_argument("--config", action="append", default=injection.split_sources(_env("CONFIG")),
-                   metavar="FILE|DIR|URL", help="site config merged last (CONFIG: comma separated)")
-    p.add_argument("--config-timeout", type=float, default=float(_env("CONFIG_TIMEOUT", "20")))
-    p.add_argument("--stop-timeout", type=float, default=float(_env("STOP_TIMEOUT", "60")),
+                   metavar="FILE|DIR|URL", help="site config merged last (CONFIG: comma separated); a URL "
+                   "is https:// or carries its digest, URL#sha256=HEX")
+    p.add_argument("--config-timeout", type=_seconds, default=_env("CONFIG_TIMEOUT", "20"),
+                   help="seconds for fetching every config URL, all together (CONFIG_TIMEOUT; default 20)")
+    p.add_argument("--stop-timeout", type=_seconds, default=_env("STOP_TIMEOUT", "60"),
                    help="seconds to wait for the master after condor_off -fast")
     p.add_argument("--ssh-user", default=_env("SSH_USER"), help="access point: enable ssh for this user")
     p.add_argument("--ssh-authorized-keys", default=_env("SSH_AUTHORIZED_KEYS"), metavar="FILE|URL")
-    p.add_argument("--ssh-port", type=int, default=int(_env("SSH_PORT", "2222")))
+    p.add_argument("--ssh-port", type=_port, default=_env("SSH_PORT", "2222"))
     p.add_argument("--ssh-listen", default=_env("SSH_LISTEN"))
     p.add_argument("--ssh-allow-password", action="store_true", default=_env_flag("SSH_ALLOW_PASSWORD"))
     p.add_argument("--ssh-password-file", default=_env("SSH_PASSWORD_FILE"))
@@ -172,8 +174,12 @@ def _is_mount_from_host(path: str) -> bool:
 
 def _check_config(condor_env: dict[str, str]) -> None:
     """HTCondor's own reader must accept the result (a bad injected file stops us here)."""
-    done = subprocess.run(["condor_config_val", "DAEMON_LIST"], env=condor_env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    try:
+        done = subprocess.run(["condor_config_val", "DAEMON_LIST"], env=condor_env, capture_output=True,
+                              text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise NodeError(f"cannot run condor_config_val: {getattr(err, 'strerror', None) or err}; "
+                        "is HTCondor installed and on PATH in this image?") from None
     if done.returncode != 0:
         raise NodeError(f"HTCondor rejects the generated/injected config: {(done.stderr or done.stdout).strip()[:500]}")
     log.info("config ok: DAEMON_LIST = %s", done.stdout.strip())
@@ -268,8 +274,7 @@ class Supervisor:
 def prepare(args: argparse.Namespace) -> tuple[roles.NodeOptions, dict[str, str], list[list[str]]]:
     """Everything before the master starts; raises with a clear message on any problem."""
     options = node_options(args)
-    if not options.insecure:
-        security.read_secret(args.password_file)  # refuse before writing anything
+    secret = None if options.insecure else security.read_secret(args.password_file)  # refuse before writing
     injected = injection.collect(list(args.config), timeout=args.config_timeout)
     config_path = write_config(options, injected)
     condor_env = dict(os.environ, CONDOR_CONFIG=config_path)
@@ -280,7 +285,7 @@ def prepare(args: argparse.Namespace) -> tuple[roles.NodeOptions, dict[str, str]
                     "can control it. Use it for a throwaway demo only.", options.port)
     else:
         security.install(args.password_file, options.password_dir, options.token_dir,
-                         roles.token_identity(options), condor_env)
+                         roles.token_identity(options), condor_env, secret=secret)
     extra: list[list[str]] = []
     if args.ssh_user:
         if options.role != "access-point":
@@ -293,6 +298,30 @@ def prepare(args: argparse.Namespace) -> tuple[roles.NodeOptions, dict[str, str]
         extra.append([sys.executable, "-m", "condor_docker.cli", "health", "--role", options.role,
                       "--listen", args.health_listen])
     return options, condor_env, extra
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror}; check that path in the image and its mounts"
+    return f"{type(err).__name__}: {err}"
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse type: a bad value is argparse's one-line error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0 and below 86400")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        return roles.parse_port(text, "port")
+    except roles.RoleError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main_pool_node(argv: list[str] | None = None) -> int:
@@ -309,6 +338,9 @@ def main_pool_node(argv: list[str] | None = None) -> int:
     except (roles.RoleError, injection.InjectionError, security.SecurityError, sshaccess.SshError,
             NodeError) as err:
         print(f"condor_docker pool-node: {err}", file=sys.stderr)
+        return 2
+    except (OSError, subprocess.SubprocessError) as err:  # one line, never a traceback
+        print(f"condor_docker pool-node: cannot start: {_describe(err)}", file=sys.stderr)
         return 2
     log.info("role=%s name=%s central_manager=%s:%d port=%d config=%s", options.role, options.name,
              options.cm_host, options.cm_port, options.port, condor_env["CONDOR_CONFIG"])

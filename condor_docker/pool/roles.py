@@ -169,6 +169,12 @@ def _execute_overrides(options: NodeOptions) -> str:
         "CONDOR_DOCKER_STATE_DIR = $(LOCAL_DIR)/condor_docker",
         # one agent per execute container; its socket stays inside the container
         f"{socketpath.KNOB} = {socketpath.DEFAULT_SOCKET}",
+        # stricter than an execute point's defaults: in a pod or on a shared host, a job on the
+        # host network leaves the pool's network (Kubernetes: it reaches the node's kubelet and
+        # every host-only port); and a job must prove it runs under this node's condor_starter.
+        # A site that wants either back says so in injected config (read after this file).
+        "CONDOR_DOCKER_ALLOW_HOST_NETWORK = false",
+        "CONDOR_DOCKER_REQUIRE_STARTER = true",
         "",
     ])
 

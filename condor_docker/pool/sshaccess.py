@@ -7,15 +7,23 @@ http(s) URL); root never logs in; password login only when the admin passes
 """
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import pwd
+import secrets
+import stat
 import subprocess
 from dataclasses import dataclass
 
-from .injection import InjectionError, fetch_url
+from .injection import InjectionError, fetch_url, is_url
 
 SSHD = "/usr/sbin/sshd"
 CONFIG_PATH = "/etc/condor_docker/pool/sshd_config"
+PRIVSEP_DIR = "/run/sshd"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+log = logging.getLogger("condor_docker.pool")
 
 
 class SshError(RuntimeError):
@@ -25,7 +33,7 @@ class SshError(RuntimeError):
 @dataclass(frozen=True)
 class SshOptions:
     user: str
-    authorized_keys: str          # a file path or an http(s) URL
+    authorized_keys: str          # a file path, an https URL or an http(s) URL#sha256=<hex>
     port: int = 2222
     listen: str = ""              # an address, or every address
     allow_password: bool = False
@@ -59,11 +67,11 @@ def sshd_config(options: SshOptions) -> str:
 
 
 def _authorized_keys(source: str) -> str:
-    if source.startswith(("http://", "https://")):
+    if is_url(source):
         try:
-            text = fetch_url(source)
+            text = fetch_url(source, what="authorized keys")
         except InjectionError as err:
-            raise SshError(str(err).replace("injected config", "authorized keys")) from None
+            raise SshError(str(err)) from None
     else:
         try:
             with open(source, encoding="utf-8") as handle:
@@ -74,6 +82,122 @@ def _authorized_keys(source: str) -> str:
     if not keys:
         raise SshError(f"authorized keys {source} holds no key: put the users' public keys in it")
     return "\n".join(keys) + "\n"
+
+
+def install_keys(user: str, home: str, uid: int, gid: int, text: str) -> None:
+    """Write <home>/.ssh/authorized_keys for uid:gid, as root, where the user cannot redirect it.
+
+    The home is the user's and survives restarts: they may have swapped ~/.ssh or
+    authorized_keys for links to root's files, and may keep swapping while this runs.
+    So nothing here goes by path below the home: the home is opened without following a
+    link and must be the user's; ~/.ssh is opened from its fd (a link or file there is
+    removed, it is the user's own entry); the keys go to a new file made in that fd
+    (O_EXCL, no link followed), fchown'ed and fchmod'ed on its own fd, then renamed over
+    authorized_keys (which replaces a link, never writes through it).
+    """
+    try:
+        home_fd = os.open(home, _DIR_FLAGS)
+    except FileNotFoundError:
+        raise SshError(f"the home {home} of --ssh-user {user} does not exist: create it (useradd -m), "
+                       "owned by the user") from None
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            what = "a symbolic link" if os.path.islink(home) else "not a directory"
+            raise SshError(f"the home {home} of --ssh-user {user} is {what}: make it a real directory "
+                           "owned by the user") from None
+        raise SshError(f"cannot open the home {home} of --ssh-user {user}: {err.strerror}") from None
+    try:
+        st = os.fstat(home_fd)
+        if st.st_uid != uid:
+            raise SshError(f"the home {home} of --ssh-user {user} is owned by uid {st.st_uid}, not {user} ({uid}): "
+                           f"chown {uid}:{gid} {home} (a kept home volume from an account with another uid?)")
+        ssh_fd = _ssh_dir(user, home, home_fd, st.st_dev, uid, gid)
+        try:
+            _write_keys(user, home, ssh_fd, uid, gid, text)
+        finally:
+            os.close(ssh_fd)
+    finally:
+        os.close(home_fd)
+
+
+def _ssh_dir(user: str, home: str, home_fd: int, home_dev: int, uid: int, gid: int) -> int:
+    """The fd of <home>/.ssh, a real directory of the user's (made if missing), 0700."""
+    where = os.path.join(home, ".ssh")
+    for _attempt in range(10):
+        try:
+            fd = os.open(".ssh", _DIR_FLAGS, dir_fd=home_fd)
+        except FileNotFoundError:
+            try:
+                os.mkdir(".ssh", 0o700, dir_fd=home_fd)
+            except FileExistsError:
+                pass
+            continue
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise SshError(f"cannot open {where}: {err.strerror}") from None
+            log.warning("%s is a link or not a directory: replacing it with a directory", where)
+            try:
+                os.unlink(".ssh", dir_fd=home_fd)  # the entry itself, never what it points to
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+            except OSError as unlink_err:
+                raise SshError(f"cannot remove {where} (not a directory): {unlink_err.strerror}") from None
+            continue
+        st = os.fstat(fd)
+        ours = st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700 and st.st_nlink == 2  # just made above
+        if st.st_uid != uid and not ours:
+            os.close(fd)
+            raise SshError(f"{where} is owned by uid {st.st_uid}, not {user}: remove it (pool-node makes it)")
+        if st.st_dev != home_dev:
+            os.close(fd)
+            raise SshError(f"{where} is a mount point, not a directory of the home: unmount or remove it")
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o700)
+        return fd
+    raise SshError(f"{where} kept changing while it was set up (someone is swapping it): "
+                   "stop that process and restart the node")
+
+
+def _write_keys(user: str, home: str, ssh_fd: int, uid: int, gid: int, text: str) -> None:
+    where = os.path.join(home, ".ssh", "authorized_keys")
+    temp = f".authorized_keys.pool-node-{secrets.token_hex(8)}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=ssh_fd)
+    except OSError as err:
+        raise SshError(f"cannot write {where}: {err.strerror}") from None
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data):]
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o600)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(temp, "authorized_keys", src_dir_fd=ssh_fd, dst_dir_fd=ssh_fd)
+    except OSError as err:
+        try:
+            os.unlink(temp, dir_fd=ssh_fd)
+        except OSError:
+            pass
+        if err.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+            raise SshError(f"{where} is a directory: remove it (pool-node writes the file)") from None
+        raise SshError(f"cannot write {where}: {err.strerror}") from None
+
+
+def _run(argv: list[str], fix: str, check: bool = True, timeout: float = 30,
+         **kwargs) -> subprocess.CompletedProcess:
+    """argv, bounded in time; a failure is an SshError naming the command and the fix."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SshError(f"cannot run {argv[0]}: {getattr(err, 'strerror', None) or err}; {fix}") from None
+    if check and done.returncode != 0:
+        raise SshError(f"{argv[0]} failed (exit {done.returncode}): "
+                       f"{(done.stderr or done.stdout).strip()[:300]}; {fix}")
+    return done
 
 
 def validate(options: SshOptions) -> None:
@@ -91,29 +215,29 @@ def prepare(options: SshOptions) -> list[str]:
     try:
         account = pwd.getpwnam(options.user)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", options.user], check=True, timeout=30)
+        _run(["useradd", "-m", "-s", "/bin/bash", options.user], f"create the account {options.user} in the image")
         account = pwd.getpwnam(options.user)
-    status = subprocess.run(["passwd", "-S", options.user], capture_output=True, text=True, timeout=30)
+    status = _run(["passwd", "-S", options.user], "install passwd (the shadow tools) in the image", check=False)
     if status.stdout.split()[1:2] == ["L"]:
         # useradd leaves the password "!" (locked) and sshd refuses locked accounts even for
         # keys; "*" is no password at all, but not locked
-        subprocess.run(["usermod", "-p", "*", options.user], check=True, timeout=30)
+        _run(["usermod", "-p", "*", options.user], f"unlock the account {options.user} in the image")
     if account.pw_uid == 0:
         raise SshError(f"--ssh-user {options.user} has uid 0: name an ordinary account")
-    ssh_dir = os.path.join(account.pw_dir, ".ssh")
-    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
-    keys_path = os.path.join(ssh_dir, "authorized_keys")
-    with open(keys_path, "w", encoding="utf-8") as handle:
-        handle.write(_authorized_keys(options.authorized_keys))
-    for path in (ssh_dir, keys_path):
-        os.chown(path, account.pw_uid, account.pw_gid)
-    os.chmod(keys_path, 0o600)
+    install_keys(options.user, account.pw_dir, account.pw_uid, account.pw_gid,
+                 _authorized_keys(options.authorized_keys))
     if options.allow_password:
-        with open(options.password_file, encoding="utf-8") as handle:
-            password = handle.read().strip()
-        subprocess.run(["chpasswd"], input=f"{options.user}:{password}\n", text=True, check=True, timeout=30)
-    subprocess.run(["ssh-keygen", "-A"], check=True, timeout=60, capture_output=True)
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+        try:
+            with open(options.password_file, encoding="utf-8") as handle:
+                password = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise SshError(f"cannot read --ssh-password-file {options.password_file}: "
+                           f"{getattr(err, 'strerror', None) or err}; mount the password file") from None
+        if not password or "\n" in password:
+            raise SshError(f"--ssh-password-file {options.password_file} must hold one non-empty line")
+        _run(["chpasswd"], "check the password file and the image's chpasswd", input=f"{options.user}:{password}\n")
+    _run(["ssh-keygen", "-A"], "install openssh-server's ssh-keygen in the image", timeout=60)
+    os.makedirs(PRIVSEP_DIR, mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     os.makedirs(os.path.dirname(CONFIG_PATH), exist_ok=True)
     with open(CONFIG_PATH, "w", encoding="utf-8") as handle:
         handle.write(sshd_config(options))

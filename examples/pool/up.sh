@@ -21,6 +21,16 @@ if [ ! -s "$POOL_SECRET" ]; then
     mkdir -p "$(dirname "$POOL_SECRET")" && chmod 700 "$(dirname "$POOL_SECRET")"
     (umask 077 && head -c 32 /dev/urandom | base64 >"$POOL_SECRET")
 fi
+# pool-node refuses a secret that is not root-owned 0600 as the container sees it (a rootless
+# engine maps your uid to the container's root: then your own file is fine)
+if [ "$(stat -c %u "$POOL_SECRET")" != 0 ] && ! docker info 2>/dev/null | grep -q rootless; then
+    echo "up.sh: $POOL_SECRET is not owned by root; the nodes would refuse it: sudo chown root:root $POOL_SECRET" >&2
+    exit 2
+fi
+if [ $(( 0$(stat -c %a "$POOL_SECRET") & 077 )) != 0 ]; then
+    echo "up.sh: $POOL_SECRET is readable by group or other; the nodes would refuse it: chmod 0600 $POOL_SECRET" >&2
+    exit 2
+fi
 mkdir -p "$POOL_EXECUTE_ROOT"
 $COMPOSE -p "${POOL_PROJECT:-condor-pool}" -f "$HERE/compose.yaml" up -d --scale execute="$N"
 echo "pool ${POOL_PROJECT:-condor-pool}: check with  docker exec <node> condor_docker health;" \

@@ -80,7 +80,8 @@ def test_ssh_login_to_the_access_point_with_a_key_only(pool_image, node_name, tm
 def test_unreachable_config_url_stops_the_node_with_a_clear_error(pool_image, node_name, tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(secrets.token_urlsafe(32))
-    url = f"http://127.0.0.1:{_free_port()}/site.conf"  # nobody listens there
+    secret.chmod(0o600)
+    url = f"https://127.0.0.1:{_free_port()}/site.conf"  # nobody listens there
     done = docker("run", "--name", node_name, "--network", "host", "-v", f"{secret}:/s:ro", pool_image,
                   "--role", "central-manager", "--central-manager", f"127.0.0.1:{_free_port()}",
                   "--password-file", "/s", "--config", url, "--config-timeout", "3", timeout=120, check=False)

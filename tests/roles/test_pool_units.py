@@ -5,6 +5,7 @@ subprocess), so a knob HTCondor would not accept fails here, not in a pod.
 """
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -142,10 +143,11 @@ def test_url_injection_fetches_and_reports_http_errors(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        [item] = injection.collect([f"{base}/pool.conf"], timeout=5)
+        pin = "#sha256=" + hashlib.sha256(b"SITE_KNOB = from_url\n").hexdigest()  # plain http needs a pin
+        [item] = injection.collect([f"{base}/pool.conf{pin}"], timeout=5)
         assert item.text == "SITE_KNOB = from_url\n" and item.name == "90-injected-00-pool.conf"
         with pytest.raises(injection.InjectionError, match="answered 404"):
-            injection.collect([f"{base}/missing.conf"], timeout=5)
+            injection.collect([f"{base}/missing.conf{pin}"], timeout=5)
     finally:
         server.shutdown()
 
@@ -153,7 +155,7 @@ def test_url_injection_fetches_and_reports_http_errors(tmp_path):
 def test_unreachable_url_fails_within_the_timeout():
     # a port nobody listens on, on loopback: refused at once
     with pytest.raises(injection.InjectionError, match="cannot fetch injected config .* within 2 s"):
-        injection.collect(["http://127.0.0.1:9/pool.conf"], timeout=2)
+        injection.collect(["https://127.0.0.1:9/pool.conf"], timeout=2)
 
 
 @pytest.mark.parametrize("source, words", [("/nonexistent/site.conf", "does not exist"),
@@ -168,6 +170,7 @@ def test_no_secret_is_a_refusal_that_mentions_insecure(tmp_path):
         security.read_secret(str(tmp_path / "absent"))
     short = tmp_path / "short"
     short.write_text("abc\n")
+    short.chmod(0o600)
     with pytest.raises(security.SecurityError, match="at least 16 random bytes"):
         security.read_secret(str(short))
 
