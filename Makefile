@@ -1,0 +1,55 @@
+# condor_docker: two commands on a fresh machine (see README.md)
+#   make demo   set everything up and run examples/hello.sub end to end
+#   make test   set everything up and run the whole test suite
+VENV   ?= /opt/condor_docker/venv
+PYTHON := $(VENV)/bin/python
+DEMO   := demo-output
+
+.PHONY: setup engine install htcondor demo test unit pool pool-test bench bench-pool clean
+
+setup: engine install htcondor
+
+engine:
+	bash scripts/engine-up.sh
+
+install:
+	VENV=$(VENV) bash scripts/setup-venv.sh
+
+# A real HTCondor for tests/pool (unpacked once into /opt/condor_docker/htcondor-<version>);
+# without one (exit 3) the pool tests skip and say why.
+htcondor:
+	bash scripts/htcondor-up.sh >/dev/null || [ $$? -eq 3 ]
+
+demo: setup
+	rm -rf $(DEMO) && mkdir -p $(DEMO) && cp examples/*.sub examples/*.sh examples/*.txt $(DEMO)/ 2>/dev/null || true
+	cd $(DEMO) && $(VENV)/bin/condor_docker run hello.sub
+	@echo "--- $(DEMO)/hello.*.out:"; cat $(DEMO)/hello.*.out
+	@echo "--- $(DEMO)/hello.log (HTCondor job event log):"; cat $(DEMO)/hello.log
+
+test: setup
+	VENV=$(VENV) bash scripts/pool-test-deps.sh
+	$(PYTHON) -m pytest -q tests
+
+pool-test: setup
+	$(PYTHON) -m pytest -q tests/pool
+
+unit: install
+	$(PYTHON) -m pytest -q tests/unit
+
+# a whole HTCondor pool in containers on this machine (docs/POOL-IN-CONTAINERS.md)
+pool: setup
+	VENV=$(VENV) bash scripts/pool-test-deps.sh
+	bash scripts/pool-base-image.sh
+	POOL_IMAGE=condor-docker-test/pool:dev POOL_BASE=condor-docker-test/debian-base:12 POOL_WHEELS=1 POOL_REBUILD=1 \
+	  PIP=$(VENV)/bin/pip POOL_HTCONDOR=$(firstword $(wildcard ../shared/htcondor/htcondor-*.tar.xz /work/shared/htcondor/htcondor-*.tar.xz)) \
+	  POOL_EXECUTE_ROOT=/var/tmp/condor-pool/execute bash examples/pool/up.sh 1
+
+bench: setup
+	$(PYTHON) bench/trivial_job.py
+
+# ours vs HTCondor's own docker universe on two real pools that take turns job by job (minutes)
+bench-pool: setup
+	$(PYTHON) bench/pool.py
+
+clean:
+	rm -rf $(DEMO) build *.egg-info .pytest_cache
