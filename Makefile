@@ -1,11 +1,15 @@
 # condor_docker: two commands on a fresh machine (see README.md)
 #   make demo   set everything up and run examples/hello.sub end to end
-#   make test   set everything up and run the whole test suite
+#   make test   set everything up and run the whole test suite (every tier; CI runs this)
+# One tier (README "Test tiers"): make unit | test-engine | test-agent | test-security |
+#   test-pool | test-roles | test-conformance | test-vm   (PYTEST_ARGS="-x -k name" to narrow)
 VENV   ?= /opt/condor_docker/venv
 PYTHON := $(VENV)/bin/python
 DEMO   := demo-output
+PYTEST := $(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
-.PHONY: setup engine install htcondor demo test unit pool pool-test bench bench-pool clean
+.PHONY: setup engine install htcondor demo test unit pool pool-test bench bench-pool clean \
+        test-unit test-engine test-agent test-security test-pool test-roles test-conformance test-vm
 
 setup: engine install htcondor
 
@@ -15,7 +19,7 @@ engine:
 install:
 	VENV=$(VENV) bash scripts/setup-venv.sh
 
-# A real HTCondor for tests/pool (unpacked once into /opt/condor_docker/htcondor-<version>);
+# A real HTCondor for tests/htcondor_pool (unpacked once into /opt/condor_docker/htcondor-<version>);
 # without one (exit 3) the pool tests skip and say why.
 htcondor:
 	bash scripts/htcondor-up.sh >/dev/null || [ $$? -eq 3 ]
@@ -28,13 +32,35 @@ demo: setup
 
 test: setup
 	VENV=$(VENV) bash scripts/pool-test-deps.sh
-	$(PYTHON) -m pytest -q tests
+	$(PYTEST) tests
 
-pool-test: setup
-	$(PYTHON) -m pytest -q tests/pool
+# -- one tier each (tests/<tier>, marker <tier>) ------------------------------------
+unit test-unit: install
+	$(PYTEST) tests/unit
 
-unit: install
-	$(PYTHON) -m pytest -q tests/unit
+test-engine: engine install
+	$(PYTEST) tests/engine
+
+test-agent: engine install
+	$(PYTEST) tests/agent
+
+test-security: engine install
+	$(PYTEST) tests/security
+
+# a real HTCondor personal pool, once per HTCondor series found (pool-test: the old name)
+test-pool pool-test: setup
+	$(PYTEST) tests/htcondor_pool
+
+test-roles: setup
+	VENV=$(VENV) bash scripts/pool-test-deps.sh
+	$(PYTEST) tests/pool_roles
+
+# not written yet (tests/conformance/README.md, tests/vm/README.md): no tests is not a failure
+test-conformance: setup
+	$(PYTEST) tests/conformance || [ $$? -eq 5 ]
+
+test-vm: install
+	$(PYTEST) tests/vm || [ $$? -eq 5 ]
 
 # a whole HTCondor pool in containers on this machine (docs/POOL-IN-CONTAINERS.md)
 pool: setup

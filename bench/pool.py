@@ -3,7 +3,7 @@
     python bench/pool.py [--trivial N] [--burst N] [--stdout-mb N] [--only ours|native]
 
 Starts two personal pools side by side from the same HTCondor install and the same
-base config (tests/pool/poolfixture.py): one with condor_docker installed from
+base config (tests/htcondor_pool/poolfixture.py): one with condor_docker installed from
 config.d, one with HTCondor's own docker universe (DOCKER = the docker CLI).  The
 pools take turns job by job (native first, then ours first, ...), so a slow moment of
 the machine lands on both.  In each it times, as the user sees it (condor_submit,
@@ -37,7 +37,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path[:0] = [os.path.join(REPO, "tests", "pool"), os.path.join(REPO, "tests")]
+sys.path[:0] = [os.path.join(REPO, "tests", "htcondor_pool"), os.path.join(REPO, "tests")]
 
 from poolfixture import Pool, cluster_submit, find_htcondor  # noqa: E402
 from testusers import ensure_users  # noqa: E402

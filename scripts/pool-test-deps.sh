@@ -1,5 +1,5 @@
 #!/bin/bash
-# What tests/roles needs beyond the core venv: a compose tool (Debian's docker-compose)
+# What tests/pool_roles needs beyond the core venv: a compose tool (Debian's docker-compose)
 # to run examples/pool/compose.yaml, and parsers/schemas to validate the examples.
 # Idempotent; the pool image itself is built by the tests (scripts/pool-base-image.sh,
 # examples/pool/build-image.sh), cached between runs.

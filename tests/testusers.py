@@ -1,6 +1,6 @@
 """The real unprivileged test users (cdtest1, cdtest2), created idempotently.
 
-Shared by tests/integration and tests/pool (importable because tests/conftest.py
+Shared by tests/agent and tests/htcondor_pool (importable because tests/conftest.py
 puts this directory on sys.path). Needs root.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Needs an NVIDIA GPU and the NVIDIA container runtime on the engine; without them
 the test skips and says which is missing (the mapping itself is unit tested in
-tests/unit/test_gpus.py without a GPU).
+tests/unit/core/test_gpus.py without a GPU).
 """
 from __future__ import annotations
 

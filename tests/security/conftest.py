@@ -1,7 +1,7 @@
-"""The security suite reuses the integration fixtures (real agent as root, real users cdtest1/cdtest2).
+"""The security suite reuses the agent tier's fixtures (tests/agent/conftest.py: (real agent as root, real users cdtest1/cdtest2).
 
 pytest only reads `pytest_plugins` from the rootdir's conftest, so the
-integration conftest is loaded under its own module name and its fixtures are
+agent tier's conftest is loaded under its own module name and its fixtures are
 re-exported here (same names, same behaviour, including the session-end check
 that no managed container of this session is left on the engine).
 """
@@ -17,7 +17,7 @@ import pytest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location(
-    "condor_docker_integration_fixtures", os.path.join(os.path.dirname(_HERE), "integration", "conftest.py"))
+    "condor_docker_integration_fixtures", os.path.join(os.path.dirname(_HERE), "agent", "conftest.py"))
 _fixtures = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _fixtures   # dataclasses look their module up while the file runs
 _spec.loader.exec_module(_fixtures)

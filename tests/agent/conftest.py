@@ -1,4 +1,4 @@
-"""Integration fixtures: a real agent (as root), real users, real scratch dirs, the real engine.
+"""Agent-tier fixtures: a real agent (as root), real users, real scratch dirs, the real engine.
 
 Shared with the hook tests; keep the names and signatures:
     engine_up, test_users, execute_dir, make_scratch, agent, agent_factory, run_as
@@ -36,7 +36,7 @@ _cluster_ids = itertools.count(int(time.time()) % 100000 * 10)
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("integration tests need root (they create users and run the agent)")
+        pytest.skip("agent tests need root (they create users and run the agent)")
 
 
 def _managed_containers(under: str | None = None) -> list[str]:

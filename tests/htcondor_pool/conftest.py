@@ -1,6 +1,6 @@
 """Pool fixtures: one real HTCondor personal pool per session, condor_docker installed in it.
 
-    pool            the running Pool (tests/pool/poolfixture.py); skips with the reason
+    pool            the running Pool (tests/htcondor_pool/poolfixture.py); skips with the reason
                     when there is no HTCondor, no root or no engine
     pool_job_user   "cdtest1", a real unprivileged user (cdtest2 exists too)
 
@@ -38,13 +38,6 @@ def pytest_generate_tests(metafunc):
         installs = _INSTALLS or [None]
         metafunc.parametrize("htcondor_install", installs, indirect=True, scope="session",
                              ids=[series_of(i) if i else "no-htcondor" for i in installs])
-
-
-def pytest_collection_modifyitems(config, items):
-    here = os.path.dirname(os.path.abspath(__file__))
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.pool)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import pytest
 from condor_docker.starter import advertise
 from condor_docker.wire import protocol
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class FakeAgent:

@@ -23,7 +23,7 @@ from condor_docker.core.failures import Code
 from condor_docker.starter import job_exit, prepare_job
 from condor_docker.wire import protocol
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 from testpaths import FIXTURES as _FIXTURES
 
 FIXTURES = Path(_FIXTURES)

@@ -185,7 +185,7 @@ def terminal_possible():
     if not devpts_has_tty_group():
         pytest.skip("devpts here is mounted without gid=5, so the job user's sshd cannot chown a pty "
                     "(HTCondor's own ssh_to_job fails the same way); the pty path is tested in "
-                    "tests/integration/test_agent_exec.py")
+                    "tests/agent/test_agent_exec.py")
 
 
 def test_a_terminal_session_gets_a_pty_in_the_container(pool, terminal_possible, sleeping_job):

@@ -17,7 +17,7 @@ import pytest
 from condor_docker.core import configfiles
 from condor_docker.core.settings import KNOBS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG_D = REPO / "config.d"
 
 

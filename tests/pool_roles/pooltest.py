@@ -1,4 +1,4 @@
-"""Shared by tests/roles: the docker CLI helper and the pool image (built once per session)."""
+"""Shared by tests/pool_roles: the docker CLI helper and the pool image (built once per session)."""
 from __future__ import annotations
 
 import os

@@ -10,7 +10,7 @@ from condor_docker.core import ads, request, spec
 from condor_docker.core.failures import Code, Failure
 from condor_docker.core.settings import SettingsError, default_settings
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "real-pool")
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "fixtures", "real-pool")
 if not os.path.isdir(FIXTURES):
     from testpaths import FIXTURES
 

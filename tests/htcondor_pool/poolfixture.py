@@ -111,7 +111,7 @@ def base_config(pool: "Pool", port: int) -> str:
     """The personal-pool config from shared/htcondor/README.md, with this pool's paths."""
     condor = pwd.getpwnam("condor")
     return f"""\
-# condor_docker pool tests: a personal pool on loopback (see tests/pool/poolfixture.py)
+# condor_docker pool tests: a personal pool on loopback (see tests/htcondor_pool/poolfixture.py)
 RELEASE_DIR = {pool.release_dir}
 LOCAL_DIR = {pool.local_dir}
 LOG = $(LOCAL_DIR)/log
@@ -569,7 +569,7 @@ def series_of(install: str) -> str:
     return name[len("htcondor-"):] if name.startswith("htcondor-") else name
 
 
-if __name__ == "__main__":   # a pool by hand: python tests/pool/poolfixture.py  (Ctrl-C or kill PID stops it)
+if __name__ == "__main__":   # a pool by hand: python tests/htcondor_pool/poolfixture.py  (Ctrl-C or kill PID stops it)
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     install, why = find_htcondor(here)
     if install is None:

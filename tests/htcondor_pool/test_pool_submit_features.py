@@ -7,7 +7,7 @@ set_job_attr is refused at that point; the hook's stderr is not in the StarterLo
 So the live view is the agent log (and `condor_docker status`), and the owner gets
 the pull's summary in `ChirpCondorDockerPullProgress`.
 
-Runs with the pool fixture (tests/pool/conftest.py, poolfixture.py); skips where it is absent.
+Runs with the pool fixture (tests/htcondor_pool/conftest.py, poolfixture.py); skips where it is absent.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-pytest.importorskip("poolfixture", reason="the real-pool fixture (tests/pool/poolfixture.py) is not here")
+pytest.importorskip("poolfixture", reason="the real-pool fixture (tests/htcondor_pool/poolfixture.py) is not here")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine"))
 from stall_registry import MirrorTrickleRegistry  # noqa: E402
 

@@ -1,0 +1,30 @@
+"""Knobs: defaults and overrides, bad values naming the knob and the fix, a field and a doc for each."""
+from __future__ import annotations
+
+import pytest
+
+from condor_docker.core import settings
+
+
+def test_defaults_and_overrides():
+    s = settings.default_settings(CONDOR_DOCKER_PULL_TIMEOUT="30s", DOCKER_NETWORKS="a, b")
+    assert s.pull_timeout == 30 and s.networks == ("a", "b") and s.drop_all_capabilities is True
+
+
+@pytest.mark.parametrize("knob,value,words", [
+    ("CONDOR_DOCKER_PULL_TIMEOUT", "soon", "not a number of seconds"),
+    ("CONDOR_DOCKER_PULL_TIMEOUT", "0", "below its minimum"),
+    ("DOCKER_DROP_ALL_CAPABILITIES", "maybe", "not a boolean"),
+    ("CONDOR_DOCKER_DEFAULT_NETWORK", "labnet", "DOCKER_NETWORKS"),
+    ("DOCKER_VOLUMES", "DATA", "DOCKER_VOLUME_DIR_DATA is not set"),
+])
+def test_bad_knobs_name_the_knob_and_the_fix(knob, value, words):
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.default_settings(**{knob: value})
+    assert words in str(caught.value)
+
+
+def test_every_knob_has_a_field_and_a_doc():
+    s = settings.default_settings()
+    for knob in settings.KNOBS:
+        assert hasattr(s, settings.field_name(knob.name)) and knob.doc
