@@ -25,6 +25,7 @@ API used by other test modules (keep it stable):
 """
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import re
@@ -478,6 +479,14 @@ class Pool:
 
     def log(self, name: str) -> str:
         return _read(os.path.join(self.log_dir, name))
+
+    def scratch_dirs(self) -> list[str]:
+        """The running jobs' scratch dirs, in either starter layout: 25.0 `dir_<pid>`, 25.13 `dir_<pid>/scratch`."""
+        found = []
+        for job_dir in sorted(glob.glob(os.path.join(self.execute_dir, "dir_*"))):
+            nested = os.path.join(job_dir, "scratch")
+            found.append(nested if os.path.isdir(nested) else job_dir)
+        return found
 
     def managed_containers(self) -> list:
         """Containers of this pool labelled org.condor_docker.managed=true (docker SDK)."""

@@ -7,7 +7,6 @@ SIGSTOP/SIGCONT (or the freezer) for condor_suspend/condor_continue.
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import time
@@ -121,7 +120,7 @@ queue
 
 
 def _scratch_file(pool, name):
-    found = glob.glob(os.path.join(pool.execute_dir, "dir_*", name))
+    found = [os.path.join(d, name) for d in pool.scratch_dirs() if os.path.exists(os.path.join(d, name))]
     return found[0] if found else None
 
 
