@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from condor_docker.wire import ops, socketpath
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 SAMPLES: list[ops.Request] = [
     ops.Ping(), ops.MachineAttrs(), ops.Status(), ops.AdminStatus(),
