@@ -41,6 +41,9 @@ Codes (also published in the README):
       305 ENGINE_ERROR         the engine failed with a server-side error
       306 JOB_INTERRUPTED      the job was stopped before it finished (vacate,
                                agent or launcher lost)
+
+HTCondor's own HoldReasonCode values (its CONDOR_HOLD_CODE), which the codes
+above go under as HoldReasonSubCode, are `HoldReasonCode` below.
 """
 from __future__ import annotations
 
@@ -76,6 +79,13 @@ class Code(enum.IntEnum):
     def kind(self) -> Kind:
         """The kind follows from the number, as HTCondor reads HookStatusCode."""
         return Kind.HOLD if self.value < 300 else Kind.REQUEUE
+
+
+class HoldReasonCode(enum.IntEnum):
+    """HTCondor's HoldReasonCode values (CONDOR_HOLD_CODE) that condor_docker sets or mimics."""
+    JOB_POLICY = 3                 # on_exit_hold / periodic_hold (JobPolicy)
+    JOB_POLICY_UNDEFINED = 5       # a policy expression that does not evaluate (JobPolicyUndefined)
+    HOOK_PREPARE_JOB_FAILURE = 19  # the PREPARE_JOB hook failed (HookPrepareJobFailure)
 
 
 class Failure(Exception):

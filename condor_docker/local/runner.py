@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from ..core import ads, gpus, request, spec
-from ..core.failures import Code, Failure
+from ..core.failures import Code, Failure, HoldReasonCode
 from ..core.settings import Settings, SettingsError, load_settings
 from ..engine import usage
 from ..engine.client import Engine
@@ -41,8 +41,6 @@ log = logging.getLogger("condor_docker.runner")
 # Local runs differ from a pool in two defaults: images a user loaded on their own
 # machine are theirs to run, and a retry comes sooner.
 RUNNER_DEFAULTS = {"DOCKER_TRUST_LOCAL_IMAGES": "true", "CONDOR_DOCKER_MAX_REQUEUES": "2"}
-HOLD_CODE_PREPARE = 19   # HTCondor's HoldReasonCode for a failed PREPARE_JOB hook
-HOLD_CODE_POLICY = 3     # HTCondor's HoldReasonCode for on_exit_hold (runtime failures)
 EXIT_HELD = 1
 EXIT_BAD_INPUT = 2
 
@@ -118,7 +116,7 @@ class LocalRunner:
                     held = failure if failure.is_hold else Failure(
                         Code.TOO_MANY_REQUEUES, f"failed {attempts + 1} times, last: {failure.reason}")
                     if events:
-                        events.held(job, held.reason, HOLD_CODE_PREPARE, int(held.code))
+                        events.held(job, held.reason, HoldReasonCode.HOOK_PREPARE_JOB_FAILURE, int(held.code))
                     return Outcome(job, None, held)
                 attempts += 1
                 log.warning("job %d.%d goes back to idle (%s); retry %d in %.0f s",
@@ -129,7 +127,7 @@ class LocalRunner:
                 continue
             if result.failure is not None and result.failure.is_hold:
                 if events:
-                    events.held(job, result.failure.reason, HOLD_CODE_POLICY, int(result.failure.code))
+                    events.held(job, result.failure.reason, HoldReasonCode.JOB_POLICY, int(result.failure.code))
                 return Outcome(job, result, result.failure)
             if policy is None and not self.interrupted.is_set():
                 policy = userpolicy.on_exit(proc.ad)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import classad2
 
+from ..core.failures import HoldReasonCode
+
 # JobStatus values (HTCondor's)
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
-HOLD_CODE_JOB_POLICY = 3   # HoldReasonCode "JobPolicy": on_exit_hold / periodic_hold
-HOLD_CODE_POLICY_UNDEFINED = 5   # HoldReasonCode "JobPolicyUndefined": a policy that does not evaluate
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ def _fired(ad: classad2.ClassAd, attr: str, action: str) -> Decision | None:
     text = _expression_text(ad, attr)
     if value is None:
         return Decision("hold", f"The job attribute {attr} expression '{text}' evaluated to UNDEFINED",
-                        HOLD_CODE_POLICY_UNDEFINED, 0)
+                        HoldReasonCode.JOB_POLICY_UNDEFINED, 0)
     reason = _string(ad, f"{attr}Reason") or f"The job attribute {attr} expression '{text}' evaluated to TRUE"
     if action == "hold":
-        return Decision("hold", reason, HOLD_CODE_JOB_POLICY, _int(ad, f"{attr}SubCode"))
+        return Decision("hold", reason, HoldReasonCode.JOB_POLICY, _int(ad, f"{attr}SubCode"))
     return Decision(action, reason)
 
 
@@ -144,7 +144,7 @@ def on_exit(ad: classad2.ClassAd) -> Decision:
     value = _value(ad, "OnExitRemove")
     if value is None:
         return Decision("hold", f"The job attribute OnExitRemove expression '{_expression_text(ad, 'OnExitRemove')}' "
-                                "evaluated to UNDEFINED", HOLD_CODE_POLICY_UNDEFINED, 0)
+                                "evaluated to UNDEFINED", HoldReasonCode.JOB_POLICY_UNDEFINED, 0)
     if value:
         return Decision("done")
     return Decision("requeue", f"The job attribute OnExitRemove expression "
