@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.failures import Code, Failure, Kind
+from ..core.failures import Code, Failure, bound_requeue
 from ..core.request import JobRequest
 from ..core.settings import Settings
 from ..core.spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
@@ -83,12 +83,8 @@ class AdoptedRun(ContainerRun):
 
 
 def bounded(failure: Failure, request: JobRequest | None, settings: Settings) -> Failure:
-    """A REQUEUE failure of a job already started too often becomes a HOLD with the last reason."""
-    if failure.kind is Kind.REQUEUE and request is not None and request.num_job_starts > settings.max_requeues:
-        return Failure(Code.TOO_MANY_REQUEUES,
-                       f"job {request.job_id} was requeued {request.num_job_starts} times "
-                       f"(CONDOR_DOCKER_MAX_REQUEUES = {settings.max_requeues}); last: {failure.reason}")
-    return failure
+    """core.failures.bound_requeue, counting the job's starts as its ad does (none before the ad is read)."""
+    return bound_requeue(failure, request.num_job_starts if request is not None else 0, settings.max_requeues)
 
 
 def _starter_env(value: Any) -> dict[str, str]:

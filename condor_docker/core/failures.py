@@ -118,3 +118,18 @@ class Failure(Exception):
 
     def __repr__(self) -> str:
         return f"Failure({self.code.name}, {self.reason!r})"
+
+
+def bound_requeue(failure: Failure, starts: int, limit: int) -> Failure:
+    """The one requeue -> hold rule: a transient failure of a job started more than `limit` times is a hold.
+
+    HTCondor requeues on >= 300 with no limit and no back-off, so a REQUEUE
+    failure would loop forever; once `starts` (how often the job has been
+    started, this attempt included; each caller has its own count) is above
+    `limit` it becomes TOO_MANY_REQUEUES with the last reason kept.  A HOLD
+    failure, or a job still within its limit, is returned as it is.
+    """
+    if failure.is_hold or starts <= limit:
+        return failure
+    return Failure(Code.TOO_MANY_REQUEUES,
+                   f"gave up after {starts} attempts (limit {limit}); last error: {failure.reason}")

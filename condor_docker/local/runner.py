@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from ..core import ads, gpus, request, spec
-from ..core.failures import Code, Failure, HoldReasonCode
+from ..core.failures import Code, Failure, HoldReasonCode, bound_requeue
 from ..core.settings import Settings, SettingsError, load_settings
 from ..engine import usage
 from ..engine.client import Engine
@@ -112,9 +112,10 @@ class LocalRunner:
             try:
                 result, policy = self._attempt(proc, job, events, attempts)
             except Failure as failure:
-                if failure.is_hold or attempts >= self.settings.max_requeues or self.interrupted.is_set():
-                    held = failure if failure.is_hold else Failure(
-                        Code.TOO_MANY_REQUEUES, f"failed {attempts + 1} times, last: {failure.reason}")
+                # an interrupted run starts no job again: its limit is the starts it had
+                limit = attempts if self.interrupted.is_set() else self.settings.max_requeues
+                held = bound_requeue(failure, attempts + 1, limit)
+                if held.is_hold:
                     if events:
                         events.held(job, held.reason, HoldReasonCode.HOOK_PREPARE_JOB_FAILURE, int(held.code))
                     return Outcome(job, None, held)
