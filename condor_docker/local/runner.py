@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..core import ads, gpus, request, spec
 from ..core.failures import Code, Failure, HoldReasonCode, bound_requeue
-from ..core.settings import Settings, SettingsError, load_settings
+from ..core.settings import EX_USAGE, OverrideError, Settings, SettingsError, settings_from_command_line
 from ..engine import usage
 from ..engine.client import Engine
 from ..engine.image_cache import PullProgress
@@ -351,9 +351,7 @@ def main_run(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        overrides = dict(RUNNER_DEFAULTS)
-        overrides.update(item.split("=", 1) for item in args.set)
-        settings = load_settings(overrides=overrides)
+        settings = settings_from_command_line(args.set, defaults=RUNNER_DEFAULTS)
         uid, gid, user = _run_as(args.user)
         cluster = _next_cluster(args.state_dir)
         warnings: list[str] = []
@@ -361,6 +359,9 @@ def main_run(argv: list[str]) -> int:
         gpu_ids = gpus.machine_gpus()
         for proc in procs:
             check_fits(proc, local_machine_ad(gpu_ids))
+    except OverrideError as err:
+        print(f"condor_docker run: {err}", file=sys.stderr)
+        return EX_USAGE
     except (SubmitError, SettingsError, ValueError) as err:
         print(f"condor_docker run: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
