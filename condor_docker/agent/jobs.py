@@ -23,23 +23,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.failures import Code, Failure, bound_requeue
+from ..core.labels import (
+    AGENT_LABEL,
+    CGROUP_PARENT_LABEL,
+    CLUSTER_LABEL,
+    LAUNCHER_PID_LABEL,
+    PROC_LABEL,
+    SCRATCH_DIR_LABEL,
+    SLOT_LABEL,
+    STARTER_PID_LABEL,
+    UID_LABEL,
+    own_containers_filter,
+)
 from ..core.request import JobRequest
 from ..core.settings import Settings
-from ..core.spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
+from ..core.spec import ContainerSpec, build_spec
 from ..engine import usage
 from ..engine.client import Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
-from ..engine.reaper import own_containers_filter
 from . import launcher_watch, policy, starter_proof
 from .context import RequestContext
 from .slots import SlotSource
 
 log = logging.getLogger("condor_docker.agent_jobs")
 
-LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
-STARTER_PID_LABEL = LABEL_PREFIX + "starter_pid"
 MAX_ENV_ENTRIES = 4096
-CGROUP_PARENT_LABEL = LABEL_PREFIX + "cgroup_parent"
 MAX_GRACE = 3600.0
 
 
@@ -149,7 +157,7 @@ class JobService:
             name = str((container.get("Names") or ["?"])[0]).lstrip("/")
             log.info("found %s container %s (%s) of uid %s: left for its launcher to reattach "
                      "(the reaper removes it if nobody does)", container.get("State"), name,
-                     str(container.get("Id", ""))[:12], (container.get("Labels") or {}).get(LABEL_PREFIX + "uid"))
+                     str(container.get("Id", ""))[:12], (container.get("Labels") or {}).get(UID_LABEL))
             names.append(name)
         return names
 
@@ -198,7 +206,7 @@ class JobService:
         owner_agent = state.labels.get(AGENT_LABEL)
         if owner_agent not in (None, self.settings.agent_id):  # a sibling execute node's, same engine
             raise policy.refuse(f"container {name} belongs to another condor_docker agent ({owner_agent})")
-        ctx.job = f"{state.labels.get(LABEL_PREFIX + 'cluster', '?')}.{state.labels.get(LABEL_PREFIX + 'proc', '?')}"
+        ctx.job = f"{state.labels.get(CLUSTER_LABEL, '?')}.{state.labels.get(PROC_LABEL, '?')}"
         return state
 
     def _io(self, ctx: RequestContext) -> JobIO:
@@ -252,8 +260,8 @@ class JobService:
         state = self._owned_container(ctx, message["container"])
         policy.check_job_peer(ctx.uid, ctx.gid)
         labels = state.labels
-        request, spec, scratch = self._build(ctx, labels.get(LABEL_PREFIX + "scratch_dir", ""),
-                                             slot=labels.get(LABEL_PREFIX + "slot"))
+        request, spec, scratch = self._build(ctx, labels.get(SCRATCH_DIR_LABEL, ""),
+                                             slot=labels.get(SLOT_LABEL))
         scratch.close()  # the container exists and runs: its mount was checked before it started
         if spec.name != state.name:
             raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
@@ -378,11 +386,10 @@ class JobService:
         """JOB_EXIT: remove the job's containers, if they are the peer's."""
         cluster, proc = int(message["cluster"]), int(message["proc"])
         ctx.job = f"{cluster}.{proc}"
-        filters = [f"{LABEL_PREFIX}cluster={cluster}", f"{LABEL_PREFIX}proc={proc}"]
+        pairs = [(CLUSTER_LABEL, cluster), (PROC_LABEL, proc)]
         if message.get("slot"):
-            filters.append(f"{LABEL_PREFIX}slot={message['slot']}")
-        found = self.engine.managed_containers(
-            {"label": own_containers_filter(self.settings.agent_id)["label"] + filters})
+            pairs.append((SLOT_LABEL, message["slot"]))
+        found = self.engine.managed_containers(own_containers_filter(self.settings.agent_id, *pairs))
         mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
         if found and not mine:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from ..core import ads
 from ..core.failures import Code, Failure
+from ..core.labels import MANAGED_LABEL, UID_LABEL
 from ..core.request import JobRequest, from_ads
 from ..core.settings import Settings
 from ..core.spec import ContainerSpec, parse_extra_arguments
@@ -81,11 +82,11 @@ def check_job_peer(uid: int, gid: int) -> None:
 
 def may_act_on(peer_uid: int, labels: dict) -> bool:
     """Whether the peer may act on a container with these labels (its own, or root)."""
-    return peer_uid == 0 or labels.get("org.condor_docker.uid") == str(peer_uid)
+    return peer_uid == 0 or labels.get(UID_LABEL) == str(peer_uid)
 
 
 def check_container_owner(peer_uid: int, name: str, labels: dict) -> None:
-    if labels.get("org.condor_docker.managed") != "true":
+    if labels.get(MANAGED_LABEL) != "true":
         raise refuse(f"container {name} is not managed by condor_docker")
     if not may_act_on(peer_uid, labels):
         raise refuse(f"container {name} does not belong to uid {peer_uid}")

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..core.failures import Code, Failure
-from ..core.spec import AGENT_LABEL, ContainerSpec
+from ..core.labels import AGENT_LABEL, UID_LABEL
+from ..core.spec import ContainerSpec
 from ..host import safefs
 from ..host.fdio import write_all
 from .client import Engine
@@ -253,7 +254,7 @@ class ContainerRun:
             raise Failure(Code.ENGINE_ERROR,
                           f"a container named {self.spec.name} belongs to another condor_docker agent "
                           f"({owner_agent}) on this engine; the job will be retried")
-        if state.labels.get("org.condor_docker.uid") != mine:
+        if state.labels.get(UID_LABEL) != mine:
             raise Failure(Code.POLICY_REFUSED,
                           f"a container named {self.spec.name} exists and is not this job's: remove it by hand")
         log.warning("removing leftover container %s (%s) of an earlier attempt", self.spec.name, state.id[:12])

@@ -30,13 +30,18 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..core.failures import Failure
+from ..core.labels import (
+    AGENT_LABEL,
+    LAUNCHER_PID_LABEL,
+    MANAGED_LABEL,
+    SCRATCH_DIR_LABEL,
+    own_containers_filter,
+)
 from ..core.settings import Settings
-from ..core.spec import AGENT_LABEL, LABEL_PREFIX, MANAGED_LABEL
 from .client import Engine
 
 log = logging.getLogger("condor_docker.reaper")
 
-LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
 _RUNNING_STATES = ("running", "created", "paused", "restarting")
 
 
@@ -46,11 +51,6 @@ class Decision:
     name: str
     reap: bool
     why: str
-
-
-def own_containers_filter(agent_id: str) -> dict:
-    """Engine list filter for the managed containers of one agent instance."""
-    return {"label": [f"{MANAGED_LABEL}=true", f"{AGENT_LABEL}={agent_id}"]}
 
 
 def pid_alive(pid: int) -> bool:
@@ -90,11 +90,11 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
     """
     cid, name = str(container.get("Id", "")), _name(container)
     labels = container.get("Labels") or {}
-    if labels.get(LABEL_PREFIX + "managed") != "true":
+    if labels.get(MANAGED_LABEL) != "true":
         return Decision(cid, name, False, "not ours")
     if agent_id is not None and labels.get(AGENT_LABEL) != agent_id:
         return Decision(cid, name, False, f"another agent's ({labels.get(AGENT_LABEL) or 'no agent label'})")
-    scratch = labels.get(LABEL_PREFIX + "scratch_dir")
+    scratch = labels.get(SCRATCH_DIR_LABEL)
     execute_dirs = tuple(execute_dirs)
     if scratch and execute_dirs and not _under(scratch, execute_dirs):
         return Decision(cid, name, False, "another execute dir's")
