@@ -38,9 +38,9 @@ from ..core.labels import (
 from ..core.request import JobRequest
 from ..core.settings import Settings
 from ..core.spec import ContainerSpec, build_spec
-from ..engine import usage
 from ..engine.client import Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
+from ..host import cgroups
 from . import launcher_watch, policy, starter_proof
 from .context import RequestContext
 from .slots import SlotSource
@@ -279,16 +279,16 @@ class JobService:
             self._untrack(job)
 
     def _cgroup_parent(self, ctx: RequestContext, name: str) -> str | None:
-        """`<launcher's job cgroup or /condor_docker>/<name>` (see usage.py); None unless cgroupfs."""
+        """`<launcher's job cgroup or /condor_docker>/<name>` (see host/cgroups.py); None unless cgroupfs."""
         if self._cgroup_driver is None:
             try:
                 self._cgroup_driver = str(self.engine.info().get("CgroupDriver") or "")
             except Failure as failure:
                 log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
                 return None
-        job_cgroup = launcher_watch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
-                                                cgroup_v2=usage.is_cgroup_v2(), driver=self._cgroup_driver)
-        parent = usage.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
+        job_cgroup = cgroups.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
+                                               cgroup_v2=cgroups.is_cgroup_v2(), driver=self._cgroup_driver)
+        parent = cgroups.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
         if parent:
             log.info("job=%s container=%s cgroup parent %s%s", ctx.job, name, parent,
                      " (under the launcher's job cgroup)" if job_cgroup else "")

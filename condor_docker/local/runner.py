@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from ..core import ads, gpus, request, spec
 from ..core.failures import Code, Failure, HoldReasonCode, bound_requeue
 from ..core.settings import EX_USAGE, OverrideError, Settings, SettingsError, settings_from_command_line
-from ..engine import usage
 from ..engine.client import Engine
 from ..engine.image_cache import PullProgress
 from ..engine.images import ensure_image
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from ..host import cgroups
 from . import userpolicy
 from .eventlog import EventLog, JobId
 from .localmachine import check_fits, local_machine_ad
@@ -232,7 +232,7 @@ class LocalRunner:
             driver = str(self.engine.info().get("CgroupDriver") or "")
         except Failure:
             return container
-        parent = usage.container_cgroup_parent(f"{container.name}.run{os.getpid()}", None, driver)
+        parent = cgroups.container_cgroup_parent(f"{container.name}.run{os.getpid()}", None, driver)
         return dataclasses.replace(container, cgroup_parent=parent) if parent else container
 
     def _starter_env(self, scratch: str, slot: str) -> dict[str, str]:
