@@ -41,7 +41,8 @@ from ..core.spec import ContainerSpec, build_spec
 from ..engine.client import Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
 from ..host import cgroups
-from . import launcher_watch, policy, starter_proof
+from . import launcher_watch, starter_proof
+from . import scratch as policy  # split next: scratch.py keeps the scratch dir, policy.py the rest
 from .context import RequestContext
 from .slots import SlotSource
 

@@ -6,7 +6,7 @@ import os
 import pytest
 from testpaths import FIXTURES
 
-from condor_docker.agent import policy
+from condor_docker.agent import scratch as policy  # split next
 from condor_docker.core import ads
 from condor_docker.core.failures import Code, Failure, Kind
 from condor_docker.core.request import from_ads
