@@ -49,7 +49,7 @@ from ..engine.client import Engine
 from ..engine.streams import frames
 from ..host.fdio import write_all
 from ..wire.protocol import ProtocolError
-from . import scratch as policy  # split next
+from . import policy
 from .context import RequestContext
 
 log = logging.getLogger("condor_docker.agent_exec")

@@ -41,10 +41,10 @@ from ..core.spec import ContainerSpec, build_spec
 from ..engine.client import Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
 from ..host import cgroups
-from . import launcher_watch, starter_proof
-from . import scratch as policy  # split next: scratch.py keeps the scratch dir, policy.py the rest
+from . import launcher_watch, policy, starter_proof
 from .context import RequestContext
-from .slots import SlotSource
+from .scratch import ScratchDir, open_scratch, read_scratch_ads, request_from_texts
+from .slots import MachineResources, SlotSource, check_memory_budget, machine_resources
 
 log = logging.getLogger("condor_docker.agent_jobs")
 
@@ -115,11 +115,11 @@ def result_dict(result: ExitResult) -> dict:
 
 class JobService:
     def __init__(self, settings: Settings, engine: Engine, cache: Any,
-                 machine: policy.MachineResources | None = None, slots: SlotSource | None = None) -> None:
+                 machine: MachineResources | None = None, slots: SlotSource | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.cache = cache
-        self.machine = machine or policy.machine_resources()
+        self.machine = machine or machine_resources()
         self.slots = slots or SlotSource(settings, self.machine.cpus, self.machine.memory_mb)
         self._jobs: dict[str, TrackedJob] = {}
         self._lock = threading.Lock()
@@ -136,7 +136,7 @@ class JobService:
             if spec.name in self._jobs:
                 raise policy.refuse(f"container {spec.name} is already being served")
             running = sum(job.memory_mb for job in self._jobs.values())
-            policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
+            check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
             job = TrackedJob(spec.name, request.job_id, request.uid, spec.memory_mb, time.time())
             self._jobs[spec.name] = job
             return job
@@ -165,22 +165,22 @@ class JobService:
     # -- building a job ----------------------------------------------------------------
     def _build(self, ctx: RequestContext, scratch_dir: str, *, job_text: str | None = None,
                starter_env: dict | None = None, slot: str | None = None
-               ) -> tuple[JobRequest, ContainerSpec, policy.ScratchDir]:
+               ) -> tuple[JobRequest, ContainerSpec, ScratchDir]:
         """Check the peer, open its scratch dir once (held fd), read and check the job; caller closes it."""
         policy.check_job_peer(ctx.uid, ctx.gid)
         if job_text is not None and not isinstance(job_text, str):
             raise policy.refuse(f"{ctx.op}: job_ad must be the job ad's text")
         env = _starter_env(starter_env)
-        scratch = policy.open_scratch(scratch_dir, ctx.uid, self.settings)
+        scratch = open_scratch(scratch_dir, ctx.uid, self.settings)
         try:
-            file_job_text, machine_text = policy.read_scratch_ads(scratch, job_ad_required=job_text is None)
+            file_job_text, machine_text = read_scratch_ads(scratch, job_ad_required=job_text is None)
             proof = starter_proof.find_starter(ctx.pid, scratch.job_dir,
                                                policy.trusted_owners())
             if proof is None and self.settings.require_starter:
                 raise policy.refuse(f"process {ctx.pid} is not a job of the condor_starter of {scratch.path} "
                                     "(CONDOR_DOCKER_REQUIRE_STARTER = true)")
             claimed_slot = slot or env.get("_CONDOR_SLOT")
-            request = policy.request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
+            request = request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
                                                 uid=ctx.uid, gid=ctx.gid, scratch_dir=scratch.path,
                                                 starter_env=env,
                                                 slot=(proof.slot if proof and proof.slot else claimed_slot))
@@ -223,7 +223,7 @@ class JobService:
             scratch.close()
             with self._lock:
                 running = sum(job.memory_mb for job in self._jobs.values())
-            policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
+            check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
             progress = None
             if message.get("progress"):  # the hook asked for event lines while the image is pulled
                 progress = lambda snapshot: ctx.send_event({"event": "pull_progress", **snapshot})  # noqa: E731
@@ -302,7 +302,7 @@ class JobService:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
 
     def _created(self, ctx: RequestContext, job: TrackedJob, container_id: str,
-                 scratch: policy.ScratchDir | None = None) -> None:
+                 scratch: ScratchDir | None = None) -> None:
         """After create, before start: the scratch dir the engine will mount must be the one we hold."""
         job.container_id = container_id
         if scratch is not None and not scratch.still_in_place():

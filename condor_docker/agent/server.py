@@ -33,7 +33,12 @@ import threading
 import time
 
 from ..core.failures import Code, Failure
-from ..core.settings import EX_USAGE, OverrideError, SettingsError, settings_from_command_line
+from ..core.settings import (
+    EX_USAGE,
+    OverrideError,
+    SettingsError,
+    settings_from_command_line,
+)
 from ..wire.protocol import (
     encode,
     peer_credentials,

@@ -1,0 +1,107 @@
+"""The agent's policy: what a peer may ask for, decided from what the agent can trust.
+
+The agent runs as root and talks to the Docker engine (itself root on the
+machine); every request comes from an untrusted process.  docs/TRUST-MODEL.md
+has the whole model; in short:
+
+- **Who asks** comes from the kernel (SO_PEERCRED), never from a message.  Job
+  requests from uid 0 or gid 0 are refused: a docker job never runs as root, and
+  root only manages (signal, cleanup, status).  A peer acts only on its own
+  containers (their uid label), root on any.
+- **The scratch dir** and the ads in it: agent/scratch.py (opened once, through fds).
+- **Resources**: `.machine.ad` sits in a directory the job owns, so its
+  Cpus/Memory/Disk/GPUs are only a claim.  `check_resources` holds the job when
+  a claim is above the trusted size (`slot_source`: the startd's slot ad, else
+  the admin's caps); a REQUEUE budget check (agent/slots.py) keeps the
+  containers the agent runs within the machine's memory.
+- **Privileges** come from the admin only: the network `host` only when
+  CONDOR_DOCKER_ALLOW_HOST_NETWORK is true, capabilities only those listed in
+  the knobs (the spec takes them from Settings, never from the job), never
+  privileged mode.  `check_spec` re-checks the final spec, so a future change to
+  spec.py cannot widen them silently.
+
+Everything here is pure.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+
+from ..core import ads
+from ..core.failures import Code, Failure
+from ..core.labels import MANAGED_LABEL, UID_LABEL
+from ..core.request import JobRequest
+from ..core.settings import Settings
+from ..core.spec import ContainerSpec, parse_extra_arguments
+from .slots import SlotResources, check_claim
+
+
+def refuse(reason: str) -> Failure:
+    return Failure(Code.POLICY_REFUSED, reason)
+
+
+def check_job_peer(uid: int, gid: int) -> None:
+    """A job's container never runs as root; root may only manage."""
+    if uid == 0 or gid == 0:
+        raise refuse(f"a docker job cannot run as uid {uid} gid {gid}: root may only manage jobs, "
+                     "submit as an ordinary user")
+
+
+def may_act_on(peer_uid: int, labels: dict) -> bool:
+    """Whether the peer may act on a container with these labels (its own, or root)."""
+    return peer_uid == 0 or labels.get(UID_LABEL) == str(peer_uid)
+
+
+def check_container_owner(peer_uid: int, name: str, labels: dict) -> None:
+    if labels.get(MANAGED_LABEL) != "true":
+        raise refuse(f"container {name} is not managed by condor_docker")
+    if not may_act_on(peer_uid, labels):
+        raise refuse(f"container {name} does not belong to uid {peer_uid}")
+
+
+def trusted_owners() -> set[int]:
+    """Who may own an execute dir: root, this agent's own user, and the condor user."""
+    owners = {0, os.geteuid()}
+    try:
+        owners.add(pwd.getpwnam("condor").pw_uid)
+    except KeyError:
+        pass
+    return owners
+
+
+def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: SlotResources) -> JobRequest:
+    """HOLD when the job's ads claim more than the trusted slot size; else the request as claimed.
+
+    Cpus/Memory are what the container gets (from .machine.ad, or the job's
+    Request* when there is none); Disk/GPUs of .machine.ad are checked too, so a
+    rewritten ad is refused as a whole rather than partly believed.
+    """
+    check_claim("Cpus", request.cpus, trusted.cpus, "", trusted)
+    check_claim("Memory", request.memory_mb, trusted.memory_mb, " MB", trusted)
+    if machine_ad_text and (trusted.disk_kb is not None or trusted.gpus is not None):
+        machine_ad = ads.parse_ad(machine_ad_text, "machine ad")
+        check_claim("Disk", ads.get_int(machine_ad, "Disk"), trusted.disk_kb, " KB", trusted)
+        check_claim("GPUs", ads.get_int(machine_ad, "GPUs"), trusted.gpus, "", trusted)
+    return request
+
+
+def admin_capabilities(settings: Settings) -> tuple[str, ...]:
+    """The capabilities an admin configured (knob + DOCKER_EXTRA_ARGUMENTS), nothing else."""
+    return tuple(dict.fromkeys(settings.add_capabilities + parse_extra_arguments(settings.extra_arguments).cap_add))
+
+
+def check_spec(spec: ContainerSpec, settings: Settings) -> None:
+    """Re-check the final spec against the admin's settings (defence in depth over spec.py)."""
+    user = spec.user.split(":")
+    if "0" in user or any(g == "0" for g in spec.group_add):
+        raise refuse(f"container {spec.name} would run as root ({spec.user}): refused")
+    if spec.network_mode == "host" and not settings.allow_host_network:
+        raise Failure(Code.NETWORK_NOT_ALLOWED,
+                      "docker_network_type = host is not allowed on this machine: use nat or none")
+    extra = set(spec.cap_add) - set(admin_capabilities(settings))
+    if extra:
+        raise refuse(f"capabilities {', '.join(sorted(extra))} were not configured by the admin")
+    if settings.drop_all_capabilities and "ALL" not in spec.cap_drop:
+        raise refuse("DOCKER_DROP_ALL_CAPABILITIES is true but the container keeps capabilities")
+    if "no-new-privileges" not in spec.security_opt:
+        raise refuse("the container must run with no-new-privileges")
