@@ -1,7 +1,7 @@
 """`condor_docker run job.sub`: the docker universe on one machine, no HTCondor daemons.
 
 Each queued job goes through the same mapping and lifecycle as in a pool: a
-scratch dir with `.job.ad`/`.machine.ad`, input files transferred in, the
+scratch dir with `.job.ad`/`.machine.ad`, input files transferred in (transfer.py), the
 container run as the job's user, outputs transferred back, and the submit
 file's `log` written as an HTCondor job event log.  A job that cannot run is
 held (event + reason) or retried, never dropped.  Exit status: 0 when every job
@@ -35,6 +35,7 @@ from . import userpolicy
 from .eventlog import EventLog, JobId
 from .localmachine import check_fits, local_machine_ad
 from .submitfile import Proc, SubmitError, load_procs
+from .transfer import transfer_in, transfer_out
 
 log = logging.getLogger("condor_docker.runner")
 
@@ -185,7 +186,7 @@ class LocalRunner:
             job_request = request.from_ads(proc.ad, machine_ad, uid=self.uid, gid=self.gid, scratch_dir=scratch,
                                            starter_env=starter_env)
             container = spec.build_spec(job_request, self.settings)
-            self._transfer_in(proc, scratch)
+            transfer_in(proc, scratch, self.uid, self.gid)
             self._write_ads(scratch, proc, machine_ad)
             prepare_scratch(scratch, self.uid, self.gid)
             progress = PullProgress(job_request.image)
@@ -218,7 +219,7 @@ class LocalRunner:
                     stop_watching.set()
                     watcher.join()
             userpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
-            self._transfer_out(proc, scratch)
+            transfer_out(proc, scratch)
             return result, (decided[0] if decided else None)
         finally:
             self.current = None
@@ -242,67 +243,13 @@ class LocalRunner:
                 "_CONDOR_MACHINE_AD": os.path.join(scratch, ".machine.ad"),
                 "BATCH_SYSTEM": "HTCondor", "TMPDIR": "/tmp", "TMP": "/tmp", "TEMP": "/tmp"}
 
-    def _transfer_in(self, proc: Proc, scratch: str) -> None:
-        sources = list(proc.transfer_input)
-        if ads.get_bool(proc.ad, "TransferExecutable", False):
-            sources.append(ads.get_str(proc.ad, "Cmd"))
-        for source in sources:
-            path = os.path.join(proc.iwd, source)
-            target = os.path.join(scratch, os.path.basename(source.rstrip("/")))
-            try:
-                if os.path.isdir(path):
-                    shutil.copytree(path, target, symlinks=True)
-                else:
-                    shutil.copy2(path, target)
-            except OSError as err:
-                raise Failure(Code.BAD_JOB_AD, f"cannot transfer input file {path}: {err.strerror}: "
-                                               "fix transfer_input_files or executable") from err
-            _chown_tree(target, self.uid, self.gid)
-
     def _write_ads(self, scratch: str, proc: Proc, machine_ad) -> None:
         for name, ad in ((".job.ad", proc.ad), (".machine.ad", machine_ad)):
             with open(os.path.join(scratch, name), "w") as stream:
                 stream.write(ad.printOld())
 
-    def _transfer_out(self, proc: Proc, scratch: str) -> None:
-        """Named outputs, or (like HTCondor) every top-level file the job created or changed."""
-        transferred_in = {os.path.basename(s.rstrip("/")) for s in proc.transfer_input}
-        names = proc.transfer_output
-        if names is None:
-            names = tuple(name for name in sorted(os.listdir(scratch))
-                          if not name.startswith(".") and name not in ("tmp", "var") and name not in transferred_in
-                          and os.path.isfile(os.path.join(scratch, name))
-                          and not (ads.get_bool(proc.ad, "TransferExecutable", False)
-                                   and name == os.path.basename(ads.get_str(proc.ad, "Cmd") or "")))
-        for name in names:
-            source = os.path.join(scratch, name)
-            if not os.path.lexists(source):
-                log.warning("transfer_output_files names %s but the job did not create it", name)
-                continue
-            if os.path.islink(source) or not os.path.isfile(source):
-                log.warning("not transferring %s: not a regular file", name)
-                continue
-            remaps = dict(proc.output_remaps)
-            destination = remaps.get(name, remaps.get(os.path.basename(name), os.path.basename(name)))
-            target = os.path.join(proc.iwd, destination)
-            try:
-                shutil.copyfile(source, target)
-            except OSError as err:
-                raise Failure(Code.BAD_JOB_AD, f"cannot transfer output {name} to {target}: {err.strerror}: "
-                                               "fix transfer_output_remaps") from err
-
-
 def job_request_slot(job: JobId) -> str:
     return f"slot1_{job.proc + 1}"
-
-
-def _chown_tree(path: str, uid: int, gid: int) -> None:
-    if os.geteuid() != 0:
-        return
-    os.chown(path, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 class _job_files:
