@@ -38,7 +38,7 @@ from ..core.labels import (
 from ..core.request import JobRequest
 from ..core.settings import Settings
 from ..core.spec import ContainerSpec, build_spec
-from ..engine.client import Engine
+from ..engine.client import ContainerState, Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
 from ..host import cgroups
 from . import launcher_watch, policy, starter_proof
@@ -65,30 +65,6 @@ class TrackedJob:
     def describe(self) -> dict:
         return {"container": self.name, "job": self.job_id, "uid": self.uid, "memory_mb": self.memory_mb,
                 "container_id": self.container_id, "since": self.since}
-
-
-class AdoptedRun(ContainerRun):
-    """A container created by an earlier agent: attach, wait, inspect, remove (no create, no start)."""
-
-    def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, container_id: str, running: bool,
-                 **kwargs: Any) -> None:
-        super().__init__(engine, spec, io, **kwargs)
-        self._adopt_id = container_id
-        self._running = running
-
-    def run(self) -> ExitResult:
-        self.container_id = self._adopt_id
-        try:
-            if self.on_created is not None:
-                self.on_created(self.container_id)
-            pumps = []
-            if self._running:
-                pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
-                self._start_monitors()
-            return self._wait_for_result(pumps)
-        finally:
-            self._finished.set()
-            self._remove()
 
 
 def bounded(failure: Failure, request: JobRequest | None, settings: Settings) -> Failure:
@@ -271,11 +247,11 @@ class JobService:
             spec = dataclasses.replace(spec, cgroup_parent=parent)
         job = self._track(request, spec)
         try:
-            run = AdoptedRun(self.engine, spec, io, state.id, state.running, kill_grace=self._grace(request),
-                             on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
+            run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
+                               on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
             log.info("reattaching %s (%s) for launcher pid %d; output written while no agent was attached is lost",
                      spec.name, state.id[:12], ctx.pid)
-            return self._serve(ctx, job, run, request, pull_policy=None)
+            return self._serve(ctx, job, run, request, pull_policy=None, adopting=state)
         finally:
             self._untrack(job)
 
@@ -311,8 +287,9 @@ class JobService:
         ctx.send_event({"event": "started", "container": job.name})
 
     def _serve(self, ctx: RequestContext, job: TrackedJob, run: ContainerRun, request: JobRequest,
-               pull_policy: str | None) -> dict:
-        """Run (or adopt) the container while watching the launcher; the final answer."""
+               pull_policy: str | None, adopting: ContainerState | None = None) -> dict:
+        """Run (or adopt: `adopting` is the earlier agent's container) the container while watching
+        the launcher; the final answer."""
         job.run = run
 
         def launcher_gone() -> None:
@@ -333,7 +310,7 @@ class JobService:
             with self.cache.use(run.spec.image):
                 if pull_policy is not None:
                     self.cache.ensure(run.spec.image, pull_policy)
-                result = run.run()
+                result = run.run() if adopting is None else run.adopt(adopting.id, adopting.running)
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
         finally:
