@@ -51,7 +51,7 @@ class Outcome:
     job: JobId
     result: ExitResult | None
     held: Failure | None
-    policy: "userpolicy.Decision | None" = None
+    policy: "userpolicy.UserPolicyDecision | None" = None
 
     def describe(self) -> str:
         if self.policy is not None and self.policy.action == "hold":
@@ -174,7 +174,7 @@ class LocalRunner:
                 return
 
     def _attempt(self, proc: Proc, job: JobId, events: EventLog | None,
-                 attempts: int) -> tuple[ExitResult, "userpolicy.Decision | None"]:
+                 attempts: int) -> tuple[ExitResult, "userpolicy.UserPolicyDecision | None"]:
         scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
         try:
             os.chown(scratch, self.uid, self.gid) if os.geteuid() == 0 else None
