@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Callable
 
 from ..core.failures import Failure
-from ..core.settings import Settings, SettingsError, load_settings
+from ..core.settings import (
+    EX_USAGE,
+    OverrideError,
+    Settings,
+    SettingsError,
+    settings_from_command_line,
+)
 from ..wire.ops import Ping
 from ..wire.protocol import AgentClient, AgentUnavailable
 
@@ -57,7 +64,10 @@ def main_doctor(argv: list[str]) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="override a knob")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(overrides=dict(item.split("=", 1) for item in args.set))
+        settings = settings_from_command_line(args.set)
+    except OverrideError as err:
+        print(f"condor_docker doctor: {err}", file=sys.stderr)
+        return EX_USAGE
     except SettingsError as err:
         print(f"FAIL  configuration: {err}")
         return 1

@@ -37,7 +37,13 @@ import time
 from typing import Any
 
 from ..core.failures import Code, Failure
-from ..core.spec import LABEL_PREFIX, MANAGED_LABEL
+from ..core.labels import (
+    CLUSTER_LABEL,
+    PROC_LABEL,
+    SCRATCH_DIR_LABEL,
+    UID_LABEL,
+    managed_filter,
+)
 from ..engine.client import Engine
 from ..engine.streams import frames
 from ..host.fdio import write_all
@@ -89,8 +95,7 @@ class ExecOp:
         if not isinstance(scratch_dir, str) or not os.path.isabs(scratch_dir):
             raise policy.refuse(f"exec needs the job's scratch dir as an absolute path, not {scratch_dir!r}")
         scratch_dir = os.path.normpath(scratch_dir)
-        found = self.engine.managed_containers({"label": [
-            f"{MANAGED_LABEL}=true", f"{LABEL_PREFIX}uid={ctx.uid}", f"{LABEL_PREFIX}scratch_dir={scratch_dir}"]})
+        found = self.engine.managed_containers(managed_filter((UID_LABEL, ctx.uid), (SCRATCH_DIR_LABEL, scratch_dir)))
         live = [c for c in found if c.get("State") in ("running", "paused")]
         if not live:
             raise Failure(Code.JOB_INTERRUPTED, f"no running container of uid {ctx.uid} for scratch dir "
@@ -105,9 +110,9 @@ class ExecOp:
         config = details.get("Config") or {}
         ctx.container = name
         labels = config.get("Labels") or {}
-        ctx.job = f"{labels.get(LABEL_PREFIX + 'cluster', '?')}.{labels.get(LABEL_PREFIX + 'proc', '?')}"
+        ctx.job = f"{labels.get(CLUSTER_LABEL, '?')}.{labels.get(PROC_LABEL, '?')}"
         policy.check_container_owner(ctx.uid, name, labels)
-        if ctx.uid == 0 or labels.get(LABEL_PREFIX + "scratch_dir") != scratch_dir:
+        if ctx.uid == 0 or labels.get(SCRATCH_DIR_LABEL) != scratch_dir:
             raise policy.refuse(f"container {name} is not the job of scratch dir {scratch_dir}")
         if (details.get("State") or {}).get("Paused"):
             raise Failure(Code.JOB_INTERRUPTED, f"container {name} is suspended: try again when the job resumes")

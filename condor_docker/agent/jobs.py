@@ -23,24 +23,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.failures import Code, Failure, Kind
+from ..core.failures import Code, Failure, bound_requeue
+from ..core.labels import (
+    AGENT_LABEL,
+    CGROUP_PARENT_LABEL,
+    CLUSTER_LABEL,
+    LAUNCHER_PID_LABEL,
+    PROC_LABEL,
+    SCRATCH_DIR_LABEL,
+    SLOT_LABEL,
+    STARTER_PID_LABEL,
+    UID_LABEL,
+    own_containers_filter,
+)
 from ..core.request import JobRequest
 from ..core.settings import Settings
-from ..core.spec import AGENT_LABEL, LABEL_PREFIX, ContainerSpec, build_spec
-from ..engine import usage
-from ..engine.client import Engine
+from ..core.spec import ContainerSpec, build_spec
+from ..engine.client import ContainerState, Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
-from ..engine.reaper import own_containers_filter
+from ..host import cgroups
 from ..wire import ops
 from . import launcher_watch, policy, starter_proof
 from .context import RequestContext
-from .slots import SlotSource
+from .scratch import ScratchDir, open_scratch, read_scratch_ads, request_from_texts
+from .slots import MachineResources, SlotSource, check_memory_budget, machine_resources
 
 log = logging.getLogger("condor_docker.agent_jobs")
 
-LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
-STARTER_PID_LABEL = LABEL_PREFIX + "starter_pid"
-CGROUP_PARENT_LABEL = LABEL_PREFIX + "cgroup_parent"
 
 
 @dataclass
@@ -58,37 +67,9 @@ class TrackedJob:
                 "container_id": self.container_id, "since": self.since}
 
 
-class AdoptedRun(ContainerRun):
-    """A container created by an earlier agent: attach, wait, inspect, remove (no create, no start)."""
-
-    def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, container_id: str, running: bool,
-                 **kwargs: Any) -> None:
-        super().__init__(engine, spec, io, **kwargs)
-        self._adopt_id = container_id
-        self._running = running
-
-    def run(self) -> ExitResult:
-        self.container_id = self._adopt_id
-        try:
-            if self.on_created is not None:
-                self.on_created(self.container_id)
-            pumps = []
-            if self._running:
-                pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
-                self._start_monitors()
-            return self._wait_for_result(pumps)
-        finally:
-            self._finished.set()
-            self._remove()
-
-
 def bounded(failure: Failure, request: JobRequest | None, settings: Settings) -> Failure:
-    """A REQUEUE failure of a job already started too often becomes a HOLD with the last reason."""
-    if failure.kind is Kind.REQUEUE and request is not None and request.num_job_starts > settings.max_requeues:
-        return Failure(Code.TOO_MANY_REQUEUES,
-                       f"job {request.job_id} was requeued {request.num_job_starts} times "
-                       f"(CONDOR_DOCKER_MAX_REQUEUES = {settings.max_requeues}); last: {failure.reason}")
-    return failure
+    """core.failures.bound_requeue, counting the job's starts as its ad does (none before the ad is read)."""
+    return bound_requeue(failure, request.num_job_starts if request is not None else 0, settings.max_requeues)
 
 
 def result_dict(result: ExitResult) -> dict:
@@ -99,11 +80,11 @@ def result_dict(result: ExitResult) -> dict:
 
 class JobService:
     def __init__(self, settings: Settings, engine: Engine, cache: Any,
-                 machine: policy.MachineResources | None = None, slots: SlotSource | None = None) -> None:
+                 machine: MachineResources | None = None, slots: SlotSource | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.cache = cache
-        self.machine = machine or policy.machine_resources()
+        self.machine = machine or machine_resources()
         self.slots = slots or SlotSource(settings, self.machine.cpus, self.machine.memory_mb)
         self._jobs: dict[str, TrackedJob] = {}
         self._lock = threading.Lock()
@@ -120,7 +101,7 @@ class JobService:
             if spec.name in self._jobs:
                 raise policy.refuse(f"container {spec.name} is already being served")
             running = sum(job.memory_mb for job in self._jobs.values())
-            policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
+            check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
             job = TrackedJob(spec.name, request.job_id, request.uid, spec.memory_mb, time.time())
             self._jobs[spec.name] = job
             return job
@@ -142,29 +123,29 @@ class JobService:
             name = str((container.get("Names") or ["?"])[0]).lstrip("/")
             log.info("found %s container %s (%s) of uid %s: left for its launcher to reattach "
                      "(the reaper removes it if nobody does)", container.get("State"), name,
-                     str(container.get("Id", ""))[:12], (container.get("Labels") or {}).get(LABEL_PREFIX + "uid"))
+                     str(container.get("Id", ""))[:12], (container.get("Labels") or {}).get(UID_LABEL))
             names.append(name)
         return names
 
     # -- building a job ----------------------------------------------------------------
     def _build(self, ctx: RequestContext, scratch_dir: str, *, job_text: str | None = None,
-               starter_env: Mapping[str, str] | None = None, slot: str | None = None
-               ) -> tuple[JobRequest, ContainerSpec, policy.ScratchDir]:
+                starter_env: Mapping[str, str] | None = None, slot: str | None = None
+                ) -> tuple[JobRequest, ContainerSpec, ScratchDir]:
         """Check the peer, open its scratch dir once (held fd), read and check the job; caller closes it."""
         policy.check_job_peer(ctx.uid, ctx.gid)
         if job_text is not None and not isinstance(job_text, str):
             raise policy.refuse(f"{ctx.op}: job_ad must be the job ad's text")
         env = dict(starter_env or {})   # checked by ops.Launch
-        scratch = policy.open_scratch(scratch_dir, ctx.uid, self.settings)
+        scratch = open_scratch(scratch_dir, ctx.uid, self.settings)
         try:
-            file_job_text, machine_text = policy.read_scratch_ads(scratch, job_ad_required=job_text is None)
+            file_job_text, machine_text = read_scratch_ads(scratch, job_ad_required=job_text is None)
             proof = starter_proof.find_starter(ctx.pid, scratch.job_dir,
                                                policy.trusted_owners())
             if proof is None and self.settings.require_starter:
                 raise policy.refuse(f"process {ctx.pid} is not a job of the condor_starter of {scratch.path} "
                                     "(CONDOR_DOCKER_REQUIRE_STARTER = true)")
             claimed_slot = slot or env.get("_CONDOR_SLOT")
-            request = policy.request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
+            request = request_from_texts(job_text if job_text is not None else file_job_text, machine_text,
                                                 uid=ctx.uid, gid=ctx.gid, scratch_dir=scratch.path,
                                                 starter_env=env,
                                                 slot=(proof.slot if proof and proof.slot else claimed_slot))
@@ -191,7 +172,7 @@ class JobService:
         owner_agent = state.labels.get(AGENT_LABEL)
         if owner_agent not in (None, self.settings.agent_id):  # a sibling execute node's, same engine
             raise policy.refuse(f"container {name} belongs to another condor_docker agent ({owner_agent})")
-        ctx.job = f"{state.labels.get(LABEL_PREFIX + 'cluster', '?')}.{state.labels.get(LABEL_PREFIX + 'proc', '?')}"
+        ctx.job = f"{state.labels.get(CLUSTER_LABEL, '?')}.{state.labels.get(PROC_LABEL, '?')}"
         return state
 
     def _io(self, ctx: RequestContext) -> JobIO:
@@ -207,7 +188,7 @@ class JobService:
             scratch.close()
             with self._lock:
                 running = sum(job.memory_mb for job in self._jobs.values())
-            policy.check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
+            check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
             progress = None
             if asked.progress:  # the hook asked for event lines while the image is pulled
                 progress = lambda snapshot: ctx.send_event(ops.pull_progress(snapshot))  # noqa: E731
@@ -245,8 +226,8 @@ class JobService:
         state = self._owned_container(ctx, asked.container)
         policy.check_job_peer(ctx.uid, ctx.gid)
         labels = state.labels
-        request, spec, scratch = self._build(ctx, labels.get(LABEL_PREFIX + "scratch_dir", ""),
-                                             slot=labels.get(LABEL_PREFIX + "slot"))
+        request, spec, scratch = self._build(ctx, labels.get(SCRATCH_DIR_LABEL, ""),
+                                             slot=labels.get(SLOT_LABEL))
         scratch.close()  # the container exists and runs: its mount was checked before it started
         if spec.name != state.name:
             raise policy.refuse(f"container {state.name} does not match the job in its scratch dir ({spec.name})")
@@ -255,25 +236,25 @@ class JobService:
             spec = dataclasses.replace(spec, cgroup_parent=parent)
         job = self._track(request, spec)
         try:
-            run = AdoptedRun(self.engine, spec, io, state.id, state.running, kill_grace=self._grace(request),
-                             on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
+            run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
+                               on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
             log.info("reattaching %s (%s) for launcher pid %d; output written while no agent was attached is lost",
                      spec.name, state.id[:12], ctx.pid)
-            return self._serve(ctx, job, run, request, pull_policy=None)
+            return self._serve(ctx, job, run, request, pull_policy=None, adopting=state)
         finally:
             self._untrack(job)
 
     def _cgroup_parent(self, ctx: RequestContext, name: str) -> str | None:
-        """`<launcher's job cgroup or /condor_docker>/<name>` (see usage.py); None unless cgroupfs."""
+        """`<launcher's job cgroup or /condor_docker>/<name>` (see host/cgroups.py); None unless cgroupfs."""
         if self._cgroup_driver is None:
             try:
                 self._cgroup_driver = str(self.engine.info().get("CgroupDriver") or "")
             except Failure as failure:
                 log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
                 return None
-        job_cgroup = launcher_watch.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
-                                                cgroup_v2=usage.is_cgroup_v2(), driver=self._cgroup_driver)
-        parent = usage.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
+        job_cgroup = cgroups.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
+                                               cgroup_v2=cgroups.is_cgroup_v2(), driver=self._cgroup_driver)
+        parent = cgroups.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
         if parent:
             log.info("job=%s container=%s cgroup parent %s%s", ctx.job, name, parent,
                      " (under the launcher's job cgroup)" if job_cgroup else "")
@@ -286,7 +267,7 @@ class JobService:
         return request.kill_grace if request.kill_grace is not None else self.settings.kill_grace
 
     def _created(self, ctx: RequestContext, job: TrackedJob, container_id: str,
-                 scratch: policy.ScratchDir | None = None) -> None:
+                 scratch: ScratchDir | None = None) -> None:
         """After create, before start: the scratch dir the engine will mount must be the one we hold."""
         job.container_id = container_id
         if scratch is not None and not scratch.still_in_place():
@@ -295,8 +276,9 @@ class JobService:
         ctx.send_event(ops.Started(job.name).to_message())
 
     def _serve(self, ctx: RequestContext, job: TrackedJob, run: ContainerRun, request: JobRequest,
-               pull_policy: str | None) -> dict:
-        """Run (or adopt) the container while watching the launcher; the final answer."""
+               pull_policy: str | None, adopting: ContainerState | None = None) -> dict:
+        """Run (or adopt: `adopting` is the earlier agent's container) the container while watching
+        the launcher; the final answer."""
         job.run = run
 
         def launcher_gone() -> None:
@@ -317,7 +299,7 @@ class JobService:
             with self.cache.use(run.spec.image):
                 if pull_policy is not None:
                     self.cache.ensure(run.spec.image, pull_policy)
-                result = run.run()
+                result = run.run() if adopting is None else run.adopt(adopting.id, adopting.running)
         except Failure as failure:
             raise bounded(failure, request, self.settings) from None
         finally:
@@ -365,11 +347,10 @@ class JobService:
         """JOB_EXIT: remove the job's containers, if they are the peer's."""
         cluster, proc = asked.cluster, asked.proc
         ctx.job = f"{cluster}.{proc}"
-        filters = [f"{LABEL_PREFIX}cluster={cluster}", f"{LABEL_PREFIX}proc={proc}"]
+        pairs = [(CLUSTER_LABEL, cluster), (PROC_LABEL, proc)]
         if asked.slot:
-            filters.append(f"{LABEL_PREFIX}slot={asked.slot}")
-        found = self.engine.managed_containers(
-            {"label": own_containers_filter(self.settings.agent_id)["label"] + filters})
+            pairs.append((SLOT_LABEL, asked.slot))
+        found = self.engine.managed_containers(own_containers_filter(self.settings.agent_id, *pairs))
         mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
         if found and not mine:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")

@@ -33,7 +33,12 @@ import threading
 import time
 
 from ..core.failures import Code, Failure
-from ..core.settings import SettingsError, load_settings
+from ..core.settings import (
+    EX_USAGE,
+    OverrideError,
+    SettingsError,
+    settings_from_command_line,
+)
 from ..wire.protocol import (
     encode,
     peer_credentials,
@@ -174,16 +179,6 @@ def serve(agent: Agent, path: str, stop: threading.Event) -> None:
 
 
 # -- command line -------------------------------------------------------------------------
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        name, found, value = pair.partition("=")
-        if not found or not name:
-            raise SettingsError(f"--set {pair!r}: write KNOB=VALUE")
-        overrides[name.strip()] = value
-    return overrides
-
-
 def _default_log() -> str | None:
     try:
         import htcondor2
@@ -217,7 +212,10 @@ def main_agent(argv: list[str] | None = None) -> int:
                         help="also log to stderr (the agent never forks; condor_master supervises it)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(None, _overrides(args.set))
+        settings = settings_from_command_line(args.set)
+    except OverrideError as err:
+        print(f"condor_docker agent: {err}", file=sys.stderr)
+        return EX_USAGE
     except SettingsError as err:
         print(f"condor_docker agent: {err}", file=sys.stderr)
         return EX_CONFIG

@@ -13,7 +13,9 @@ The agent checks the claim against, in order:
    machine's own size (psutil) where a cap is 0.
 
 A claim above the trusted value is refused (a HOLD naming both numbers), never
-silently used.  The query is a callable, so tests inject a fake startd.
+silently used.  The query is a callable, so tests inject a fake startd.  The
+machine's own size (`machine_resources`, psutil) also bounds the memory of all
+running containers together (`check_memory_budget`, a REQUEUE).
 
 A "no such slot" answer (or no answer) is asked again once, from a fresh process,
 before it counts: the agent lives longer than a startd, and after `condor_restart
@@ -210,6 +212,28 @@ def _ask_with_timeout(query: SlotQuery, slot: str, timeout: float) -> tuple:
 
 
 _NO_SUCH_SLOT = object()
+
+
+@dataclass(frozen=True)
+class MachineResources:
+    """What this machine has, as the kernel reports it (not as an ad claims)."""
+    cpus: int
+    memory_mb: int
+
+
+def machine_resources() -> MachineResources:
+    import psutil  # only the agent needs it
+
+    return MachineResources(cpus=psutil.cpu_count() or 1,
+                            memory_mb=psutil.virtual_memory().total // (1024 * 1024))
+
+
+def check_memory_budget(memory_mb: int, running_mb: int, machine: MachineResources, job_id: str) -> None:
+    """REQUEUE when this container plus the running ones would not fit in the machine's memory."""
+    if running_mb + memory_mb > machine.memory_mb:
+        raise Failure(Code.ENGINE_ERROR,
+                      f"job {job_id} asks for {memory_mb} MB but containers already running hold "
+                      f"{running_mb} MB of this machine's {machine.memory_mb} MB: try again later")
 
 
 def check_claim(what: str, claimed: int | None, trusted: int | None, unit: str, resources: SlotResources) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.labels import CLUSTER_LABEL, PROC_LABEL, UID_LABEL
+
 
 def gather(*, health: Any, jobs: list[dict], engine: Any, cache: Any, uid: int) -> dict:
     """The agent's view, as JSON-ready data; each part fails on its own (an error names it)."""
@@ -17,7 +19,7 @@ def gather(*, health: Any, jobs: list[dict], engine: Any, cache: Any, uid: int) 
     try:
         containers = engine.managed_containers()
         report["containers"] = [_container(c) for c in containers
-                                if uid == 0 or (c.get("Labels") or {}).get("org.condor_docker.uid") == str(uid)]
+                                if uid == 0 or (c.get("Labels") or {}).get(UID_LABEL) == str(uid)]
     except Exception as err:  # a Failure from the engine, or a bug: the rest still shows
         report["containers_error"] = getattr(err, "reason", str(err))
     report["pulls"] = cache.pulls()
@@ -37,6 +39,6 @@ def gather(*, health: Any, jobs: list[dict], engine: Any, cache: Any, uid: int) 
 def _container(listed: dict) -> dict:
     labels = listed.get("Labels") or {}
     return {"name": str((listed.get("Names") or ["?"])[0]).lstrip("/"),
-            "job": f"{labels.get('org.condor_docker.cluster', '?')}.{labels.get('org.condor_docker.proc', '?')}",
-            "uid": labels.get("org.condor_docker.uid", "?"), "image": listed.get("Image", "?"),
+            "job": f"{labels.get(CLUSTER_LABEL, '?')}.{labels.get(PROC_LABEL, '?')}",
+            "uid": labels.get(UID_LABEL, "?"), "image": listed.get("Image", "?"),
             "state": listed.get("State", "?"), "status": listed.get("Status", "")}

@@ -41,6 +41,9 @@ Codes (also published in the README):
       305 ENGINE_ERROR         the engine failed with a server-side error
       306 JOB_INTERRUPTED      the job was stopped before it finished (vacate,
                                agent or launcher lost)
+
+HTCondor's own HoldReasonCode values (its CONDOR_HOLD_CODE), which the codes
+above go under as HoldReasonSubCode, are `HoldReasonCode` below.
 """
 from __future__ import annotations
 
@@ -78,6 +81,13 @@ class Code(enum.IntEnum):
         return Kind.HOLD if self.value < 300 else Kind.REQUEUE
 
 
+class HoldReasonCode(enum.IntEnum):
+    """HTCondor's HoldReasonCode values (CONDOR_HOLD_CODE) that condor_docker sets or mimics."""
+    JOB_POLICY = 3                 # on_exit_hold / periodic_hold (JobPolicy)
+    JOB_POLICY_UNDEFINED = 5       # a policy expression that does not evaluate (JobPolicyUndefined)
+    HOOK_PREPARE_JOB_FAILURE = 19  # the PREPARE_JOB hook failed (HookPrepareJobFailure)
+
+
 class Failure(Exception):
     """A classified failure: what happened (`reason`) and what HTCondor should do."""
 
@@ -108,3 +118,18 @@ class Failure(Exception):
 
     def __repr__(self) -> str:
         return f"Failure({self.code.name}, {self.reason!r})"
+
+
+def bound_requeue(failure: Failure, starts: int, limit: int) -> Failure:
+    """The one requeue -> hold rule: a transient failure of a job started more than `limit` times is a hold.
+
+    HTCondor requeues on >= 300 with no limit and no back-off, so a REQUEUE
+    failure would loop forever; once `starts` (how often the job has been
+    started, this attempt included; each caller has its own count) is above
+    `limit` it becomes TOO_MANY_REQUEUES with the last reason kept.  A HOLD
+    failure, or a job still within its limit, is returned as it is.
+    """
+    if failure.is_hold or starts <= limit:
+        return failure
+    return Failure(Code.TOO_MANY_REQUEUES,
+                   f"gave up after {starts} attempts (limit {limit}); last error: {failure.reason}")

@@ -12,11 +12,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
+
+EX_USAGE = 64   # sysexits.h: the command line is wrong (a bad `--set KNOB=VALUE`)
 
 
 class SettingsError(ValueError):
     """A knob has a value we cannot use; the message names the knob and the fix."""
+
+
+class OverrideError(SettingsError):
+    """A `--set KNOB=VALUE` the command cannot use (no `=`, no such knob, a bad value): exit EX_USAGE."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,55 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
         raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
     values["agent_id"] = values["agent_id"] or default_agent_id(values["execute_dirs"])
     return Settings(**values)
+
+
+_VOLUME_DIR_KNOB = re.compile(r"DOCKER_VOLUME_DIR_\w+")   # per volume, named by DOCKER_VOLUMES
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """The one `--set KNOB=VALUE` parser: each pair names a knob and gives a value that knob takes.
+
+    A bad pair raises OverrideError with one line naming the problem and the fix.
+    """
+    known = {knob.name: knob for knob in KNOBS}
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, found, value = pair.partition("=")
+        name = name.strip()
+        if not found or not name:
+            raise OverrideError(f"--set {pair!r}: write --set KNOB=VALUE, e.g. --set CONDOR_DOCKER_MAX_REQUEUES=3")
+        knob = known.get(name)
+        if knob is None and not _VOLUME_DIR_KNOB.fullmatch(name):
+            raise OverrideError(f"--set {pair!r}: {name} is not a condor_docker knob "
+                                "(`condor_docker config` lists them)")
+        if knob is not None:
+            try:
+                _convert(knob, value)
+            except SettingsError as err:
+                raise OverrideError(f"--set {pair!r}: {err}") from None
+        overrides[name] = value
+    return overrides
+
+
+def settings_from_command_line(pairs: Iterable[str], lookup: Callable[[str], str | None] | None = None,
+                               defaults: Mapping[str, str] | None = None) -> Settings:
+    """Settings with a command's `--set` pairs over the configuration (and `defaults` under them).
+
+    A bad pair, or a pair that makes the knobs disagree (the configuration alone
+    is usable), raises OverrideError; a configuration that is bad by itself, SettingsError.
+    """
+    overrides = parse_overrides(pairs)
+    base = dict(defaults or {})
+    try:
+        return load_settings(lookup, {**base, **overrides})
+    except SettingsError as err:
+        if not overrides:
+            raise
+        try:
+            load_settings(lookup, base)
+        except SettingsError:
+            raise err from None
+        raise OverrideError(f"--set: {err}") from None
 
 
 def default_agent_id(execute_dirs: tuple[str, ...]) -> str:

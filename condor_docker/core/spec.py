@@ -20,12 +20,20 @@ import classad2
 
 from . import gpus
 from .failures import Code, Failure
+from .labels import (
+    AGENT_LABEL,
+    CLUSTER_LABEL,
+    IMAGE_LABEL,
+    LABEL_PREFIX,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    PROC_LABEL,
+    SCRATCH_DIR_LABEL,
+    SLOT_LABEL,
+    UID_LABEL,
+)
 from .request import JobRequest
 from .settings import Settings, SettingsError
-
-LABEL_PREFIX = "org.condor_docker."
-MANAGED_LABEL = LABEL_PREFIX + "managed"
-AGENT_LABEL = LABEL_PREFIX + "agent"  # which agent instance owns it (CONDOR_DOCKER_AGENT_ID)
 
 # The starter's environment that makes no sense inside an image, or that belongs
 # to the host (paths into the host's filesystem, our own internals).
@@ -191,18 +199,18 @@ def network_mode(request: JobRequest, settings: Settings) -> str:
 
 def _labels(request: JobRequest, extras: Extras, agent_id: str) -> tuple[tuple[str, str], ...]:
     ours = {
-        "managed": "true",
-        "agent": agent_id,
-        "cluster": str(request.cluster),
-        "proc": str(request.proc),
-        "slot": request.slot,
-        "owner": request.owner,
-        "uid": str(request.uid),
-        "scratch_dir": request.scratch_dir,
-        "image": request.image,
+        MANAGED_LABEL: "true",
+        AGENT_LABEL: agent_id,
+        CLUSTER_LABEL: str(request.cluster),
+        PROC_LABEL: str(request.proc),
+        SLOT_LABEL: request.slot,
+        OWNER_LABEL: request.owner,
+        UID_LABEL: str(request.uid),
+        SCRATCH_DIR_LABEL: request.scratch_dir,
+        IMAGE_LABEL: request.image,
     }
     labels = dict(extras.labels)
-    labels.update({LABEL_PREFIX + key: value for key, value in ours.items()})
+    labels.update(ours)
     return tuple(labels.items())
 
 

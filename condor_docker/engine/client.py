@@ -24,7 +24,8 @@ import requests
 
 from ..core import imageref
 from ..core.failures import Code, Failure
-from ..core.spec import MANAGED_LABEL, ContainerSpec
+from ..core.labels import managed_filter
+from ..core.spec import ContainerSpec
 
 log = logging.getLogger("condor_docker.engine")
 
@@ -352,7 +353,7 @@ class Engine:
 
     def managed_containers(self, extra_filters: dict | None = None) -> list[dict]:
         """Every container (running or not) that carries our label."""
-        filters = {"label": [f"{MANAGED_LABEL}=true"]}
+        filters = managed_filter()
         filters.update(extra_filters or {})
         with translate_engine_errors("other", "list"):
             return self.api.containers(all=True, filters=filters)

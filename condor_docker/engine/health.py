@@ -26,13 +26,13 @@ import time
 from dataclasses import dataclass
 
 from ..core.failures import Failure
+from ..core.labels import SELFTEST_LABEL, selftest_filter
 from ..core.settings import Settings
-from ..core.spec import LABEL_PREFIX, ContainerSpec
+from ..core.spec import ContainerSpec
 from .client import Engine, translate_engine_errors
 
 log = logging.getLogger("condor_docker.health")
 
-SELFTEST_LABEL = LABEL_PREFIX + "selftest"
 SELFTEST_DEADLINE = 30.0  # seconds for `true` to run; a slower engine is not healthy
 
 
@@ -165,7 +165,7 @@ class Health:
         """A crash during an earlier self-test must not leave its container for ever."""
         try:
             with translate_engine_errors("other", "selftest"):
-                leftovers = self.engine.api.containers(all=True, filters={"label": [f"{SELFTEST_LABEL}=true"]})
+                leftovers = self.engine.api.containers(all=True, filters=selftest_filter())
         except Failure:
             return
         for container in leftovers:

@@ -3,7 +3,8 @@
     ensure image -> create -> attach -> start -> wait -> inspect -> remove
 
 The local runner calls it in-process; the agent calls it on behalf of a
-launcher.  Once the container exists, every outcome (exit, failure, stop,
+launcher, and adopts (`ContainerRun.adopt`: attach -> wait -> inspect -> remove)
+the containers an earlier agent created when their launchers reconnect.  Once the container exists, every outcome (exit, failure, stop,
 crash of this thread) ends with the container force-removed.
 """
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..core.failures import Code, Failure
-from ..core.spec import AGENT_LABEL, ContainerSpec
+from ..core.labels import AGENT_LABEL, UID_LABEL
+from ..core.spec import ContainerSpec
 from ..host import safefs
 from ..host.fdio import write_all
 from .client import Engine
@@ -215,6 +217,25 @@ class ContainerRun:
             if self.container_id is not None:
                 self._remove()
 
+    def adopt(self, container_id: str, running: bool) -> ExitResult:
+        """Instead of `run`: take over a container an earlier agent created (no create, no start).
+
+        Attach to it if it still runs (what it wrote while nobody was attached is
+        lost), wait, inspect; always remove.  `on_created` is told its id, as after a create.
+        """
+        self.container_id = container_id
+        try:
+            if self.on_created is not None:
+                self.on_created(self.container_id)
+            pumps = []
+            if running:
+                pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=False))
+                self._start_monitors()
+            return self._wait_for_result(pumps)
+        finally:
+            self._finished.set()
+            self._remove()
+
     def _wait_for_result(self, pumps: list[threading.Thread]) -> ExitResult:
         """Wait for the container to stop, drain its output, then read how it ended."""
         self.engine.wait(self.container_id)
@@ -253,7 +274,7 @@ class ContainerRun:
             raise Failure(Code.ENGINE_ERROR,
                           f"a container named {self.spec.name} belongs to another condor_docker agent "
                           f"({owner_agent}) on this engine; the job will be retried")
-        if state.labels.get("org.condor_docker.uid") != mine:
+        if state.labels.get(UID_LABEL) != mine:
             raise Failure(Code.POLICY_REFUSED,
                           f"a container named {self.spec.name} exists and is not this job's: remove it by hand")
         log.warning("removing leftover container %s (%s) of an earlier attempt", self.spec.name, state.id[:12])

@@ -30,27 +30,27 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..core.failures import Failure
+from ..core.labels import (
+    AGENT_LABEL,
+    LAUNCHER_PID_LABEL,
+    MANAGED_LABEL,
+    SCRATCH_DIR_LABEL,
+    own_containers_filter,
+)
 from ..core.settings import Settings
-from ..core.spec import AGENT_LABEL, LABEL_PREFIX, MANAGED_LABEL
 from .client import Engine
 
 log = logging.getLogger("condor_docker.reaper")
 
-LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
 _RUNNING_STATES = ("running", "created", "paused", "restarting")
 
 
 @dataclass(frozen=True)
-class Decision:
+class ReapDecision:
     container_id: str
     name: str
     reap: bool
     why: str
-
-
-def own_containers_filter(agent_id: str) -> dict:
-    """Engine list filter for the managed containers of one agent instance."""
-    return {"label": [f"{MANAGED_LABEL}=true", f"{AGENT_LABEL}={agent_id}"]}
 
 
 def pid_alive(pid: int) -> bool:
@@ -81,7 +81,7 @@ def _under(path: str, directories: Iterable[str]) -> bool:
 
 def decide(container: dict, tracked: set[str], now: float, grace: float,
            alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None,
-           execute_dirs: Iterable[str] = ()) -> Decision:
+           execute_dirs: Iterable[str] = ()) -> ReapDecision:
     """Reap or keep one container from the engine's container list; pure but for `alive`.
 
     Another agent's container (its agent label, or a scratch dir outside our execute
@@ -90,32 +90,32 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
     """
     cid, name = str(container.get("Id", "")), _name(container)
     labels = container.get("Labels") or {}
-    if labels.get(LABEL_PREFIX + "managed") != "true":
-        return Decision(cid, name, False, "not ours")
+    if labels.get(MANAGED_LABEL) != "true":
+        return ReapDecision(cid, name, False, "not ours")
     if agent_id is not None and labels.get(AGENT_LABEL) != agent_id:
-        return Decision(cid, name, False, f"another agent's ({labels.get(AGENT_LABEL) or 'no agent label'})")
-    scratch = labels.get(LABEL_PREFIX + "scratch_dir")
+        return ReapDecision(cid, name, False, f"another agent's ({labels.get(AGENT_LABEL) or 'no agent label'})")
+    scratch = labels.get(SCRATCH_DIR_LABEL)
     execute_dirs = tuple(execute_dirs)
     if scratch and execute_dirs and not _under(scratch, execute_dirs):
-        return Decision(cid, name, False, "another execute dir's")
+        return ReapDecision(cid, name, False, "another execute dir's")
     if _is_tracked(container, tracked):
-        return Decision(cid, name, False, "tracked")
+        return ReapDecision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
     pid_text = labels.get(LAUNCHER_PID_LABEL, "")
     if pid_text.isdigit() and alive(int(pid_text)):
         # its launcher still waits for it (e.g. served by another agent, or being reattached)
-        return Decision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")
+        return ReapDecision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")
     if state not in _RUNNING_STATES:
-        return Decision(cid, name, True, f"untracked and {state or 'stopped'}")
+        return ReapDecision(cid, name, True, f"untracked and {state or 'stopped'}")
     age = now - float(container.get("Created") or now)
     if age < grace:
-        return Decision(cid, name, False, f"untracked but only {age:.0f} s old")
-    return Decision(cid, name, True, f"untracked, {state}, {age:.0f} s old")
+        return ReapDecision(cid, name, False, f"untracked but only {age:.0f} s old")
+    return ReapDecision(cid, name, True, f"untracked, {state}, {age:.0f} s old")
 
 
 def plan(containers: Iterable[dict], tracked: set[str], now: float, grace: float,
          alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None,
-         execute_dirs: Iterable[str] = ()) -> list[Decision]:
+         execute_dirs: Iterable[str] = ()) -> list[ReapDecision]:
     return [decide(c, tracked, now, grace, alive, agent_id, execute_dirs) for c in containers]
 
 

@@ -28,10 +28,10 @@ import os
 import stat
 from dataclasses import dataclass
 
+from ..host.cgroups import CGROUP_ROOT, is_cgroup_v2
+
 log = logging.getLogger("condor_docker.usage")
 
-CGROUP_ROOT = "/sys/fs/cgroup"
-DEFAULT_PARENT = "/condor_docker"
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,6 @@ class Usage:
 
 def mb_ceil(value_bytes: int) -> int:
     return (int(value_bytes) + 1024 * 1024 - 1) // (1024 * 1024)
-
-
-def is_cgroup_v2(root: str = CGROUP_ROOT) -> bool:
-    return os.path.exists(os.path.join(root, "cgroup.controllers"))
-
-
-def container_cgroup_parent(name: str, job_cgroup: str | None, driver: str) -> str | None:
-    """`<job cgroup or /condor_docker>/<container name>`; None when the engine's driver is not cgroupfs.
-
-    (The systemd driver takes only `*.slice` names; there the engine's stream is all we have.)
-    """
-    if driver != "cgroupfs" or "/" in name or name in ("", ".", ".."):
-        return None
-    base = (job_cgroup or DEFAULT_PARENT).rstrip("/")
-    return f"{base}/{name}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`condor_docker run job.sub`: the docker universe on one machine, no HTCondor daemons.
 
 Each queued job goes through the same mapping and lifecycle as in a pool: a
-scratch dir with `.job.ad`/`.machine.ad`, input files transferred in, the
+scratch dir with `.job.ad`/`.machine.ad`, input files transferred in (transfer.py), the
 container run as the job's user, outputs transferred back, and the submit
 file's `log` written as an HTCondor job event log.  A job that cannot run is
 held (event + reason) or retried, never dropped.  Exit status: 0 when every job
@@ -24,25 +24,30 @@ import time
 from dataclasses import dataclass
 
 from ..core import ads, gpus, request, spec
-from ..core.failures import Code, Failure
-from ..core.settings import Settings, SettingsError, load_settings
-from ..engine import usage
+from ..core.failures import Code, Failure, HoldReasonCode, bound_requeue
+from ..core.settings import (
+    EX_USAGE,
+    OverrideError,
+    Settings,
+    SettingsError,
+    settings_from_command_line,
+)
 from ..engine.client import Engine
 from ..engine.image_cache import PullProgress
 from ..engine.images import ensure_image
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
+from ..host import cgroups
 from . import userpolicy
 from .eventlog import EventLog, JobId
 from .localmachine import check_fits, local_machine_ad
 from .submitfile import Proc, SubmitError, load_procs
+from .transfer import transfer_in, transfer_out
 
 log = logging.getLogger("condor_docker.runner")
 
 # Local runs differ from a pool in two defaults: images a user loaded on their own
 # machine are theirs to run, and a retry comes sooner.
 RUNNER_DEFAULTS = {"DOCKER_TRUST_LOCAL_IMAGES": "true", "CONDOR_DOCKER_MAX_REQUEUES": "2"}
-HOLD_CODE_PREPARE = 19   # HTCondor's HoldReasonCode for a failed PREPARE_JOB hook
-HOLD_CODE_POLICY = 3     # HTCondor's HoldReasonCode for on_exit_hold (runtime failures)
 EXIT_HELD = 1
 EXIT_BAD_INPUT = 2
 
@@ -52,7 +57,7 @@ class Outcome:
     job: JobId
     result: ExitResult | None
     held: Failure | None
-    policy: "userpolicy.Decision | None" = None
+    policy: "userpolicy.UserPolicyDecision | None" = None
 
     def describe(self) -> str:
         if self.policy is not None and self.policy.action == "hold":
@@ -114,11 +119,12 @@ class LocalRunner:
             try:
                 result, policy = self._attempt(proc, job, events, attempts)
             except Failure as failure:
-                if failure.is_hold or attempts >= self.settings.max_requeues or self.interrupted.is_set():
-                    held = failure if failure.is_hold else Failure(
-                        Code.TOO_MANY_REQUEUES, f"failed {attempts + 1} times, last: {failure.reason}")
+                # an interrupted run starts no job again: its limit is the starts it had
+                limit = attempts if self.interrupted.is_set() else self.settings.max_requeues
+                held = bound_requeue(failure, attempts + 1, limit)
+                if held.is_hold:
                     if events:
-                        events.held(job, held.reason, HOLD_CODE_PREPARE, int(held.code))
+                        events.held(job, held.reason, HoldReasonCode.HOOK_PREPARE_JOB_FAILURE, int(held.code))
                     return Outcome(job, None, held)
                 attempts += 1
                 log.warning("job %d.%d goes back to idle (%s); retry %d in %.0f s",
@@ -129,7 +135,7 @@ class LocalRunner:
                 continue
             if result.failure is not None and result.failure.is_hold:
                 if events:
-                    events.held(job, result.failure.reason, HOLD_CODE_POLICY, int(result.failure.code))
+                    events.held(job, result.failure.reason, HoldReasonCode.JOB_POLICY, int(result.failure.code))
                 return Outcome(job, result, result.failure)
             if policy is None and not self.interrupted.is_set():
                 policy = userpolicy.on_exit(proc.ad)
@@ -174,7 +180,7 @@ class LocalRunner:
                 return
 
     def _attempt(self, proc: Proc, job: JobId, events: EventLog | None,
-                 attempts: int) -> tuple[ExitResult, "userpolicy.Decision | None"]:
+                 attempts: int) -> tuple[ExitResult, "userpolicy.UserPolicyDecision | None"]:
         scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
         try:
             os.chown(scratch, self.uid, self.gid) if os.geteuid() == 0 else None
@@ -186,7 +192,7 @@ class LocalRunner:
             job_request = request.from_ads(proc.ad, machine_ad, uid=self.uid, gid=self.gid, scratch_dir=scratch,
                                            starter_env=starter_env)
             container = spec.build_spec(job_request, self.settings)
-            self._transfer_in(proc, scratch)
+            transfer_in(proc, scratch, self.uid, self.gid)
             self._write_ads(scratch, proc, machine_ad)
             prepare_scratch(scratch, self.uid, self.gid)
             progress = PullProgress(job_request.image)
@@ -219,7 +225,7 @@ class LocalRunner:
                     stop_watching.set()
                     watcher.join()
             userpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
-            self._transfer_out(proc, scratch)
+            transfer_out(proc, scratch)
             return result, (decided[0] if decided else None)
         finally:
             self.current = None
@@ -233,7 +239,7 @@ class LocalRunner:
             driver = str(self.engine.info().get("CgroupDriver") or "")
         except Failure:
             return container
-        parent = usage.container_cgroup_parent(f"{container.name}.run{os.getpid()}", None, driver)
+        parent = cgroups.container_cgroup_parent(f"{container.name}.run{os.getpid()}", None, driver)
         return dataclasses.replace(container, cgroup_parent=parent) if parent else container
 
     def _starter_env(self, scratch: str, slot: str) -> dict[str, str]:
@@ -243,67 +249,13 @@ class LocalRunner:
                 "_CONDOR_MACHINE_AD": os.path.join(scratch, ".machine.ad"),
                 "BATCH_SYSTEM": "HTCondor", "TMPDIR": "/tmp", "TMP": "/tmp", "TEMP": "/tmp"}
 
-    def _transfer_in(self, proc: Proc, scratch: str) -> None:
-        sources = list(proc.transfer_input)
-        if ads.get_bool(proc.ad, "TransferExecutable", False):
-            sources.append(ads.get_str(proc.ad, "Cmd"))
-        for source in sources:
-            path = os.path.join(proc.iwd, source)
-            target = os.path.join(scratch, os.path.basename(source.rstrip("/")))
-            try:
-                if os.path.isdir(path):
-                    shutil.copytree(path, target, symlinks=True)
-                else:
-                    shutil.copy2(path, target)
-            except OSError as err:
-                raise Failure(Code.BAD_JOB_AD, f"cannot transfer input file {path}: {err.strerror}: "
-                                               "fix transfer_input_files or executable") from err
-            _chown_tree(target, self.uid, self.gid)
-
     def _write_ads(self, scratch: str, proc: Proc, machine_ad) -> None:
         for name, ad in ((".job.ad", proc.ad), (".machine.ad", machine_ad)):
             with open(os.path.join(scratch, name), "w") as stream:
                 stream.write(ad.printOld())
 
-    def _transfer_out(self, proc: Proc, scratch: str) -> None:
-        """Named outputs, or (like HTCondor) every top-level file the job created or changed."""
-        transferred_in = {os.path.basename(s.rstrip("/")) for s in proc.transfer_input}
-        names = proc.transfer_output
-        if names is None:
-            names = tuple(name for name in sorted(os.listdir(scratch))
-                          if not name.startswith(".") and name not in ("tmp", "var") and name not in transferred_in
-                          and os.path.isfile(os.path.join(scratch, name))
-                          and not (ads.get_bool(proc.ad, "TransferExecutable", False)
-                                   and name == os.path.basename(ads.get_str(proc.ad, "Cmd") or "")))
-        for name in names:
-            source = os.path.join(scratch, name)
-            if not os.path.lexists(source):
-                log.warning("transfer_output_files names %s but the job did not create it", name)
-                continue
-            if os.path.islink(source) or not os.path.isfile(source):
-                log.warning("not transferring %s: not a regular file", name)
-                continue
-            remaps = dict(proc.output_remaps)
-            destination = remaps.get(name, remaps.get(os.path.basename(name), os.path.basename(name)))
-            target = os.path.join(proc.iwd, destination)
-            try:
-                shutil.copyfile(source, target)
-            except OSError as err:
-                raise Failure(Code.BAD_JOB_AD, f"cannot transfer output {name} to {target}: {err.strerror}: "
-                                               "fix transfer_output_remaps") from err
-
-
 def job_request_slot(job: JobId) -> str:
     return f"slot1_{job.proc + 1}"
-
-
-def _chown_tree(path: str, uid: int, gid: int) -> None:
-    if os.geteuid() != 0:
-        return
-    os.chown(path, uid, gid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 class _job_files:
@@ -352,9 +304,7 @@ def main_run(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        overrides = dict(RUNNER_DEFAULTS)
-        overrides.update(item.split("=", 1) for item in args.set)
-        settings = load_settings(overrides=overrides)
+        settings = settings_from_command_line(args.set, defaults=RUNNER_DEFAULTS)
         uid, gid, user = _run_as(args.user)
         cluster = _next_cluster(args.state_dir)
         warnings: list[str] = []
@@ -362,6 +312,9 @@ def main_run(argv: list[str]) -> int:
         gpu_ids = gpus.machine_gpus()
         for proc in procs:
             check_fits(proc, local_machine_ad(gpu_ids))
+    except OverrideError as err:
+        print(f"condor_docker run: {err}", file=sys.stderr)
+        return EX_USAGE
     except (SubmitError, SettingsError, ValueError) as err:
         print(f"condor_docker run: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import classad2
 
+from ..core.failures import HoldReasonCode
+
 # JobStatus values (HTCondor's)
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
-HOLD_CODE_JOB_POLICY = 3   # HoldReasonCode "JobPolicy": on_exit_hold / periodic_hold
-HOLD_CODE_POLICY_UNDEFINED = 5   # HoldReasonCode "JobPolicyUndefined": a policy that does not evaluate
 
 
 @dataclass(frozen=True)
-class Decision:
+class UserPolicyDecision:
     """What the policy says: `hold`, `remove`, `requeue` (exit not accepted: run again) or `done`."""
     action: str
     reason: str = ""
@@ -58,19 +58,19 @@ def _value(ad: classad2.ClassAd, attr: str) -> bool | None:
     return None
 
 
-def _fired(ad: classad2.ClassAd, attr: str, action: str) -> Decision | None:
+def _fired(ad: classad2.ClassAd, attr: str, action: str) -> UserPolicyDecision | None:
     """The decision when `attr` fires (true: `action`; not evaluable: hold code 5), else None."""
     value = _value(ad, attr)
     if value is False:
         return None
     text = _expression_text(ad, attr)
     if value is None:
-        return Decision("hold", f"The job attribute {attr} expression '{text}' evaluated to UNDEFINED",
-                        HOLD_CODE_POLICY_UNDEFINED, 0)
+        return UserPolicyDecision("hold", f"The job attribute {attr} expression '{text}' evaluated to UNDEFINED",
+                                  HoldReasonCode.JOB_POLICY_UNDEFINED, 0)
     reason = _string(ad, f"{attr}Reason") or f"The job attribute {attr} expression '{text}' evaluated to TRUE"
     if action == "hold":
-        return Decision("hold", reason, HOLD_CODE_JOB_POLICY, _int(ad, f"{attr}SubCode"))
-    return Decision(action, reason)
+        return UserPolicyDecision("hold", reason, HoldReasonCode.JOB_POLICY, _int(ad, f"{attr}SubCode"))
+    return UserPolicyDecision(action, reason)
 
 
 def _expression_text(ad: classad2.ClassAd, attr: str) -> str:
@@ -112,7 +112,7 @@ def update_wall_clock(ad: classad2.ClassAd, run_started: float, now: float | Non
     ad["ServerTime"] = int(now)
 
 
-def periodic(ad: classad2.ClassAd) -> Decision | None:
+def periodic(ad: classad2.ClassAd) -> UserPolicyDecision | None:
     """PeriodicHold, then PeriodicRemove, as the schedd checks them; None when neither fires."""
     return _fired(ad, "PeriodicHold", "hold") or _fired(ad, "PeriodicRemove", "remove")
 
@@ -134,18 +134,19 @@ def record_exit(ad: classad2.ClassAd, exit_code: int | None, signal: int | None,
     ad["CompletionDate"] = int(now)
 
 
-def on_exit(ad: classad2.ClassAd) -> Decision:
+def on_exit(ad: classad2.ClassAd) -> UserPolicyDecision:
     """The shadow at exit: the periodic expressions, OnExitHold, then OnExitRemove (default true)."""
     decision = periodic(ad) or _fired(ad, "OnExitHold", "hold")
     if decision is not None:
         return decision
     if "OnExitRemove" not in ad:
-        return Decision("done")
+        return UserPolicyDecision("done")
     value = _value(ad, "OnExitRemove")
     if value is None:
-        return Decision("hold", f"The job attribute OnExitRemove expression '{_expression_text(ad, 'OnExitRemove')}' "
-                                "evaluated to UNDEFINED", HOLD_CODE_POLICY_UNDEFINED, 0)
+        return UserPolicyDecision("hold", f"The job attribute OnExitRemove expression "
+                                          f"'{_expression_text(ad, 'OnExitRemove')}' evaluated to UNDEFINED",
+                                  HoldReasonCode.JOB_POLICY_UNDEFINED, 0)
     if value:
-        return Decision("done")
-    return Decision("requeue", f"The job attribute OnExitRemove expression "
-                               f"'{_expression_text(ad, 'OnExitRemove')}' evaluated to FALSE")
+        return UserPolicyDecision("done")
+    return UserPolicyDecision("requeue", f"The job attribute OnExitRemove expression "
+                                         f"'{_expression_text(ad, 'OnExitRemove')}' evaluated to FALSE")

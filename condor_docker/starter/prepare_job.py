@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from ..core import ads, imageref
 from ..core.arguments import args_to_v2_raw
-from ..core.failures import Code, Failure
+from ..core.failures import Code, Failure, bound_requeue
 from ..wire import protocol
 from ..wire.ops import Prepare
 from ..wire.socketpath import agent_socket
@@ -106,19 +106,9 @@ def failure_attrs(failure: Failure) -> dict[str, Any]:
     return {"HookStatusCode": int(failure.code), "HookStatusMessage": failure.reason}
 
 
-def bound_requeue(failure: Failure, job_ad: Any, max_requeues: int) -> Failure:
-    """A transient failure that keeps coming back becomes a hold, so a job cannot loop forever.
-
-    HTCondor requeues on >= 300 with no limit and no back-off, so we count starts
-    ourselves (NumShadowStarts is 1 on the first attempt).
-    """
-    if failure.is_hold:
-        return failure
-    starts = max(_count(job_ad, "NumShadowStarts"), _count(job_ad, "NumJobStarts"))
-    if starts > max_requeues:
-        return Failure(Code.TOO_MANY_REQUEUES,
-                       f"gave up after {starts} attempts (limit {max_requeues}); last error: {failure.reason}")
-    return failure
+def job_starts(job_ad: Any) -> int:
+    """How often HTCondor has started the job, this attempt included (NumShadowStarts is 1 on the first)."""
+    return max(_count(job_ad, "NumShadowStarts"), _count(job_ad, "NumJobStarts"))
 
 
 def _count(job_ad: Any, attr: str) -> int:
@@ -232,7 +222,7 @@ def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[
     try:
         image = ask_agent_prepare(options, job_text, scratch_dir)
     except Failure as failure:
-        return failure_attrs(bound_requeue(failure, job_ad, options.max_requeues)), 1
+        return failure_attrs(bound_requeue(failure, job_starts(job_ad), options.max_requeues)), 1
     return rewrite_attrs(options, image), 0
 
 

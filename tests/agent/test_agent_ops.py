@@ -54,9 +54,16 @@ def test_unhealthy_engine_is_advertised_offline(agent_factory):
 
 
 def test_bad_knob_stops_the_agent_naming_it(tmp_path):
-    result = run_agent("--socket", str(tmp_path / "s"), "--set", "CONDOR_DOCKER_KILL_GRACE=soon")
+    # in the HTCondor configuration: EX_CONFIG
+    result = subprocess.run([PYTHON, "-m", "condor_docker.cli", "agent", "--log", "-", "--socket", str(tmp_path / "s")],
+                            env=dict(os.environ, PYTHONPATH=CODE_PATH, _CONDOR_CONDOR_DOCKER_KILL_GRACE="soon"),
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 78
     assert "CONDOR_DOCKER_KILL_GRACE" in result.stderr
+    # on the command line: EX_USAGE, one line
+    result = run_agent("--socket", str(tmp_path / "s"), "--set", "CONDOR_DOCKER_KILL_GRACE=soon")
+    assert result.returncode == 64
+    assert "CONDOR_DOCKER_KILL_GRACE" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_unsafe_socket_dir_is_refused(tmp_path):

@@ -10,6 +10,7 @@ from test_lifecycle import SETTINGS, image_present, make_spec  # noqa: F401 -- t
 from condor_docker.core.failures import Code
 from condor_docker.engine import usage
 from condor_docker.engine.lifecycle import ContainerRun, JobIO
+from condor_docker.host import cgroups
 
 pytestmark = pytest.mark.engine
 
@@ -21,7 +22,7 @@ def with_cgroup(engine):
 
     def place(container):
         driver = str(engine.info().get("CgroupDriver"))
-        parent = usage.container_cgroup_parent(f"{container.name}.test{os.getpid()}", None, driver)
+        parent = cgroups.container_cgroup_parent(f"{container.name}.test{os.getpid()}", None, driver)
         if parent is None:
             pytest.skip(f"the engine's cgroup driver is {driver}, not cgroupfs")
         made.append(parent)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from condor_docker.agent import status as agent_status
 from condor_docker.admin import status
+from condor_docker.agent import status as agent_status
 from condor_docker.core.failures import Code, Failure
 
 

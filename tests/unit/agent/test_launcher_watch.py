@@ -8,7 +8,7 @@ import pytest
 from testpaths import FIXTURES
 
 from condor_docker.agent import launcher_watch
-from condor_docker.engine import usage
+from condor_docker.host import cgroups
 
 
 # -- the launcher's cgroup and environment -------------------------------------------------
@@ -27,9 +27,9 @@ V1_IN_JOB = ("12:memory:/htcondor/condor_var_lib_condor_execute_slot1_1@vm\n"
 
 def test_job_cgroup_parent_is_the_launchers_htcondor_cgroup_on_v1_cgroupfs(tmp_path):
     proc = _fake_proc(tmp_path, 42, V1_IN_JOB)
-    parent = launcher_watch.job_cgroup_parent(42, "/htcondor", cgroup_v2=False, driver="cgroupfs", proc_root=proc)
+    parent = cgroups.job_cgroup_parent(42, "/htcondor", cgroup_v2=False, driver="cgroupfs", proc_root=proc)
     assert parent == "/htcondor/condor_var_lib_condor_execute_slot1_1@vm"
-    assert usage.container_cgroup_parent("HTCJob_1_0_slot1_1", parent, "cgroupfs") == \
+    assert cgroups.container_cgroup_parent("HTCJob_1_0_slot1_1", parent, "cgroupfs") == \
         "/htcondor/condor_var_lib_condor_execute_slot1_1@vm/HTCJob_1_0_slot1_1"
 
 
@@ -44,7 +44,7 @@ def test_job_cgroup_parent_is_the_launchers_htcondor_cgroup_on_v1_cgroupfs(tmp_p
 ])
 def test_no_job_cgroup_parent_where_it_cannot_or_must_not_be_used(tmp_path, cgroup_text, v2, driver, prefix):
     proc = _fake_proc(tmp_path, 42, cgroup_text)
-    assert launcher_watch.job_cgroup_parent(42, prefix, cgroup_v2=v2, driver=driver, proc_root=proc) is None
+    assert cgroups.job_cgroup_parent(42, prefix, cgroup_v2=v2, driver=driver, proc_root=proc) is None
 
 
 def test_ancestor_marks_come_from_the_kernels_copy_of_the_environment(tmp_path):

@@ -6,7 +6,8 @@ import os
 import pytest
 from testpaths import FIXTURES
 
-from condor_docker.agent import policy
+from condor_docker.agent import policy, slots
+from condor_docker.agent import scratch as agent_scratch
 from condor_docker.core import ads
 from condor_docker.core.failures import Code, Failure, Kind
 from condor_docker.core.request import from_ads
@@ -42,9 +43,9 @@ def test_root_never_runs_a_job(uid, gid):
 
 def test_scratch_directly_in_execute_dir_is_accepted(execute):
     path = str(execute / "dir_1")
-    assert policy.check_scratch_path(path, settings_for(execute)) == policy.ScratchPlace(os.path.realpath(execute),
-                                                                                          "dir_1")
-    with policy.open_scratch(path, UID, settings_for(execute)) as scratch:
+    assert agent_scratch.check_scratch_path(path, settings_for(execute)) == agent_scratch.ScratchPlace(
+        os.path.realpath(execute), "dir_1")
+    with agent_scratch.open_scratch(path, UID, settings_for(execute)) as scratch:
         assert scratch.path == os.path.join(os.path.realpath(execute), "dir_1")
         assert scratch.still_in_place()
 
@@ -53,7 +54,7 @@ def test_scratch_directly_in_execute_dir_is_accepted(execute):
                                   None, ["x"], 12])
 def test_scratch_elsewhere_is_refused(execute, path):
     with pytest.raises(Failure, match="absolute|not under|not a plain") as err:
-        policy.check_scratch_path(path, settings_for(execute))
+        agent_scratch.check_scratch_path(path, settings_for(execute))
     assert err.value.code is Code.POLICY_REFUSED
 
 
@@ -62,7 +63,7 @@ def test_the_execute_dir_itself_dotdot_and_nested_paths_are_refused(execute):
     for path in (str(execute), str(execute / "dir_1" / ".." / ".."), str(execute / "dir_1" / ".." / "dir_1"),
                  str(execute / "dir_1" / "nested")):
         with pytest.raises(Failure, match="not under|not a plain"):
-            policy.check_scratch_path(path, settings_for(execute))
+            agent_scratch.check_scratch_path(path, settings_for(execute))
 
 
 @pytest.fixture
@@ -77,9 +78,9 @@ def nested(execute):
 
 def test_the_25_13_layout_dir_pid_scratch_is_accepted(execute, nested):
     path = str(nested / "scratch")
-    place = policy.check_scratch_path(path, settings_for(execute))
-    assert place == policy.ScratchPlace(os.path.realpath(execute), "dir_2", "scratch")
-    with policy.open_scratch(path, UID, settings_for(execute)) as scratch:
+    place = agent_scratch.check_scratch_path(path, settings_for(execute))
+    assert place == agent_scratch.ScratchPlace(os.path.realpath(execute), "dir_2", "scratch")
+    with agent_scratch.open_scratch(path, UID, settings_for(execute)) as scratch:
         assert scratch.path == os.path.join(os.path.realpath(execute), "dir_2", "scratch")
         assert scratch.job_dir == "dir_2"     # what the starter proof matches (dir_<starter pid>)
         assert scratch.still_in_place()
@@ -88,51 +89,51 @@ def test_the_25_13_layout_dir_pid_scratch_is_accepted(execute, nested):
 @pytest.mark.parametrize("other", ["htcondor", "user", "nested"])
 def test_in_the_25_13_layout_only_scratch_is_a_scratch_dir(execute, nested, other):
     with pytest.raises(Failure, match="not under"):
-        policy.check_scratch_path(str(nested / other), settings_for(execute))
+        agent_scratch.check_scratch_path(str(nested / other), settings_for(execute))
     with pytest.raises(Failure, match="not under"):
-        policy.check_scratch_path(str(nested / "scratch" / "scratch"), settings_for(execute))
+        agent_scratch.check_scratch_path(str(nested / "scratch" / "scratch"), settings_for(execute))
 
 
 def test_a_25_13_job_dir_the_job_could_write_is_refused(execute, nested):
     os.chown(nested, 54321, 54321)          # not root, not condor: as if the job owned dir_<pid>
     with pytest.raises(Failure, match="job dir .* is owned by uid 54321") as err:
-        policy.open_scratch(str(nested / "scratch"), UID, settings_for(execute))
+        agent_scratch.open_scratch(str(nested / "scratch"), UID, settings_for(execute))
     assert err.value.code is Code.POLICY_REFUSED
     os.chown(nested, 0, 0)
     os.chmod(nested, 0o777)
     with pytest.raises(Failure, match="mode 0777"):
-        policy.open_scratch(str(nested / "scratch"), UID, settings_for(execute))
+        agent_scratch.open_scratch(str(nested / "scratch"), UID, settings_for(execute))
 
 
 def test_a_25_13_job_dir_that_is_a_symlink_is_refused(execute, nested):
     os.symlink(nested, execute / "dir_3")
     with pytest.raises(Failure, match="without following symbolic links"):
-        policy.open_scratch(str(execute / "dir_3" / "scratch"), UID, settings_for(execute))
+        agent_scratch.open_scratch(str(execute / "dir_3" / "scratch"), UID, settings_for(execute))
 
 
 def test_a_sibling_with_the_same_prefix_is_refused(execute):
     sibling = str(execute) + "-evil"
     os.mkdir(sibling)
     with pytest.raises(Failure, match="not under"):
-        policy.check_scratch_path(sibling + "/x", settings_for(execute))
+        agent_scratch.check_scratch_path(sibling + "/x", settings_for(execute))
 
 
 def test_scratch_that_is_a_symlink_is_refused(execute, tmp_path):
     os.symlink(execute / "dir_1", execute / "link")
     with pytest.raises(Failure, match="without following symbolic links"):
-        policy.open_scratch(str(execute / "link"), UID, settings_for(execute))
+        agent_scratch.open_scratch(str(execute / "link"), UID, settings_for(execute))
 
 
 def test_an_execute_dir_others_can_write_is_refused(execute):
     os.chmod(execute, 0o777)
     with pytest.raises(Failure, match="writable by its owner alone"):
-        policy.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
+        agent_scratch.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
     os.chmod(execute, 0o755)
 
 
 def test_scratch_owned_by_someone_else_is_refused(execute):
     with pytest.raises(Failure, match="owned by uid"):
-        policy.open_scratch(str(execute / "dir_1"), UID + 1, settings_for(execute))
+        agent_scratch.open_scratch(str(execute / "dir_1"), UID + 1, settings_for(execute))
 
 
 def test_ads_are_read_after_the_checks_without_following_links(execute, tmp_path):
@@ -142,20 +143,20 @@ def test_ads_are_read_after_the_checks_without_following_links(execute, tmp_path
     secret.write_text("not for the job\n")
     os.symlink(secret, scratch / ".machine.ad")
     with pytest.raises(Failure, match="cannot be read safely") as err:
-        policy.read_job_files(str(scratch), UID, settings_for(execute))
+        agent_scratch.read_job_files(str(scratch), UID, settings_for(execute))
     assert "not for the job" not in err.value.reason
     os.unlink(scratch / ".machine.ad")
     os.link(secret, scratch / ".machine.ad")
     with pytest.raises(Failure, match="plain file"):
-        policy.read_job_files(str(scratch), UID, settings_for(execute))
+        agent_scratch.read_job_files(str(scratch), UID, settings_for(execute))
     os.unlink(scratch / ".machine.ad")
-    real, job_text, machine_text = policy.read_job_files(str(scratch), UID, settings_for(execute))
+    real, job_text, machine_text = agent_scratch.read_job_files(str(scratch), UID, settings_for(execute))
     assert (real, job_text, machine_text) == (str(scratch), 'Cmd = "/bin/sh"\n', None)
 
 
 def test_missing_job_ad_is_a_hold(execute):
     with pytest.raises(Failure) as err:
-        policy.read_job_files(str(execute / "dir_1"), UID, settings_for(execute))
+        agent_scratch.read_job_files(str(execute / "dir_1"), UID, settings_for(execute))
     assert err.value.code is Code.BAD_JOB_AD
 
 
@@ -178,10 +179,10 @@ def test_resources_above_the_trusted_slot_are_a_hold(execute):
 
 
 def test_memory_budget_refuses_for_now():
-    machine = policy.MachineResources(2, 1000)
-    policy.check_memory_budget(400, 600, machine, "1.0")
+    machine = slots.MachineResources(2, 1000)
+    slots.check_memory_budget(400, 600, machine, "1.0")
     with pytest.raises(Failure) as err:
-        policy.check_memory_budget(401, 600, machine, "1.0")
+        slots.check_memory_budget(401, 600, machine, "1.0")
     assert err.value.kind is Kind.REQUEUE
 
 
@@ -229,7 +230,7 @@ def test_a_scratch_dir_swapped_after_the_checks_stops_the_start(execute):
     from types import SimpleNamespace
 
     from condor_docker.agent.jobs import JobService, TrackedJob
-    scratch = policy.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
+    scratch = agent_scratch.open_scratch(str(execute / "dir_1"), UID, settings_for(execute))
     job = TrackedJob("HTCJob_1_0_slot1_1_u1", "1.0", UID, 128, 0.0)
     ctx = SimpleNamespace(send_event=lambda message: True)
     try:

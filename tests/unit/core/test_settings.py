@@ -28,3 +28,27 @@ def test_every_knob_has_a_field_and_a_doc():
     s = settings.default_settings()
     for knob in settings.KNOBS:
         assert hasattr(s, settings.field_name(knob.name)) and knob.doc
+
+
+@pytest.mark.parametrize("pair,words", [
+    ("CONDOR_DOCKER_MAX_REQUEUES", "write --set KNOB=VALUE"),
+    ("=3", "write --set KNOB=VALUE"),
+    ("NO_SUCH_KNOB=1", "NO_SUCH_KNOB is not a condor_docker knob"),
+    ("CONDOR_DOCKER_MAX_REQUEUES=many", "is not a whole number"),
+    ("CONDOR_DOCKER_DEFAULT_NETWORK=labnet", "DOCKER_NETWORKS"),
+])
+def test_a_bad_set_pair_is_a_usage_error(pair, words):
+    with pytest.raises(settings.OverrideError) as caught:
+        settings.settings_from_command_line([pair], lambda _name: None)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_set_pairs_override_the_defaults():
+    s = settings.settings_from_command_line(
+        ["CONDOR_DOCKER_MAX_REQUEUES=5", "DOCKER_VOLUMES=DATA", "DOCKER_VOLUME_DIR_DATA=/srv:/data:ro"],
+        lambda _name: None, defaults={"CONDOR_DOCKER_MAX_REQUEUES": "2", "CONDOR_DOCKER_KILL_GRACE": "3"})
+    assert s.max_requeues == 5 and s.kill_grace == 3 and s.volumes[0].target == "/data"
+    with pytest.raises(settings.SettingsError) as caught:   # the configuration is at fault, not the pair
+        settings.settings_from_command_line(["CONDOR_DOCKER_MAX_REQUEUES=5"],
+                                            {"DOCKER_VOLUMES": "DATA"}.get)
+    assert not isinstance(caught.value, settings.OverrideError)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from condor_docker.core import settings
 from condor_docker.core.failures import Code, Failure
+from condor_docker.core.labels import LAUNCHER_PID_LABEL
 from condor_docker.engine import reaper
-from condor_docker.engine.reaper import LAUNCHER_PID_LABEL, Reaper
+from condor_docker.engine.reaper import Reaper
 
 NOW = 1_000_000.0
 AGENT_ID = settings.default_settings().agent_id

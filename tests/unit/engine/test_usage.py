@@ -6,12 +6,13 @@ import os
 import pytest
 
 from condor_docker.engine import usage
+from condor_docker.host import cgroups
 
 
 def test_without_a_job_cgroup_the_container_gets_its_own_parent():
-    assert usage.container_cgroup_parent("HTCJob_1_0_slot1_1", None, "cgroupfs") == "/condor_docker/HTCJob_1_0_slot1_1"
-    assert usage.container_cgroup_parent("HTCJob_1_0_slot1_1", None, "systemd") is None
-    assert usage.container_cgroup_parent("a/b", None, "cgroupfs") is None
+    assert cgroups.container_cgroup_parent("HTCJob_1_0_slot1_1", None, "cgroupfs") == "/condor_docker/HTCJob_1_0_slot1_1"
+    assert cgroups.container_cgroup_parent("HTCJob_1_0_slot1_1", None, "systemd") is None
+    assert cgroups.container_cgroup_parent("a/b", None, "cgroupfs") is None
 
 
 # -- reading a container's parent cgroup ---------------------------------------------------

@@ -19,7 +19,7 @@ import classad2
 import pytest
 
 from condor_docker.core.arguments import parse_args_v2
-from condor_docker.core.failures import Code
+from condor_docker.core.failures import Code, Failure, bound_requeue
 from condor_docker.starter import job_exit, prepare_job
 from condor_docker.wire import protocol
 
@@ -213,6 +213,16 @@ def test_agent_requeue_is_bounded_too(sock_dir):
         agent.close()
     assert first["HookStatusCode"] == 302
     assert later["HookStatusCode"] == 19 and "connection refused" in later["HookStatusMessage"]
+
+
+def test_one_requeue_to_hold_rule():
+    transient = Failure(Code.REGISTRY_UNREACHABLE, "connection refused")
+    assert bound_requeue(transient, 3, 3) is transient
+    held = bound_requeue(transient, 4, 3)
+    assert held.code == Code.TOO_MANY_REQUEUES
+    assert held.reason == "gave up after 4 attempts (limit 3); last error: connection refused"
+    hold = Failure(Code.IMAGE_NOT_FOUND, "no such image")
+    assert bound_requeue(hold, 99, 0) is hold
 
 
 def test_bad_ad_on_stdin_is_held(sock_dir):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from condor_docker.core import configfiles
 from condor_docker.agent.exec_op import check_exec_user
+from condor_docker.core import configfiles
 from condor_docker.core.failures import Failure
 from condor_docker.starter import ssh_shell
 from condor_docker.wire.ops import BadRequest, Exec
