@@ -24,6 +24,8 @@ Everything here is pure.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import pwd
 
@@ -70,11 +72,14 @@ def trusted_owners() -> set[int]:
 
 
 def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: SlotResources) -> JobRequest:
-    """HOLD when the job's ads claim more than the trusted slot size; else the request as claimed.
+    """HOLD when the job's ads claim more than the trusted slot size; else the request, trusted parts swapped in.
 
     Cpus/Memory are what the container gets (from .machine.ad, or the job's
-    Request* when there is none); Disk/GPUs of .machine.ad are checked too, so a
-    rewritten ad is refused as a whole rather than partly believed.
+    Request* when there is none), checked against the trusted size; Disk/GPUs of
+    .machine.ad are checked too, so a rewritten ad is refused as a whole rather
+    than partly believed.  What the job could forge by deleting a line is taken
+    from the trusted source alone: the GPUs (the startd's AssignedGPUs; none when
+    it says none or does not say) and the disk limit (the startd's Disk).
     """
     check_claim("Cpus", request.cpus, trusted.cpus, "", trusted)
     check_claim("Memory", request.memory_mb, trusted.memory_mb, " MB", trusted)
@@ -82,7 +87,20 @@ def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: S
         machine_ad = ads.parse_ad(machine_ad_text, "machine ad")
         check_claim("Disk", ads.get_int(machine_ad, "Disk"), trusted.disk_kb, " KB", trusted)
         check_claim("GPUs", ads.get_int(machine_ad, "GPUs"), trusted.gpus, "", trusted)
-    return request
+    return dataclasses.replace(request, gpus=trusted_gpus(request, trusted),
+                               disk_kb=trusted.disk_kb if trusted.disk_kb is not None else request.disk_kb)
+
+
+def trusted_gpus(request: JobRequest, trusted: SlotResources) -> tuple[str, ...]:
+    """The GPUs the container gets: the startd's assignment for this slot, never the job's word.
+
+    The job writes .machine.ad and its own environment (_CONDOR_AssignedGPUs), so
+    neither may add a device; a slot without a startd answer (the admin's caps)
+    gets no GPUs.
+    """
+    if not trusted.gpus or trusted.assigned_gpus is None:
+        return ()
+    return trusted.assigned_gpus[:trusted.gpus]
 
 
 def admin_capabilities(settings: Settings) -> tuple[str, ...]:

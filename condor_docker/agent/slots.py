@@ -27,6 +27,7 @@ startd's own answer there is the truth.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -55,6 +56,7 @@ class SlotResources:
     disk_kb: int | None
     gpus: int | None
     source: str          # for messages: "the startd's slot1_1@host", "the admin's caps"
+    assigned_gpus: tuple[str, ...] | None = None   # the startd's AssignedGPUs (None: this source does not say)
 
 
 class NoStartd(Exception):
@@ -69,7 +71,7 @@ def startd_query(slot: str) -> dict | None:
     import htcondor2
 
     constraint = f'regexp("^{slot}@", Name)'
-    projection = ["Name", "Cpus", "Memory", "Disk", "GPUs"]
+    projection = ["Name", "Cpus", "Memory", "Disk", "GPUs", "AssignedGPUs"]
     address_file = htcondor2.param.get("STARTD_ADDRESS_FILE")
     errors = []
     if address_file:
@@ -98,7 +100,8 @@ def fresh_process_query(slot: str) -> dict | None:
     Raises NoStartd when that process finds no startd, cannot run, or takes too long.
     """
     try:
-        result = subprocess.run([sys.executable, "-m", "condor_docker.agent.slots", slot], capture_output=True,
+        # -I: no PYTHONPATH, no user site, no cwd on sys.path; cwd /: nothing of the agent's cwd
+        result = subprocess.run([sys.executable, "-I", "-m", "condor_docker.agent.slots", slot], cwd="/", capture_output=True,
                                 text=True, timeout=QUERY_TIMEOUT * 2, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise NoStartd(f"fresh slot query: {err}") from None
@@ -109,6 +112,16 @@ def fresh_process_query(slot: str) -> dict | None:
     except ValueError:
         raise NoStartd(f"fresh slot query printed {result.stdout[:100]!r}") from None
     return ad if isinstance(ad, dict) else None
+
+
+MAX_KNOWN_SLOTS = 4096
+
+
+def _gpu_ids(value) -> tuple[str, ...] | None:
+    """The startd's AssignedGPUs ("CUDA0,CUDA1" or "GPU-…") as ids; None when it is not a string."""
+    if not isinstance(value, str):
+        return None
+    return tuple(item for item in re.split(r"[\s,]+", value.strip()) if item)[:64]
 
 
 def _number(ad: dict, attr: str) -> int | None:
@@ -131,6 +144,7 @@ class SlotSource:
         self.second_opinion = second_opinion if second_opinion is not None else (
             fresh_process_query if use_startd else None)
         self._no_startd_until = 0.0
+        self._last_known: dict[str, SlotResources] = {}   # slot -> what its startd said last
         self._lock = threading.Lock()
 
     def caps(self) -> SlotResources:
@@ -140,25 +154,47 @@ class SlotSource:
                              "else this machine's size)")
 
     def resources(self, slot: str) -> SlotResources:
-        """The trusted size of `slot`; HOLD when the startd answers and has no such slot."""
+        """The trusted size of `slot`: HOLD when the startd has no such slot; never the caps by accident.
+
+        With a startd configured (CONDOR_DOCKER_SLOT_SOURCE = startd), a moment
+        when no startd answers (busy, restarting) must not hand the job the whole
+        machine: the last size that startd gave for this slot is used, else the
+        job goes back to idle (SLOT_UNKNOWN) and is tried again.
+        """
         if not isinstance(slot, str) or not SLOT_NAME.match(slot):
             raise Failure(Code.POLICY_REFUSED, f"slot name {str(slot)[:80]!r} is not a slot name like slot1_1")
+        if self.query is None:
+            return self.caps()
         ad = self._ask(slot)
         if ad is None:
-            return self.caps()
+            return self._last_known_or_retry(slot)
         if ad is _NO_SUCH_SLOT:
             raise Failure(Code.POLICY_REFUSED, f"the startd of this machine has no slot {slot}: "
                                                "the job's _CONDOR_SLOT or .machine.ad was changed")
         cpus, memory = _number(ad, "Cpus"), _number(ad, "Memory")
         if not cpus or not memory:
-            log.warning("slot %s ad has no Cpus/Memory (%s): using the admin's caps", slot, ad)
-            return self.caps()
+            log.warning("slot %s ad has no Cpus/Memory (%s): trying the job again later", slot, ad)
+            return self._last_known_or_retry(slot)
         caps = self.caps()
-        return SlotResources(min(cpus, caps.cpus), min(memory, caps.memory_mb), _number(ad, "Disk"),
-                             _number(ad, "GPUs"), f"the startd's slot {ad.get('Name') or slot}")
+        found = SlotResources(min(cpus, caps.cpus), min(memory, caps.memory_mb), _number(ad, "Disk"),
+                              _number(ad, "GPUs"), f"the startd's slot {ad.get('Name') or slot}",
+                              _gpu_ids(ad.get("AssignedGPUs")))
+        with self._lock:
+            self._last_known[slot] = found
+            while len(self._last_known) > MAX_KNOWN_SLOTS:
+                self._last_known.pop(next(iter(self._last_known)))
+        return found
+
+    def _last_known_or_retry(self, slot: str) -> SlotResources:
+        with self._lock:
+            known = self._last_known.get(slot)
+        if known is not None:
+            return dataclasses.replace(known, source=known.source + " (as it last answered)")
+        raise Failure(Code.SLOT_UNKNOWN, f"no startd answered for slot {slot} and its size is not known yet; "
+                                         "the job will be tried again")
 
     def _ask(self, slot: str):
-        """The slot's ad, _NO_SUCH_SLOT, or None (no startd: the caller uses the caps)."""
+        """The slot's ad, _NO_SUCH_SLOT, or None (no startd answered)."""
         if self.query is None:
             return None
         with self._lock:
@@ -175,8 +211,8 @@ class SlotSource:
             return answer if answer is not None else _NO_SUCH_SLOT
         with self._lock:
             self._no_startd_until = time.monotonic() + NO_STARTD_RETRY
-        log.info("no startd answered for slot %s (%s): using the admin's caps for %.0f s", slot, why,
-                 NO_STARTD_RETRY)
+        log.info("no startd answered for slot %s (%s): its last known size, else try the job again; "
+                 "not asking again for %.0f s", slot, why, NO_STARTD_RETRY)
         return None
 
 

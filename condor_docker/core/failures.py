@@ -74,6 +74,7 @@ class Code(enum.IntEnum):
     AGENT_UNAVAILABLE = 304
     ENGINE_ERROR = 305
     JOB_INTERRUPTED = 306
+    SLOT_UNKNOWN = 307        # no startd answered and this slot's size was never known: try again
 
     @property
     def kind(self) -> Kind:

@@ -59,17 +59,25 @@ def device_requests(ids: tuple[str, ...]) -> tuple[DeviceRequest, ...]:
     return tuple(requests)
 
 
+NO_GPUS = "void"   # NVIDIA_VISIBLE_DEVICES for "none": the NVIDIA runtime then injects no device
+
+
 def container_environment(ids: tuple[str, ...]) -> dict[str, str]:
-    """CUDA_VISIBLE_DEVICES etc. as seen from inside the container.
+    """CUDA_VISIBLE_DEVICES etc. as seen from inside the container; NVIDIA_VISIBLE_DEVICES always.
 
     UUIDs name the same device inside, so they are kept; host indices are
     renumbered 0..n-1, the order the container runtime exposes them in.
+    NVIDIA_VISIBLE_DEVICES is what the NVIDIA runtime reads (host ids): it is
+    set even for no GPUs (`void`), overriding the job's environment and the
+    image's ENV, so that a host whose default runtime is nvidia gives a 0-GPU
+    job no device.
     """
     if not ids:
-        return {}
+        return {"NVIDIA_VISIBLE_DEVICES": NO_GPUS}
     inside = ids if all(i.startswith(("GPU-", "MIG-")) for i in ids) else tuple(str(n) for n in range(len(ids)))
     value = ",".join(inside)
-    return {"CUDA_VISIBLE_DEVICES": value, "GPU_DEVICE_ORDINAL": value, "_CONDOR_AssignedGPUs": ",".join(ids)}
+    return {"CUDA_VISIBLE_DEVICES": value, "GPU_DEVICE_ORDINAL": value, "_CONDOR_AssignedGPUs": ",".join(ids),
+            "NVIDIA_VISIBLE_DEVICES": ",".join(ids)}
 
 
 def starter_environment(ids: tuple[str, ...]) -> dict[str, str]:

@@ -305,6 +305,9 @@ def agent_factory(engine_up, execute_dir, test_users):
             "CONDOR_DOCKER_HEALTH_PERIOD": "5",
             "CONDOR_DOCKER_REAP_PERIOD": "5",
             "CONDOR_DOCKER_REAP_GRACE": "30",
+            # the emulated starter has no startd beside it: the admin's caps are the trusted sizes
+            # (with the default, `startd`, a silent startd sends the job back to idle: fail closed)
+            "CONDOR_DOCKER_SLOT_SOURCE": "caps",
         }
         settings.update({name: str(value) for name, value in knobs.items()})
         agent = AgentProcess(os.path.join(run_dir, "agent.sock"), os.path.join(state_dir, "CondorDockerLog"),

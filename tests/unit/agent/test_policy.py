@@ -178,6 +178,22 @@ def test_resources_above_the_trusted_slot_are_a_hold(execute):
         policy.check_resources(real_request(), "GPUs = 8\nDisk = 10\n", slot)
 
 
+def test_a_job_cannot_choose_its_gpus_or_drop_its_disk_limit(execute):
+    """Trust round 2, items 2 and 6: a 0-GPU slot whose .machine.ad lost `GPUs = 0` and says
+    `AssignedGPUs = "all"`, and lost `Disk`, gets no device and the startd's disk limit."""
+    import dataclasses
+
+    from condor_docker.agent.slots import SlotResources
+    forged = dataclasses.replace(real_request(), gpus=("all",), disk_kb=None)
+    none = policy.check_resources(forged, 'AssignedGPUs = "all"\n', SlotResources(2, 24000, 4096, 0, "the startd"))
+    assert none.gpus == () and none.disk_kb == 4096
+    caps = policy.check_resources(forged, None, SlotResources(2, 24000, None, None, "the admin's caps"))
+    assert caps.gpus == ()                                   # no startd word, no GPU
+    one = SlotResources(2, 24000, 4096, 1, "the startd", assigned_gpus=("CUDA1",))
+    assert policy.check_resources(forged, None, one).gpus == ("CUDA1",)
+    assert policy.check_resources(dataclasses.replace(forged, gpus=("CUDA0", "CUDA1")), None, one).gpus == ("CUDA1",)
+
+
 def test_memory_budget_refuses_for_now():
     machine = slots.MachineResources(2, 1000)
     slots.check_memory_budget(400, 600, machine, "1.0")

@@ -36,17 +36,44 @@ def test_the_admin_caps_also_bound_the_startd():
     assert source.resources("slot1_1").memory_mb == 64
 
 
-def test_no_startd_falls_back_to_the_caps_and_is_not_asked_again_at_once():
+def test_no_startd_never_gives_the_caps_and_is_not_asked_again_at_once():
+    """Fail closed: a silent startd means "try again", not "take the whole machine" (trust round 2, 7)."""
     calls = []
 
     def no_startd(slot):
         calls.append(slot)
         raise slots.NoStartd("nobody home")
 
-    source = slots.SlotSource(default_settings(CONDOR_DOCKER_MAX_CPUS="2"), 16, 64000, query=no_startd)
-    first, second = source.resources("slot1_1"), source.resources("slot1_2")
-    assert (first.cpus, first.memory_mb) == (2, 64000) and "admin's caps" in first.source
-    assert second == first and calls == ["slot1_1"]
+    source = slots.SlotSource(default_settings(CONDOR_DOCKER_MAX_CPUS="2"), 16, 64000, query=no_startd,
+                              second_opinion=no_startd)
+    for slot in ("slot1_1", "slot1_2"):
+        with pytest.raises(Failure, match=f"no startd answered for slot {slot}") as err:
+            source.resources(slot)
+        assert err.value.code is Code.SLOT_UNKNOWN and not err.value.is_hold
+    assert calls == ["slot1_1", "slot1_1"]          # the first query and the fresh process, then quiet
+
+
+def test_a_silent_startd_gives_the_last_size_it_said():
+    answers = [{"Name": "slot1_1@x", "Cpus": 1, "Memory": 128, "Disk": 4096, "GPUs": 0}]
+
+    def flaky(slot):
+        if answers:
+            return answers.pop()
+        raise slots.NoStartd("restarting")
+
+    source = slots.SlotSource(default_settings(), 16, 64000, query=flaky, second_opinion=flaky)
+    first = source.resources("slot1_1")
+    source._no_startd_until = 0.0
+    again = source.resources("slot1_1")
+    assert (again.cpus, again.memory_mb, again.disk_kb) == (1, 128, 4096) == (first.cpus, first.memory_mb,
+                                                                                first.disk_kb)
+    assert "as it last answered" in again.source
+
+
+def test_gpus_come_from_the_startds_assignment_only():
+    ad = {"Name": "slot1_1@x", "Cpus": 1, "Memory": 128, "GPUs": 1, "AssignedGPUs": "CUDA1"}
+    trusted = slots.SlotSource(default_settings(), 16, 64000, query=lambda slot: ad).resources("slot1_1")
+    assert trusted.assigned_gpus == ("CUDA1",) and trusted.gpus == 1
 
 
 def test_a_slot_the_startd_does_not_have_is_a_hold():

@@ -1,6 +1,8 @@
 """GPU assignment -> device requests and the environment inside (no GPU needed)."""
 from __future__ import annotations
 
+import dataclasses
+
 import os
 
 from testpaths import FIXTURES
@@ -46,9 +48,19 @@ def test_a_real_starters_no_gpu_sentinel_is_not_a_gpu():
     assert dict(container.environment)["CUDA_VISIBLE_DEVICES"] == "10000"   # still hides every GPU
 
 
-def test_no_gpus_no_request_and_no_variables():
-    container = spec.build_spec(real_request({}), settings.default_settings())
-    assert container.device_requests == () and "CUDA_VISIBLE_DEVICES" not in dict(container.environment)
+def test_no_gpus_no_request_and_the_nvidia_runtime_told_none():
+    """NVIDIA_VISIBLE_DEVICES=void even when the job's environment or the image says all (trust round 2, 2)."""
+    request = dataclasses.replace(real_request({"NVIDIA_VISIBLE_DEVICES": "all"}),
+                                  environment=(("NVIDIA_VISIBLE_DEVICES", "all"),))
+    container = spec.build_spec(request, settings.default_settings())
+    env = dict(container.environment)
+    assert container.device_requests == () and "CUDA_VISIBLE_DEVICES" not in env
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+def test_assigned_gpus_are_what_the_nvidia_runtime_sees():
+    env = gpus.container_environment(("GPU-aaaa", "GPU-bbbb"))
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "GPU-aaaa,GPU-bbbb" and env["CUDA_VISIBLE_DEVICES"] == "GPU-aaaa,GPU-bbbb"
 
 
 def test_cdi_names_go_to_the_cdi_driver():

@@ -1,0 +1,41 @@
+"""A job cannot give itself GPUs (trust boundary round 2, item 2), attacked as a real user.
+
+Before: in a 0-GPU slot, a job that deleted `GPUs = 0` from its .machine.ad and
+wrote `AssignedGPUs = "all"` (or set `_CONDOR_AssignedGPUs=all` in the
+launcher's environment) got a device request for every GPU, and no
+NVIDIA_VISIBLE_DEVICES was set, so a host whose default runtime is nvidia gave
+a 0-GPU job every GPU through its own environment.  Seen failing on the landed
+code: the container's HostConfig.DeviceRequests held `{"Driver": "nvidia",
+"DeviceIDs": ["all"]}` (the engine accepts the request even with no NVIDIA
+runtime until start) and its Env had no NVIDIA_VISIBLE_DEVICES.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sectest import FIXTURES
+
+pytestmark = [pytest.mark.root, pytest.mark.engine]
+
+
+def test_a_job_that_rewrites_its_gpu_assignment_gets_no_gpu(agent, make_scratch, start_launcher, real_job_ad,
+                                                            wait_until, managed_containers):
+    with open(os.path.join(FIXTURES, "machine.ad")) as stream:
+        machine = stream.read()
+    forged = "\n".join(line for line in machine.splitlines() if not line.startswith(("GPUs ", "AssignedGPUs ")))
+    forged += '\nAssignedGPUs = "all"\n'
+    job_ad = real_job_ad(Arguments="-c 'sleep 30'", Environment="NVIDIA_VISIBLE_DEVICES=all")
+    job = start_launcher(agent, make_scratch("cdtest1", job_ad, forged),
+                         _CONDOR_AssignedGPUs="all", NVIDIA_VISIBLE_DEVICES="all", CUDA_VISIBLE_DEVICES="all")
+    try:
+        running = wait_until(lambda: managed_containers(), 60, "the job's container runs")
+        attrs = next(iter(running.values()))
+        assert not attrs["HostConfig"].get("DeviceRequests"), attrs["HostConfig"].get("DeviceRequests")
+        env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+        assert env["NVIDIA_VISIBLE_DEVICES"] == "void", env
+    finally:
+        for name in managed_containers():
+            agent.call("signal", container=name, signal=9, grace=0)
+        job.wait(60)
+    assert not managed_containers()
