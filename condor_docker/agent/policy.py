@@ -25,7 +25,6 @@ Everything here is pure.
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import pwd
 
