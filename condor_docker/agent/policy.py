@@ -87,7 +87,17 @@ def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: S
         check_claim("Disk", ads.get_int(machine_ad, "Disk"), trusted.disk_kb, " KB", trusted)
         check_claim("GPUs", ads.get_int(machine_ad, "GPUs"), trusted.gpus, "", trusted)
     return dataclasses.replace(request, gpus=trusted_gpus(request, trusted),
-                               disk_kb=trusted.disk_kb if trusted.disk_kb is not None else request.disk_kb)
+                               disk_kb=trusted.disk_kb if trusted.disk_kb is not None else request.disk_kb,
+                               vouched=vouched_attributes(request.uid, trusted))
+
+
+def vouched_attributes(uid: int, trusted: SlotResources) -> tuple[tuple[str, str], ...]:
+    """What MOUNT_IF may read: Owner from the caller's uid (the kernel's word), the rest from the startd."""
+    try:
+        owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        owner = str(uid)
+    return (("Owner", owner),) + tuple((name, value) for name, value in trusted.vouched if name != "Owner")
 
 
 def trusted_gpus(request: JobRequest, trusted: SlotResources) -> tuple[str, ...]:

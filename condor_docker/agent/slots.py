@@ -57,6 +57,7 @@ class SlotResources:
     gpus: int | None
     source: str          # for messages: "the startd's slot1_1@host", "the admin's caps"
     assigned_gpus: tuple[str, ...] | None = None   # the startd's AssignedGPUs (None: this source does not say)
+    vouched: tuple[tuple[str, str], ...] = ()      # RemoteOwner, RemoteUser, Name as the startd says
 
 
 class NoStartd(Exception):
@@ -71,7 +72,7 @@ def startd_query(slot: str) -> dict | None:
     import htcondor2
 
     constraint = f'regexp("^{slot}@", Name)'
-    projection = ["Name", "Cpus", "Memory", "Disk", "GPUs", "AssignedGPUs"]
+    projection = ["Name", "Cpus", "Memory", "Disk", "GPUs", "AssignedGPUs", "RemoteOwner", "RemoteUser"]
     address_file = htcondor2.param.get("STARTD_ADDRESS_FILE")
     errors = []
     if address_file:
@@ -115,6 +116,7 @@ def fresh_process_query(slot: str) -> dict | None:
 
 
 MAX_KNOWN_SLOTS = 4096
+SLOT_VOUCHED = ("RemoteOwner", "RemoteUser", "Name")   # the slot ad's part of settings.MOUNT_IF_ATTRIBUTES
 
 
 def _gpu_ids(value) -> tuple[str, ...] | None:
@@ -178,7 +180,8 @@ class SlotSource:
         caps = self.caps()
         found = SlotResources(min(cpus, caps.cpus), min(memory, caps.memory_mb), _number(ad, "Disk"),
                               _number(ad, "GPUs"), f"the startd's slot {ad.get('Name') or slot}",
-                              _gpu_ids(ad.get("AssignedGPUs")))
+                              _gpu_ids(ad.get("AssignedGPUs")),
+                              tuple((name, ad[name][:256]) for name in SLOT_VOUCHED if isinstance(ad.get(name), str)))
         with self._lock:
             self._last_known[slot] = found
             while len(self._last_known) > MAX_KNOWN_SLOTS:

@@ -54,6 +54,7 @@ class JobRequest:
     job_ad: classad2.ClassAd = field(compare=False, repr=False)
     gpus: tuple[str, ...] = ()      # the starter's assignment (_CONDOR_AssignedGPUs / AssignedGPUs)
     disk_kb: int | None = None      # the slot's Disk (else RequestDisk), KB: the running job's disk limit
+    vouched: tuple[tuple[str, str], ...] = ()   # attributes the agent vouches for (MOUNT_IF reads only these)
 
     @property
     def job_id(self) -> str:

@@ -143,7 +143,7 @@ class Volume:
     source: str
     target: str
     read_only: bool
-    mount_if: str | None  # a ClassAd expression over the job ad, or None
+    mount_if: str | None  # a ClassAd expression over MOUNT_IF_ATTRIBUTES (a veto), or None
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,29 @@ def _convert(knob: Knob, raw: str) -> Any:
     return number
 
 
+# What DOCKER_VOLUME_DIR_<N>_MOUNT_IF may name: attributes the agent can vouch for, never the
+# job-writable .job.ad (a job would write Owner = "alice" and get alice's volume).  Owner comes from
+# the caller's uid (the kernel), the rest from the startd's ad of the job's slot.
+MOUNT_IF_ATTRIBUTES = ("Owner", "RemoteOwner", "RemoteUser", "Name")
+
+
+def check_mount_if(knob: str, expression: str) -> str:
+    """The expression, if it parses and names only MOUNT_IF_ATTRIBUTES; else SettingsError naming them."""
+    import classad2
+
+    try:
+        tree = classad2.ExprTree(expression)
+        names = classad2.ClassAd().externalRefs(tree)
+    except Exception as err:
+        raise SettingsError(f"{knob} = {expression!r} is not a ClassAd expression: {err}") from None
+    allowed = {name.lower() for name in MOUNT_IF_ATTRIBUTES}
+    foreign = sorted({name for name in names if name and name.split(".")[-1].lower() not in allowed})
+    if foreign:
+        raise SettingsError(f"{knob} = {expression!r} names {', '.join(foreign)}, which a job can write: "
+                            f"use only {', '.join(MOUNT_IF_ATTRIBUTES)} (what the agent vouches for)")
+    return expression
+
+
 def _volumes(lookup: Callable[[str], str | None], names: tuple[str, ...]) -> tuple[Volume, ...]:
     volumes = []
     for name in names:
@@ -241,7 +264,12 @@ def _volumes(lookup: Callable[[str], str | None], names: tuple[str, ...]) -> tup
         read_only = parts[-1] in ("ro", "rw") and parts.pop() == "ro"
         if not 1 <= len(parts) <= 2 or not all(p.startswith("/") for p in parts):
             raise SettingsError(f"{knob} = {raw!r}: write /host/path[:/container/path][:ro]")
-        volumes.append(Volume(name, parts[0], parts[-1], read_only, lookup(f"{knob}_MOUNT_IF")))
+        mount_if = lookup(f"{knob}_MOUNT_IF")
+        if mount_if is not None and mount_if.strip():
+            mount_if = check_mount_if(f"{knob}_MOUNT_IF", mount_if)
+        else:
+            mount_if = None
+        volumes.append(Volume(name, parts[0], parts[-1], read_only, mount_if))
     return tuple(volumes)
 
 

@@ -142,11 +142,19 @@ def _environment(request: JobRequest, extras: Extras) -> tuple[tuple[str, str], 
     return tuple(env.items())
 
 
-def _mount_if(volume_expr: str | None, job_ad: classad2.ClassAd, knob: str) -> bool:
+def _mount_if(volume_expr: str | None, vouched: tuple[tuple[str, str], ...], knob: str) -> bool:
+    """HTCondor's veto: a listed volume is mounted unless its MOUNT_IF is not true.
+
+    Evaluated over the attributes the agent vouches for only (settings.MOUNT_IF_ATTRIBUTES),
+    never over the job-writable .job.ad.
+    """
     if volume_expr is None:
-        return False
+        return True
+    ad = classad2.ClassAd()
+    for name, value in vouched:
+        ad[name] = value
     try:
-        return classad2.ExprTree(volume_expr).eval(job_ad) is True
+        return classad2.ExprTree(volume_expr).eval(ad) is True
     except Exception as err:
         raise SettingsError(f"{knob}_MOUNT_IF = {volume_expr!r} is not a ClassAd expression: {err}") from err
 
@@ -172,8 +180,8 @@ def _mounts(request: JobRequest, settings: Settings) -> tuple[Mount, ...]:
     scratch = request.scratch_dir
     mounts = [Mount(scratch, scratch)]
     for volume in settings.volumes:
-        if volume.name in settings.mount_volumes or _mount_if(
-                volume.mount_if, request.job_ad, f"DOCKER_VOLUME_DIR_{volume.name}"):
+        if volume.name in settings.mount_volumes and _mount_if(
+                volume.mount_if, request.vouched, f"DOCKER_VOLUME_DIR_{volume.name}"):
             mounts.append(Mount(volume.source, volume.target, volume.read_only))
     return tuple(mounts)
 

@@ -39,3 +39,28 @@ def test_a_job_that_rewrites_its_gpu_assignment_gets_no_gpu(agent, make_scratch,
             agent.call("signal", container=name, signal=9, grace=0)
         job.wait(60)
     assert not managed_containers()
+
+
+def test_writing_another_owner_into_the_job_ad_does_not_get_their_volume(agent_factory, make_scratch, start_launcher,
+                                                                        real_job_ad, wait_until, managed_containers,
+                                                                        tmp_path):
+    """Trust round 2, item 3: `_MOUNT_IF = Owner == "cdtest2"` read the job-writable .job.ad.
+
+    Before: cdtest1's job with `Owner = "cdtest2"` in its .job.ad got cdtest2's volume
+    mounted (seen: the container's Mounts held the volume's source).  Now Owner
+    comes from the caller's uid.
+    """
+    private = tmp_path / "cdtest2-data"
+    private.mkdir()
+    agent = agent_factory(DOCKER_VOLUMES="THEIRS", DOCKER_VOLUME_DIR_THEIRS=f"{private}:/theirs:ro",
+                          DOCKER_MOUNT_VOLUMES="THEIRS", DOCKER_VOLUME_DIR_THEIRS_MOUNT_IF='Owner == "cdtest2"')
+    job = start_launcher(agent, make_scratch("cdtest1", real_job_ad(Arguments="-c 'sleep 30'", Owner="cdtest2")))
+    try:
+        running = wait_until(lambda: managed_containers(), 60, "the job's container runs")
+        mounts = [m.get("Source") for m in next(iter(running.values()))["Mounts"]]
+        assert str(private) not in mounts, mounts
+    finally:
+        for name in managed_containers():
+            agent.call("signal", container=name, signal=9, grace=0)
+        job.wait(60)
+    assert not managed_containers()

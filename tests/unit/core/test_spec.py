@@ -1,6 +1,7 @@
 """The pure mapping: job ad + machine ad + settings -> container spec (no engine)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import classad2
@@ -134,14 +135,39 @@ def test_root_is_refused():
     assert caught.value.code is Code.POLICY_REFUSED
 
 
-def test_admin_volumes_always_and_conditionally():
-    knobs = {"DOCKER_VOLUMES": "DATA, SOFT", "DOCKER_VOLUME_DIR_DATA": "/data:/data:ro",
-             "DOCKER_VOLUME_DIR_SOFT": "/opt/soft", "DOCKER_MOUNT_VOLUMES": "DATA",
-             "DOCKER_VOLUME_DIR_SOFT_MOUNT_IF": 'Owner == "htcuser"'}
-    targets = {(m.target, m.read_only) for m in build(knobs=knobs).mounts}
+def _mounted(knobs, vouched=(("Owner", "htcuser"),), **changes):
+    job = dataclasses.replace(real_request(**changes), vouched=vouched)
+    return {(m.target, m.read_only) for m in spec.build_spec(job, default_settings(**knobs)).mounts}
+
+
+def test_only_listed_volumes_are_mounted_and_mount_if_only_vetoes():
+    """HTCondor's meaning: DOCKER_MOUNT_VOLUMES lists what is mounted; _MOUNT_IF can veto one of them."""
+    knobs = {"DOCKER_VOLUMES": "DATA, SOFT, OTHER", "DOCKER_VOLUME_DIR_DATA": "/data:/data:ro",
+             "DOCKER_VOLUME_DIR_SOFT": "/opt/soft", "DOCKER_VOLUME_DIR_OTHER": "/other",
+             "DOCKER_MOUNT_VOLUMES": "DATA, SOFT",
+             "DOCKER_VOLUME_DIR_SOFT_MOUNT_IF": 'Owner == "htcuser"',
+             "DOCKER_VOLUME_DIR_OTHER_MOUNT_IF": "true"}
+    targets = _mounted(knobs)
     assert ("/data", True) in targets and ("/opt/soft", False) in targets
-    targets = {m.target for m in build(Owner="other", knobs=knobs).mounts}
-    assert "/data" in targets and "/opt/soft" not in targets
+    assert ("/other", False) not in targets                       # not listed: a true MOUNT_IF adds nothing
+    assert ("/opt/soft", False) not in _mounted(knobs, vouched=(("Owner", "other"),))
+
+
+def test_mount_if_reads_only_what_the_agent_vouches_for():
+    """Trust round 2, item 3: `Owner = "alice"` written into .job.ad does not get alice's volume."""
+    knobs = {"DOCKER_VOLUMES": "ALICE", "DOCKER_VOLUME_DIR_ALICE": "/home/alice/data:/data",
+             "DOCKER_MOUNT_VOLUMES": "ALICE", "DOCKER_VOLUME_DIR_ALICE_MOUNT_IF": 'Owner == "alice"'}
+    assert ("/data", False) not in _mounted(knobs, vouched=(("Owner", "mallory"),), Owner="alice")
+    assert ("/data", False) in _mounted(knobs, vouched=(("Owner", "alice"),), Owner="mallory")
+
+
+@pytest.mark.parametrize("expression", ['WantData =?= true', 'TARGET.Owner == "a" || MY.Cmd == "x"',
+                                        'AcctGroup == "physics"'])
+def test_mount_if_naming_a_job_attribute_is_refused_at_start(expression):
+    with pytest.raises(SettingsError) as caught:
+        default_settings(DOCKER_VOLUMES="D", DOCKER_VOLUME_DIR_D="/d", DOCKER_MOUNT_VOLUMES="D",
+                         DOCKER_VOLUME_DIR_D_MOUNT_IF=expression)
+    assert "DOCKER_VOLUME_DIR_D_MOUNT_IF" in str(caught.value) and "Owner, RemoteOwner" in str(caught.value)
 
 
 def test_limits_caps_and_extras_from_knobs():
