@@ -4,6 +4,13 @@
 `host:port/` prefix of a registry is not a tag (`127.0.0.1:5000/img` -> `127.0.0.1:5000/img:latest`).
 An invalid reference is a HOLD: no registry could ever serve it.
 
+`canonical` is the one name of an image: what the engine lists in `RepoTags`
+(`docker images`), so the cache's records, reference counts, pins and eviction
+all agree with the engine.  Docker Hub spellings are made familiar as the engine
+does (`docker.io/library/x:1`, `index.docker.io/library/x:1` -> `x:1`;
+`docker.io/u/x` -> `u/x:latest`); every other registry is kept as written,
+port included (the engine lists `host:443/x:1` and `host/x:1` as two names).
+
 `universe = container` jobs name their image in `ContainerImage`: condor_submit
 keeps `docker://<ref>` for registry images (ContainerImageSource = "docker") and a
 file or directory name for Singularity/Apptainer images (`x.sif`, an unpacked
@@ -45,6 +52,21 @@ def normalize(reference: str) -> str:
     if match.group("tag") is None and match.group("digest") is None:
         text += ":latest"
     return text
+
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = (DOCKER_HUB, "index.docker.io")
+
+
+def canonical(reference: str) -> str:
+    """The name the engine lists for this reference (its RepoTags form), or a HOLD if it is invalid."""
+    text = normalize(reference)
+    domain, remainder = _split_domain(text)
+    if domain is not None and domain not in _HUB_ALIASES:
+        return text
+    if remainder.startswith("library/") and "/" not in remainder[len("library/"):]:
+        return remainder[len("library/"):]
+    return remainder
 
 
 def registry_of(reference: str) -> str | None:

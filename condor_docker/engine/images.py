@@ -9,7 +9,7 @@ import logging
 from typing import Callable
 
 from ..core.failures import Code, Failure
-from ..core.imageref import repository_and_tag
+from ..core.imageref import canonical, repository_and_tag
 from .client import Engine
 
 log = logging.getLogger("condor_docker.images")
@@ -21,7 +21,7 @@ def is_local_only(inspected: dict, reference: str) -> bool:
     The same image id may have been pushed or pulled under another name; what
     counts is a registry digest for this reference's own repository.
     """
-    repository = repository_and_tag(reference)[0]
+    repository = repository_and_tag(canonical(reference))[0]  # RepoDigests use the engine's (familiar) names
     return not any(digest.split("@", 1)[0] == repository for digest in inspected.get("RepoDigests") or ())
 
 

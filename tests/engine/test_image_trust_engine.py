@@ -1,0 +1,128 @@
+"""Trust boundary round 2, the image cache, on the real engine and the loopback registry (127.0.0.1:5000).
+
+Canonical names (two spellings of one image are one record, evicted; a pin in
+another spelling holds), the per-pull size cap, the registry allow-list, and
+root's registry credentials going only to the registries the admin lists.
+"""
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import json
+import os
+import subprocess
+import tarfile
+import threading
+import urllib.request
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.engine
+
+if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
+    pytest.skip("no Docker engine answers (run scripts/engine-up.sh as root)", allow_module_level=True)
+
+import docker  # noqa: E402  (tests may use the SDK to set up; the product uses engine/client.py)
+
+from condor_docker.core import settings  # noqa: E402
+from condor_docker.core.failures import Code, Failure, Kind  # noqa: E402
+from condor_docker.engine.client import Engine  # noqa: E402
+from condor_docker.engine.image_cache import ImageCache  # noqa: E402
+
+REGISTRY = "127.0.0.1:5000"
+BASE = "condor-docker-test/busybox:local"
+RUN = uuid.uuid4().hex[:8]
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def api():
+    client = docker.APIClient(version="auto")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pushed(api):
+    """Push throwaway images to the registry, absent from the engine; remove what the test made."""
+    made: list[tuple[str, str]] = []
+
+    def push(name: str, tag: str = "1", size_mb: float = 0) -> str:
+        repository = f"{REGISTRY}/condor-docker-test/{name}-{RUN}"
+        if size_mb:
+            api.import_image_from_data(_tar_of_random(size_mb), repository=repository, tag=tag)
+        else:
+            api.tag(BASE, repository, tag)
+        for item in api.push(repository, tag, stream=True, decode=True):
+            assert "error" not in item, item
+        api.remove_image(f"{repository}:{tag}")
+        made.append((repository, tag))
+        return f"{repository}:{tag}"
+
+    yield push
+    for repository, tag in made:
+        try:
+            api.remove_image(f"{repository}:{tag}")
+        except docker.errors.NotFound:
+            pass
+        _delete_from_registry(repository, tag)
+
+
+def _tar_of_random(size_mb: float) -> bytes:
+    data = os.urandom(int(size_mb * MB))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("blob")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _delete_from_registry(repository: str, tag: str) -> None:
+    path = repository[len(REGISTRY) + 1:]
+    accept = "application/vnd.docker.distribution.manifest.v2+json"
+    try:
+        head = urllib.request.Request(f"http://{REGISTRY}/v2/{path}/manifests/{tag}", method="HEAD",
+                                      headers={"Accept": accept})
+        digest = urllib.request.urlopen(head, timeout=5).headers["Docker-Content-Digest"]
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://{REGISTRY}/v2/{path}/manifests/{digest}", method="DELETE"), timeout=5)
+    except OSError:
+        pass
+
+
+def _tags(api) -> set[str]:
+    return {tag for image in api.images() for tag in image.get("RepoTags") or ()}
+
+
+def _cache(tmp_path, engine=None, **knobs) -> ImageCache:
+    knobs.setdefault("CONDOR_DOCKER_STATE_DIR", str(tmp_path))
+    return ImageCache(engine or Engine(), settings.default_settings(**knobs))
+
+
+# -- a. canonical names -----------------------------------------------------------------
+def test_two_spellings_share_one_record_and_are_evicted(api, pushed, tmp_path):
+    image = pushed("canon", tag="latest")            # .../canon-RUN:latest
+    other = pushed("canon-other")
+    untagged = image[: -len(":latest")]              # the same image, as a job may write it
+    cache = _cache(tmp_path, DOCKER_IMAGE_CACHE_SIZE="1")
+    cache.ensure(untagged, "missing")
+    cache.ensure(image, "missing")
+    records = json.loads((tmp_path / "image_cache.json").read_text())["images"]
+    assert [name for name in records if "canon-" + RUN in name] == [image]
+    assert records[image]["pulled"] is True
+    cache.ensure(other, "missing")                   # over the count: the first image is the LRU
+    tags = _tags(api)
+    assert image not in tags and other in tags
+
+
+def test_a_pin_in_another_spelling_is_kept(api, pushed, tmp_path):
+    pinned = pushed("canon-pin", tag="latest")
+    other = pushed("canon-pin-other")
+    cache = _cache(tmp_path, DOCKER_IMAGE_CACHE_SIZE="1",
+                   CONDOR_DOCKER_PINNED_IMAGES=pinned[: -len(":latest")])
+    cache.ensure(pinned, "missing")
+    cache.ensure(other, "missing")
+    assert pinned in _tags(api)

@@ -1,0 +1,136 @@
+"""Trust boundary round 2, the image cache: canonical names, the registry lists, the size cap, root's credentials.
+
+The fake engine names images as the real one does (RepoTags in the familiar
+form: `docker.io/library/x:1` is listed as `x:1`), so a cache that keys by the
+job's spelling is caught here; tests/engine/test_image_trust_engine.py checks
+the same against the real engine and the loopback registry.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from condor_docker.core import imageref, settings
+from condor_docker.core.failures import Code, Failure
+from condor_docker.engine.image_cache import ImageCache
+
+MB = 1024 * 1024
+
+
+def _engine_name(reference: str) -> str:
+    """How dockerd lists a reference (distribution/reference FamiliarString), written independently."""
+    name = reference if ("@" in reference or ":" in reference.rsplit("/", 1)[-1]) else reference + ":latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = "docker.io/" + name   # no registry named: Docker Hub
+    for hub in ("docker.io/", "index.docker.io/"):
+        if name.startswith(hub):
+            name = name[len(hub):]
+            if name.startswith("library/") and name.count("/") == 1:
+                name = name[len("library/"):]
+    return name
+
+
+class NamingEngine:
+    """The four calls the cache uses, naming images as dockerd does."""
+
+    def __init__(self) -> None:
+        self.present: dict[str, dict] = {}
+        self.pulls: list[str] = []
+        self.removed: list[str] = []
+        self.pull_kwargs: list[dict] = []
+        self.progress: list[dict] = []
+        self.size = MB
+
+    def image_inspect(self, reference: str) -> dict | None:
+        entry = self.present.get(_engine_name(reference))
+        return None if entry is None else {"Id": entry["Id"], "RepoDigests": entry["RepoDigests"],
+                                           "Size": entry["Size"]}
+
+    def pull(self, reference: str, *, timeout: float, stall_timeout: float, on_progress=None, **kwargs) -> dict:
+        self.pulls.append(reference)
+        self.pull_kwargs.append(kwargs)
+        for item in self.progress:
+            if on_progress:
+                on_progress(item)
+        name = _engine_name(reference)
+        self.present[name] = {"Id": "sha256:" + name, "Size": self.size, "RepoTags": [name],
+                              "RepoDigests": [name.rsplit(":", 1)[0] + "@sha256:00"]}
+        return self.image_inspect(name)
+
+    def images(self) -> list[dict]:
+        return list(self.present.values())
+
+    def remove_image(self, reference: str) -> bool:
+        name = _engine_name(reference)
+        if name not in self.present:
+            return False
+        del self.present[name]
+        self.removed.append(name)
+        return True
+
+
+def make(tmp_path, **knobs) -> tuple[ImageCache, NamingEngine]:
+    engine = NamingEngine()
+    knobs.setdefault("CONDOR_DOCKER_STATE_DIR", str(tmp_path))
+    return ImageCache(engine, settings.default_settings(**knobs)), engine
+
+
+# -- a. one canonical name -------------------------------------------------------------
+@pytest.mark.parametrize("spelling, listed", [
+    ("docker.io/library/busybox:1", "busybox:1"),
+    ("index.docker.io/library/busybox:1", "busybox:1"),
+    ("library/busybox:1", "busybox:1"),
+    ("busybox", "busybox:latest"),
+    ("docker.io/someone/tool", "someone/tool:latest"),
+    ("docker.io/library/a/b:2", "library/a/b:2"),
+    ("127.0.0.1:5000/x/y", "127.0.0.1:5000/x/y:latest"),
+    ("registry.example:443/x:1", "registry.example:443/x:1"),   # the engine keeps the port as written
+    ("docker.io/library/busybox@sha256:" + "a" * 64, "busybox@sha256:" + "a" * 64),
+])
+def test_canonical_is_what_the_engine_lists(spelling, listed):
+    assert imageref.canonical(spelling) == listed == _engine_name(spelling)
+
+
+def test_two_spellings_share_one_record_and_are_evicted(tmp_path):
+    cache, engine = make(tmp_path, DOCKER_IMAGE_CACHE_SIZE="1")
+    cache.ensure("docker.io/library/busybox:1", "missing")
+    cache.ensure("busybox:1", "missing")
+    assert len(engine.pulls) == 1
+    assert set(json.loads((tmp_path / "image_cache.json").read_text())["images"]) == {"busybox:1"}
+    cache.ensure("127.0.0.1:5000/other:1", "missing")   # over the count: busybox:1 is the LRU
+    assert engine.removed == ["busybox:1"]
+
+
+def test_in_use_under_another_spelling_is_not_evicted(tmp_path):
+    cache, engine = make(tmp_path, DOCKER_IMAGE_CACHE_SIZE="1")
+    with cache.use("docker.io/library/busybox:1"):
+        cache.ensure("index.docker.io/library/busybox:1", "missing")
+        assert cache.in_use() == {"busybox:1"}
+        cache.ensure("127.0.0.1:5000/other:1", "missing")
+        assert "busybox:1" in engine.present and engine.removed == []
+
+
+def test_pins_and_the_test_image_in_any_spelling_are_never_evicted(tmp_path):
+    cache, engine = make(tmp_path, DOCKER_IMAGE_CACHE_SIZE="1",
+                         CONDOR_DOCKER_PINNED_IMAGES="docker.io/library/pinned",
+                         CONDOR_DOCKER_TEST_IMAGE="index.docker.io/library/selftest:1")
+    for reference in ("pinned:latest", "selftest:1", "a:1", "b:1"):
+        cache.ensure(reference, "missing")
+    assert "pinned:latest" in engine.present and "selftest:1" in engine.present
+    assert engine.removed == ["a:1"]
+
+
+def test_old_state_file_spellings_are_merged(tmp_path):
+    (tmp_path / "image_cache.json").write_text(json.dumps({"images": {
+        "docker.io/library/busybox:1": {"pulled": True, "last_use": 5.0},
+        "busybox:1": {"pulled": False, "last_use": 7.0}}}))
+    cache, _ = make(tmp_path)
+    assert cache.last_use("index.docker.io/library/busybox:1") == 7.0
+    assert cache._records == {"busybox:1": {"pulled": True, "last_use": 7.0}}
+
+
+def test_a_hub_spelling_of_a_pulled_image_is_not_local_only(tmp_path):
+    from condor_docker.engine.images import is_local_only
+    assert not is_local_only({"RepoDigests": ["busybox@sha256:00"]}, "docker.io/library/busybox:1")
