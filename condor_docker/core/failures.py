@@ -29,6 +29,8 @@ Codes (also published in the README):
       18  CONTAINER_REFUSED    the engine refused the container's configuration
       19  TOO_MANY_REQUEUES    a transient fault repeated too often; the last one is
                                in the reason
+      21  REGISTRY_NOT_ALLOWED the image's registry is not in the admin's list
+                               (CONDOR_DOCKER_ALLOWED_REGISTRIES)
       102 OVER_MEMORY          the job went over its memory limit (the same subcode
                                HTCondor's own docker universe uses)
       103 OVER_DISK            the job's scratch dir plus its container's writable
@@ -63,6 +65,7 @@ class Code(enum.IntEnum):
     EXECUTABLE_NOT_FOUND = 17
     CONTAINER_REFUSED = 18
     TOO_MANY_REQUEUES = 19
+    REGISTRY_NOT_ALLOWED = 21
     OVER_MEMORY = 102
     OVER_DISK = 103
     ENGINE_UNAVAILABLE = 301

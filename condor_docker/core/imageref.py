@@ -10,6 +10,8 @@ all agree with the engine.  Docker Hub spellings are made familiar as the engine
 does (`docker.io/library/x:1`, `index.docker.io/library/x:1` -> `x:1`;
 `docker.io/u/x` -> `u/x:latest`); every other registry is kept as written,
 port included (the engine lists `host:443/x:1` and `host/x:1` as two names).
+`registry_host` is the registry a pull goes to, for the admin's registry lists
+(`docker.io` == `index.docker.io`; host compared without case, port exactly).
 
 `universe = container` jobs name their image in `ContainerImage`: condor_submit
 keeps `docker://<ref>` for registry images (ContainerImageSource = "docker") and a
@@ -67,6 +69,37 @@ def canonical(reference: str) -> str:
     if remainder.startswith("library/") and "/" not in remainder[len("library/"):]:
         return remainder[len("library/"):]
     return remainder
+
+
+def canonical_registry(name: str) -> str:
+    """An admin's registry name as `registry_host` spells it (ValueError when it is no registry name).
+
+    Accepts what docker's config.json uses too: `https://index.docker.io/v1/` -> `docker.io`.
+    """
+    text = (name or "").strip()
+    text = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", text).split("/", 1)[0]
+    if not text or not re.fullmatch(_DOMAIN, text):
+        raise ValueError(f"{name!r} is not a registry host[:port]")
+    text = text.lower()
+    return DOCKER_HUB if text in _HUB_ALIASES else text
+
+
+def registry_host(reference: str) -> str:
+    """The registry the engine pulls this reference from (`docker.io` for Docker Hub)."""
+    return canonical_registry(registry_of(normalize(reference)) or DOCKER_HUB)
+
+
+def check_registry(reference: str, allowed: tuple[str, ...] | list[str]) -> None:
+    """HOLD (REGISTRY_NOT_ALLOWED) unless the reference's registry is in `allowed` (empty: any)."""
+    if not allowed:
+        return
+    permitted = {canonical_registry(name) for name in allowed}
+    registry = registry_host(reference)
+    if registry not in permitted:
+        raise Failure(Code.REGISTRY_NOT_ALLOWED,
+                      f"Image {reference} is from registry {registry}, which this execute point does not allow "
+                      f"(CONDOR_DOCKER_ALLOWED_REGISTRIES = {', '.join(sorted(permitted))}): "
+                      "use an image from one of those registries")
 
 
 def registry_of(reference: str) -> str | None:

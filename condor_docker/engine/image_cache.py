@@ -218,7 +218,7 @@ class ImageCache:
                 self.engine, reference, policy=policy,
                 trust_local_images=self.settings.trust_local_images,
                 pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
-                on_progress=progress)
+                on_progress=progress, rules=images.ImageRules.of(self.settings))
             pulled = absent or policy == "always"
             if pulled:
                 log.info("pulled %s: %s (%d other callers waited)", reference, progress.summary(), flight.waiters)

@@ -126,3 +126,16 @@ def test_a_pin_in_another_spelling_is_kept(api, pushed, tmp_path):
     cache.ensure(pinned, "missing")
     cache.ensure(other, "missing")
     assert pinned in _tags(api)
+
+
+# -- c. CONDOR_DOCKER_ALLOWED_REGISTRIES ----------------------------------------------------
+def test_an_image_from_a_registry_not_allowed_is_held(pushed, tmp_path):
+    image = pushed("allowed")
+    refused = _cache(tmp_path, CONDOR_DOCKER_ALLOWED_REGISTRIES="registry.example.org docker.io")
+    with pytest.raises(Failure) as caught:
+        refused.ensure(image, "missing")
+    assert caught.value.code is Code.REGISTRY_NOT_ALLOWED and caught.value.kind is Kind.HOLD
+    assert "registry 127.0.0.1:5000" in caught.value.reason
+    assert "CONDOR_DOCKER_ALLOWED_REGISTRIES" in caught.value.reason
+    allowed = _cache(tmp_path, CONDOR_DOCKER_ALLOWED_REGISTRIES="127.0.0.1:5000")
+    assert allowed.ensure(image, "missing")["Id"]

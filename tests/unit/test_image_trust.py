@@ -134,3 +134,47 @@ def test_old_state_file_spellings_are_merged(tmp_path):
 def test_a_hub_spelling_of_a_pulled_image_is_not_local_only(tmp_path):
     from condor_docker.engine.images import is_local_only
     assert not is_local_only({"RepoDigests": ["busybox@sha256:00"]}, "docker.io/library/busybox:1")
+
+
+# -- c. CONDOR_DOCKER_ALLOWED_REGISTRIES ----------------------------------------------------
+@pytest.mark.parametrize("reference, allowed, ok", [
+    ("busybox:1", ("docker.io",), True),
+    ("docker.io/library/busybox:1", ("index.docker.io",), True),
+    ("index.docker.io/library/busybox", ("https://index.docker.io/v1/",), True),
+    ("Registry.Example/x:1", ("registry.example",), True),          # a host name has no case
+    ("registry.example:5000/x:1", ("registry.example:5000",), True),
+    ("registry.example/x:1", ("registry.example:443",), False),      # host:port compared exactly
+    ("registry.example:443/x:1", ("registry.example",), False),
+    ("127.0.0.1:5001/x:1", ("127.0.0.1:5000",), False),
+    ("busybox:1", ("127.0.0.1:5000",), False),
+    ("evil.example/x:1", (), True),                                  # empty: any registry
+])
+def test_registry_allow_list(reference, allowed, ok):
+    if ok:
+        imageref.check_registry(reference, allowed)
+        return
+    with pytest.raises(Failure) as caught:
+        imageref.check_registry(reference, allowed)
+    assert caught.value.code is Code.REGISTRY_NOT_ALLOWED and caught.value.is_hold
+    assert imageref.registry_host(reference) in caught.value.reason
+    assert "CONDOR_DOCKER_ALLOWED_REGISTRIES" in caught.value.reason
+
+
+def test_allowed_registries_knob_is_canonical_and_validated():
+    values = settings.default_settings(CONDOR_DOCKER_ALLOWED_REGISTRIES="index.docker.io, Reg.Example:5000 docker.io")
+    assert values.allowed_registries == ("docker.io", "reg.example:5000")
+    assert settings.default_settings().allowed_registries == ()
+    with pytest.raises(settings.SettingsError, match="CONDOR_DOCKER_ALLOWED_REGISTRIES"):
+        settings.default_settings(CONDOR_DOCKER_ALLOWED_REGISTRIES="bad_host!")
+
+
+def test_a_present_image_from_another_registry_is_refused_before_any_pull(tmp_path):
+    cache, engine = make(tmp_path, CONDOR_DOCKER_ALLOWED_REGISTRIES="127.0.0.1:5000")
+    engine.pull("evil.example/x:1", timeout=1, stall_timeout=1)       # present already
+    engine.pulls.clear()
+    with pytest.raises(Failure) as caught:
+        cache.ensure("evil.example/x:1", "missing")
+    assert caught.value.code is Code.REGISTRY_NOT_ALLOWED
+    assert "evil.example" in caught.value.reason and engine.pulls == []
+    cache.ensure("127.0.0.1:5000/x:1", "missing")
+    assert engine.pulls == ["127.0.0.1:5000/x:1"]
