@@ -109,6 +109,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("CONDOR_DOCKER_ALLOWED_REGISTRIES", "list", "",
          "Registries (host[:port]; docker.io is Docker Hub) a job's image may come from; empty: any. An image "
          "from any other registry is held (21) at prepare."),
+    Knob("CONDOR_DOCKER_MAX_IMAGE_SIZE_MB", "int", "0",
+         "Largest image one pull may bring, in MB (its layers as they download, then the pulled image); "
+         "0: no cap. A pull over it is stopped and the job held (20).", 0),
     Knob("DOCKER_PERFORM_TEST", "bool", "true",
          "Run a tiny container at agent start and after the engine recovers."),
     Knob("CONDOR_DOCKER_TEST_IMAGE", "str", "",
@@ -181,6 +184,7 @@ class Settings:
     gc_foreign_images: bool
     trust_local_images: bool
     allowed_registries: tuple[str, ...]
+    max_image_size_mb: int
     perform_test: bool
     test_image: str
     reap_period: float

@@ -22,12 +22,48 @@ class ImageRules:
     """The admin's rules for a job's image (the job names the image; root pulls it).
 
     allowed_registries: CONDOR_DOCKER_ALLOWED_REGISTRIES (empty: any registry).
+    max_image_mb: CONDOR_DOCKER_MAX_IMAGE_SIZE_MB, the per-pull size cap (0: none).
     """
     allowed_registries: tuple[str, ...] = ()
+    max_image_mb: int = 0
 
     @classmethod
     def of(cls, settings: Settings) -> "ImageRules":
-        return cls(allowed_registries=settings.allowed_registries)
+        return cls(allowed_registries=settings.allowed_registries, max_image_mb=settings.max_image_size_mb)
+
+
+MB = 1024 * 1024
+_SIZE_KNOB = "CONDOR_DOCKER_MAX_IMAGE_SIZE_MB"
+
+
+def _too_large(reference: str, size: str, cap_mb: int, what: str) -> Failure:
+    return Failure(Code.IMAGE_TOO_LARGE,
+                   f"Image {reference} {size}, over this execute point's per-pull cap of {cap_mb} MB "
+                   f"({_SIZE_KNOB} = {cap_mb}); {what}: use a smaller image, or ask the admin to raise the cap")
+
+
+class _SizeCap:
+    """A pull's progress listener that stops the pull once its layers add up to more than the cap.
+
+    The engine says each layer's size (compressed, as the registry serves it)
+    in its `Downloading` items; layers already on this machine are not counted
+    here, and the pulled image's own size is checked when the pull is done.
+    """
+
+    def __init__(self, reference: str, cap_mb: int, then: Callable[[dict], None] | None) -> None:
+        self.reference, self.cap_mb, self.then = reference, cap_mb, then
+        self.layers: dict[str, int] = {}
+
+    def __call__(self, item: dict) -> None:
+        detail = item.get("progressDetail") or {}
+        if item.get("status") == "Downloading" and item.get("id") and detail.get("total"):
+            self.layers[str(item["id"])] = int(detail["total"])
+            total = sum(self.layers.values())
+            if total > self.cap_mb * MB:
+                raise _too_large(self.reference, f"has at least {total / MB:.1f} MB of layers to download",
+                                 self.cap_mb, "the pull was stopped")
+        if self.then is not None:
+            self.then(item)
 
 
 def is_local_only(inspected: dict, reference: str) -> bool:
@@ -62,4 +98,23 @@ def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_ima
                           "push it to a registry, or ask the admin to trust local images")
         return present
     log.info("pulling %s (policy %s)", reference, policy)
-    return engine.pull(reference, timeout=pull_timeout, stall_timeout=stall_timeout, on_progress=on_progress)
+    cap = rules.max_image_mb
+    try:
+        pulled = engine.pull(reference, timeout=pull_timeout, stall_timeout=stall_timeout,
+                             on_progress=_SizeCap(reference, cap, on_progress) if cap else on_progress)
+        size = int(pulled.get("Size") or 0)
+        if cap and size > cap * MB:
+            raise _too_large(reference, f"is {size / MB:.1f} MB", cap, "it was pulled and is removed again")
+    except Failure as failure:
+        if failure.code is Code.IMAGE_TOO_LARGE and present is None:
+            _remove_quietly(engine, reference)
+        raise
+    return pulled
+
+
+def _remove_quietly(engine: Engine, reference: str) -> None:
+    """Remove what an over-cap pull left (a stopped pull may still have tagged it); never raise."""
+    try:
+        engine.remove_image(reference)
+    except Failure as failure:
+        log.warning("cannot remove the over-cap image %s: %s", reference, failure.reason)

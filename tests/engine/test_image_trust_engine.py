@@ -139,3 +139,27 @@ def test_an_image_from_a_registry_not_allowed_is_held(pushed, tmp_path):
     assert "CONDOR_DOCKER_ALLOWED_REGISTRIES" in caught.value.reason
     allowed = _cache(tmp_path, CONDOR_DOCKER_ALLOWED_REGISTRIES="127.0.0.1:5000")
     assert allowed.ensure(image, "missing")["Id"]
+
+
+# -- b. CONDOR_DOCKER_MAX_IMAGE_SIZE_MB ------------------------------------------------------
+def test_a_pull_over_the_cap_is_stopped_and_held(api, pushed, tmp_path):
+    big = pushed("big", size_mb=3)                  # one incompressible 3 MB layer
+    cache = _cache(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="1")
+    with pytest.raises(Failure) as caught:
+        cache.ensure(big, "missing")
+    assert caught.value.code is Code.IMAGE_TOO_LARGE and caught.value.kind is Kind.HOLD
+    assert "CONDOR_DOCKER_MAX_IMAGE_SIZE_MB = 1" in caught.value.reason
+    assert "MB of layers to download" in caught.value.reason, caught.value.reason
+    assert big not in _tags(api)
+    assert _cache(tmp_path / "uncapped").ensure(big, "missing")["Id"]   # the same image without a cap
+
+
+def test_an_image_over_the_cap_whose_layers_are_here_is_held_by_its_size(api, pushed, tmp_path):
+    small = pushed("small")                          # the busybox layers (~2 MB) are on this engine already
+    cache = _cache(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="1")
+    with pytest.raises(Failure) as caught:
+        cache.ensure(small, "missing")
+    assert caught.value.code is Code.IMAGE_TOO_LARGE and "is 1.9 MB" in caught.value.reason, caught.value.reason
+    tags = _tags(api)
+    assert small not in tags and BASE in tags        # only the pulled name goes; the image stays for its others
+    assert _cache(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="2").ensure(small, "missing")["Id"]

@@ -42,6 +42,7 @@ class NamingEngine:
         self.pull_kwargs: list[dict] = []
         self.progress: list[dict] = []
         self.size = MB
+        self.tag_first = False   # a stopped pull whose image the engine tagged anyway
 
     def image_inspect(self, reference: str) -> dict | None:
         entry = self.present.get(_engine_name(reference))
@@ -51,12 +52,15 @@ class NamingEngine:
     def pull(self, reference: str, *, timeout: float, stall_timeout: float, on_progress=None, **kwargs) -> dict:
         self.pulls.append(reference)
         self.pull_kwargs.append(kwargs)
+        name = _engine_name(reference)
+        entry = {"Id": "sha256:" + name, "Size": self.size, "RepoTags": [name],
+                 "RepoDigests": [name.rsplit(":", 1)[0] + "@sha256:00"]}
+        if self.tag_first:
+            self.present[name] = entry
         for item in self.progress:
             if on_progress:
                 on_progress(item)
-        name = _engine_name(reference)
-        self.present[name] = {"Id": "sha256:" + name, "Size": self.size, "RepoTags": [name],
-                              "RepoDigests": [name.rsplit(":", 1)[0] + "@sha256:00"]}
+        self.present[name] = entry
         return self.image_inspect(name)
 
     def images(self) -> list[dict]:
@@ -178,3 +182,54 @@ def test_a_present_image_from_another_registry_is_refused_before_any_pull(tmp_pa
     assert "evil.example" in caught.value.reason and engine.pulls == []
     cache.ensure("127.0.0.1:5000/x:1", "missing")
     assert engine.pulls == ["127.0.0.1:5000/x:1"]
+
+
+# -- b. CONDOR_DOCKER_MAX_IMAGE_SIZE_MB ------------------------------------------------------
+def _downloading(layer: str, total_mb: float) -> dict:
+    return {"id": layer, "status": "Downloading", "progressDetail": {"current": 1, "total": int(total_mb * MB)}}
+
+
+def test_a_pull_whose_layers_add_up_over_the_cap_is_stopped(tmp_path):
+    cache, engine = make(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="5")
+    engine.progress = [_downloading("l1", 3), _downloading("l1", 3), _downloading("l2", 2.5),
+                       {"id": "l3", "status": "Pull complete"}]
+    engine.tag_first = True
+    with pytest.raises(Failure) as caught:
+        cache.ensure("127.0.0.1:5000/big:1", "missing")
+    failure = caught.value
+    assert failure.code is Code.IMAGE_TOO_LARGE and failure.is_hold
+    assert "5.5 MB" in failure.reason and "5 MB" in failure.reason
+    assert "CONDOR_DOCKER_MAX_IMAGE_SIZE_MB" in failure.reason and "\n" not in failure.reason
+    # the engine went on to tag it in this fake: what a stopped pull left is removed
+    assert engine.removed == ["127.0.0.1:5000/big:1"] and not engine.present
+
+
+def test_a_pulled_image_over_the_cap_is_held_and_removed(tmp_path):
+    cache, engine = make(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="1")
+    engine.size = 2 * MB          # no Downloading items (every layer already here): the inspect size counts
+    with pytest.raises(Failure) as caught:
+        cache.ensure("127.0.0.1:5000/big:1", "missing")
+    assert caught.value.code is Code.IMAGE_TOO_LARGE and "is 2.0 MB" in caught.value.reason
+    assert not engine.present
+
+
+def test_under_the_cap_or_no_cap_pulls(tmp_path):
+    engine_progress = [_downloading("l1", 3)]
+    capped, engine = make(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="4")
+    engine.progress = engine_progress
+    assert capped.ensure("127.0.0.1:5000/ok:1", "missing")
+    uncapped, engine = make(tmp_path / "u")
+    engine.progress, engine.size = [_downloading("l1", 30000)], 30000 * MB
+    assert uncapped.ensure("127.0.0.1:5000/huge:1", "missing")
+    assert settings.default_settings().max_image_size_mb == 0
+
+
+def test_a_present_image_over_the_cap_is_not_removed(tmp_path):
+    """The cap is per pull: an always-pull of an image already here holds the job but keeps the image."""
+    cache, engine = make(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="1")
+    engine.size = 2 * MB
+    engine.pull("127.0.0.1:5000/big:1", timeout=1, stall_timeout=1)
+    with pytest.raises(Failure) as caught:
+        cache.ensure("127.0.0.1:5000/big:1", "always")
+    assert caught.value.code is Code.IMAGE_TOO_LARGE
+    assert "127.0.0.1:5000/big:1" in engine.present
