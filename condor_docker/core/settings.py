@@ -112,6 +112,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("CONDOR_DOCKER_MAX_IMAGE_SIZE_MB", "int", "0",
          "Largest image one pull may bring, in MB (its layers as they download, then the pulled image); "
          "0: no cap. A pull over it is stopped and the job held (20).", 0),
+    Knob("CONDOR_DOCKER_CREDENTIAL_REGISTRIES", "list", "",
+         "Registries (host[:port]; docker.io is Docker Hub) that get the agent's (root's) docker credentials "
+         "(~/.docker/config.json) on a pull; a pull from any other registry is anonymous."),
     Knob("DOCKER_PERFORM_TEST", "bool", "true",
          "Run a tiny container at agent start and after the engine recovers."),
     Knob("CONDOR_DOCKER_TEST_IMAGE", "str", "",
@@ -185,6 +188,7 @@ class Settings:
     trust_local_images: bool
     allowed_registries: tuple[str, ...]
     max_image_size_mb: int
+    credential_registries: tuple[str, ...]
     perform_test: bool
     test_image: str
     reap_period: float
@@ -277,6 +281,8 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
     if values["slot_source"] not in ("startd", "caps"):
         raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
     values["allowed_registries"] = _registries("CONDOR_DOCKER_ALLOWED_REGISTRIES", values["allowed_registries"])
+    values["credential_registries"] = _registries("CONDOR_DOCKER_CREDENTIAL_REGISTRIES",
+                                                  values["credential_registries"])
     values["agent_id"] = values["agent_id"] or default_agent_id(values["execute_dirs"])
     return Settings(**values)
 

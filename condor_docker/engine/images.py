@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.failures import Code, Failure
-from ..core.imageref import canonical, check_registry, repository_and_tag
+from ..core.imageref import canonical, check_registry, registry_host, repository_and_tag
 from ..core.settings import Settings
 from .client import Engine
 
@@ -23,13 +23,20 @@ class ImageRules:
 
     allowed_registries: CONDOR_DOCKER_ALLOWED_REGISTRIES (empty: any registry).
     max_image_mb: CONDOR_DOCKER_MAX_IMAGE_SIZE_MB, the per-pull size cap (0: none).
+    credential_registries: CONDOR_DOCKER_CREDENTIAL_REGISTRIES, the registries that get
+      root's docker credentials; every other pull is anonymous (a job names the registry).
     """
     allowed_registries: tuple[str, ...] = ()
     max_image_mb: int = 0
+    credential_registries: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> "ImageRules":
-        return cls(allowed_registries=settings.allowed_registries, max_image_mb=settings.max_image_size_mb)
+        return cls(allowed_registries=settings.allowed_registries, max_image_mb=settings.max_image_size_mb,
+                   credential_registries=settings.credential_registries)
+
+    def sends_credentials(self, reference: str) -> bool:
+        return registry_host(reference) in self.credential_registries
 
 
 MB = 1024 * 1024
@@ -99,15 +106,20 @@ def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_ima
         return present
     log.info("pulling %s (policy %s)", reference, policy)
     cap = rules.max_image_mb
+    credentials = rules.sends_credentials(reference)
     try:
         pulled = engine.pull(reference, timeout=pull_timeout, stall_timeout=stall_timeout,
-                             on_progress=_SizeCap(reference, cap, on_progress) if cap else on_progress)
+                             on_progress=_SizeCap(reference, cap, on_progress) if cap else on_progress,
+                             credentials=credentials)
         size = int(pulled.get("Size") or 0)
         if cap and size > cap * MB:
             raise _too_large(reference, f"is {size / MB:.1f} MB", cap, "it was pulled and is removed again")
     except Failure as failure:
         if failure.code is Code.IMAGE_TOO_LARGE and present is None:
             _remove_quietly(engine, reference)
+        if failure.code is Code.IMAGE_ACCESS_DENIED and not credentials:
+            raise Failure(failure.code, f"{failure.reason} (pulled anonymously: registry {registry_host(reference)} "
+                                        "is not in CONDOR_DOCKER_CREDENTIAL_REGISTRIES)") from None
         raise
     return pulled
 

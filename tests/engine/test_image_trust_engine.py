@@ -163,3 +163,74 @@ def test_an_image_over_the_cap_whose_layers_are_here_is_held_by_its_size(api, pu
     tags = _tags(api)
     assert small not in tags and BASE in tags        # only the pulled name goes; the image stays for its others
     assert _cache(tmp_path, CONDOR_DOCKER_MAX_IMAGE_SIZE_MB="2").ensure(small, "missing")["Id"]
+
+
+# -- d. root's credentials only for CONDOR_DOCKER_CREDENTIAL_REGISTRIES ------------------------
+class _AuthHandler(http.server.BaseHTTPRequestHandler):
+    """A registry that wants Basic auth and records every Authorization header it is sent."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        authorization = self.headers.get("Authorization")
+        self.server.seen.append((self.path, authorization))  # type: ignore[attr-defined]
+        if authorization is None:
+            self._answer(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                         {"WWW-Authenticate": 'Basic realm="condor-docker-test"'})
+        elif self.path.rstrip("/") == "/v2":
+            self._answer(200, {})
+        else:
+            self._answer(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
+
+    do_HEAD = do_GET
+
+    def _answer(self, status: int, body: dict, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+@pytest.fixture
+def auth_registry():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthHandler)
+    server.daemon_threads = True
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_root_credentials_reach_only_a_listed_registry(auth_registry, tmp_path, monkeypatch):
+    registry = f"127.0.0.1:{auth_registry.server_address[1]}"
+    secret = base64.b64encode(b"root-user:root-secret").decode()
+    config = tmp_path / "root-docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"auths": {registry: {"auth": secret},
+                                                              REGISTRY: {"auth": secret}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))   # root's docker config, as docker-py finds it
+    reference = f"{registry}/condor-docker-test/creds-{RUN}:1"
+
+    anonymous = _cache(tmp_path / "anonymous")
+    with pytest.raises(Failure) as caught:
+        anonymous.ensure(reference, "missing")
+    assert caught.value.code is Code.IMAGE_ACCESS_DENIED, caught.value
+    assert auth_registry.seen and all(auth is None for _, auth in auth_registry.seen), auth_registry.seen
+
+    auth_registry.seen.clear()
+    listed = _cache(tmp_path / "listed", CONDOR_DOCKER_CREDENTIAL_REGISTRIES=registry)
+    with pytest.raises(Failure) as caught:
+        listed.ensure(reference, "missing")
+    assert caught.value.code is Code.IMAGE_NOT_FOUND, caught.value   # got past the auth, then no such manifest
+    assert f"Basic {secret}" in {auth for _, auth in auth_registry.seen}, auth_registry.seen

@@ -37,7 +37,7 @@ class FakeEngine:
         entry = self.present.get(reference)
         return None if entry is None else {"Id": entry["Id"], "RepoDigests": entry["RepoDigests"]}
 
-    def pull(self, reference: str, *, timeout: float, stall_timeout: float, on_progress=None) -> dict:
+    def pull(self, reference: str, *, timeout: float, stall_timeout: float, on_progress=None, **_options) -> dict:
         with self._lock:
             self.pulls.append(reference)
         if on_progress:

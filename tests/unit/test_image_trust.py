@@ -233,3 +233,73 @@ def test_a_present_image_over_the_cap_is_not_removed(tmp_path):
         cache.ensure("127.0.0.1:5000/big:1", "always")
     assert caught.value.code is Code.IMAGE_TOO_LARGE
     assert "127.0.0.1:5000/big:1" in engine.present
+
+
+# -- d. root's registry credentials only for CONDOR_DOCKER_CREDENTIAL_REGISTRIES ------------------
+class _Sent(Exception):
+    """Raised by the recording _post: the test needs only the request the pull would send."""
+
+
+def _pull_headers(tmp_path, monkeypatch, reference: str, credentials: bool) -> dict:
+    import base64
+
+    import docker
+
+    from condor_docker.engine.client import Engine
+    config = tmp_path / "docker-config"
+    config.mkdir(exist_ok=True)
+    secret = base64.b64encode(b"root-user:root-secret").decode()
+    (config / "config.json").write_text(json.dumps({"auths": {
+        "127.0.0.1:5000": {"auth": secret}, "evil.example": {"auth": secret},
+        "https://index.docker.io/v1/": {"auth": secret}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    engine = Engine("unix:///nonexistent/docker.sock")
+    engine._api = docker.APIClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
+    sent: dict = {}
+
+    def record(url, **kwargs):
+        sent.update(kwargs.get("headers") or {})
+        raise _Sent()
+
+    monkeypatch.setattr(engine._api, "_post", record)
+    with pytest.raises(_Sent):
+        engine.pull(reference, timeout=5, stall_timeout=5, credentials=credentials)
+    return sent
+
+
+@pytest.mark.parametrize("reference", ["evil.example/x:1", "127.0.0.1:5000/x:1", "busybox:1"])
+def test_the_engine_pull_is_anonymous_unless_asked(tmp_path, monkeypatch, reference):
+    assert "X-Registry-Auth" not in _pull_headers(tmp_path, monkeypatch, reference, credentials=False)
+    sent = _pull_headers(tmp_path, monkeypatch, reference, credentials=True)
+    import base64
+    header = sent["X-Registry-Auth"]
+    header = header.decode() if isinstance(header, bytes) else header
+    auth = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    assert (auth["username"], auth["password"]) == ("root-user", "root-secret")
+
+
+def test_credentials_go_only_to_the_listed_registries(tmp_path):
+    cache, engine = make(tmp_path, CONDOR_DOCKER_CREDENTIAL_REGISTRIES="127.0.0.1:5000 index.docker.io")
+    for reference in ("evil.example/x:1", "127.0.0.1:5000/x:1", "127.0.0.1:5001/x:1", "docker.io/library/x:1",
+                      "127.0.0.1.evil.example:5000/x:1"):
+        cache.ensure(reference, "missing")
+    assert [kw["credentials"] for kw in engine.pull_kwargs] == [False, True, False, True, False]
+    default, engine = make(tmp_path / "default")
+    default.ensure("127.0.0.1:5000/x:1", "missing")
+    assert engine.pull_kwargs == [{"credentials": False}] and default.settings.credential_registries == ()
+
+
+def test_an_anonymous_pull_refused_by_the_registry_is_a_hold_naming_the_knob(tmp_path):
+    from condor_docker.engine.client import classify_engine_text
+    text = 'Head "http://reg.example/v2/x/manifests/1": no basic auth credentials'
+    assert classify_engine_text(text, None, "pull") is Code.IMAGE_ACCESS_DENIED
+    cache, engine = make(tmp_path)
+
+    def refuse(reference, **kwargs):
+        raise Failure(Code.IMAGE_ACCESS_DENIED, f"Cannot pull image {reference}: {text}")
+
+    engine.pull = refuse
+    with pytest.raises(Failure) as caught:
+        cache.ensure("reg.example/x:1", "missing")
+    assert caught.value.is_hold and "no basic auth credentials" in caught.value.reason
+    assert "registry reg.example is not in CONDOR_DOCKER_CREDENTIAL_REGISTRIES" in caught.value.reason
