@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.failures import Code, Failure
-from ..core.imageref import canonical, check_registry, registry_host, repository_and_tag
+from ..core.imageref import canonical, canonical_registry, check_registry, registry_host, repository_and_tag
 from ..core.settings import Settings
 from .client import Engine
 
@@ -36,7 +36,7 @@ class ImageRules:
                    credential_registries=settings.credential_registries)
 
     def sends_credentials(self, reference: str) -> bool:
-        return registry_host(reference) in self.credential_registries
+        return registry_host(reference) in {canonical_registry(name) for name in self.credential_registries}
 
 
 MB = 1024 * 1024
@@ -113,7 +113,8 @@ def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_ima
                              credentials=credentials)
         size = int(pulled.get("Size") or 0)
         if cap and size > cap * MB:
-            raise _too_large(reference, f"is {size / MB:.1f} MB", cap, "it was pulled and is removed again")
+            raise _too_large(reference, f"is {size / MB:.1f} MB", cap,
+                             "it was pulled and is removed again" if present is None else "it is refused")
     except Failure as failure:
         if failure.code is Code.IMAGE_TOO_LARGE and present is None:
             _remove_quietly(engine, reference)
