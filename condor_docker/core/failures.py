@@ -29,6 +29,10 @@ Codes (also published in the README):
       18  CONTAINER_REFUSED    the engine refused the container's configuration
       19  TOO_MANY_REQUEUES    a transient fault repeated too often; the last one is
                                in the reason
+      20  IMAGE_TOO_LARGE      the image is over the admin's per-pull size cap
+                               (CONDOR_DOCKER_MAX_IMAGE_SIZE_MB)
+      21  REGISTRY_NOT_ALLOWED the image's registry is not in the admin's list
+                               (CONDOR_DOCKER_ALLOWED_REGISTRIES)
       102 OVER_MEMORY          the job went over its memory limit (the same subcode
                                HTCondor's own docker universe uses)
       103 OVER_DISK            the job's scratch dir plus its container's writable
@@ -66,6 +70,8 @@ class Code(enum.IntEnum):
     EXECUTABLE_NOT_FOUND = 17
     CONTAINER_REFUSED = 18
     TOO_MANY_REQUEUES = 19
+    IMAGE_TOO_LARGE = 20
+    REGISTRY_NOT_ALLOWED = 21
     OVER_MEMORY = 102
     OVER_DISK = 103
     ENGINE_UNAVAILABLE = 301

@@ -4,6 +4,15 @@
 `host:port/` prefix of a registry is not a tag (`127.0.0.1:5000/img` -> `127.0.0.1:5000/img:latest`).
 An invalid reference is a HOLD: no registry could ever serve it.
 
+`canonical` is the one name of an image: what the engine lists in `RepoTags`
+(`docker images`), so the cache's records, reference counts, pins and eviction
+all agree with the engine.  Docker Hub spellings are made familiar as the engine
+does (`docker.io/library/x:1`, `index.docker.io/library/x:1` -> `x:1`;
+`docker.io/u/x` -> `u/x:latest`); every other registry is kept as written,
+port included (the engine lists `host:443/x:1` and `host/x:1` as two names).
+`registry_host` is the registry a pull goes to, for the admin's registry lists
+(`docker.io` == `index.docker.io`; host compared without case, port exactly).
+
 `universe = container` jobs name their image in `ContainerImage`: condor_submit
 keeps `docker://<ref>` for registry images (ContainerImageSource = "docker") and a
 file or directory name for Singularity/Apptainer images (`x.sif`, an unpacked
@@ -45,6 +54,52 @@ def normalize(reference: str) -> str:
     if match.group("tag") is None and match.group("digest") is None:
         text += ":latest"
     return text
+
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = (DOCKER_HUB, "index.docker.io")
+
+
+def canonical(reference: str) -> str:
+    """The name the engine lists for this reference (its RepoTags form), or a HOLD if it is invalid."""
+    text = normalize(reference)
+    domain, remainder = _split_domain(text)
+    if domain is not None and domain not in _HUB_ALIASES:
+        return text
+    if remainder.startswith("library/") and "/" not in remainder[len("library/"):]:
+        return remainder[len("library/"):]
+    return remainder
+
+
+def canonical_registry(name: str) -> str:
+    """An admin's registry name as `registry_host` spells it (ValueError when it is no registry name).
+
+    Accepts what docker's config.json uses too: `https://index.docker.io/v1/` -> `docker.io`.
+    """
+    text = (name or "").strip()
+    text = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", text).split("/", 1)[0]
+    if not text or not re.fullmatch(_DOMAIN, text):
+        raise ValueError(f"{name!r} is not a registry host[:port]")
+    text = text.lower()
+    return DOCKER_HUB if text in _HUB_ALIASES else text
+
+
+def registry_host(reference: str) -> str:
+    """The registry the engine pulls this reference from (`docker.io` for Docker Hub)."""
+    return canonical_registry(registry_of(normalize(reference)) or DOCKER_HUB)
+
+
+def check_registry(reference: str, allowed: tuple[str, ...] | list[str]) -> None:
+    """HOLD (REGISTRY_NOT_ALLOWED) unless the reference's registry is in `allowed` (empty: any)."""
+    if not allowed:
+        return
+    permitted = {canonical_registry(name) for name in allowed}
+    registry = registry_host(reference)
+    if registry not in permitted:
+        raise Failure(Code.REGISTRY_NOT_ALLOWED,
+                      f"Image {reference} is from registry {registry}, which this execute point does not allow "
+                      f"(CONDOR_DOCKER_ALLOWED_REGISTRIES = {', '.join(sorted(permitted))}): "
+                      "use an image from one of those registries")
 
 
 def registry_of(reference: str) -> str | None:

@@ -112,6 +112,15 @@ KNOBS: tuple[Knob, ...] = (
          "Whether the cache may remove images this product did not pull."),
     Knob("DOCKER_TRUST_LOCAL_IMAGES", "bool", "false",
          "Whether a job may use an image that exists only on this machine (loaded, not pulled)."),
+    Knob("CONDOR_DOCKER_ALLOWED_REGISTRIES", "list", "",
+         "Registries (host[:port]; docker.io is Docker Hub) a job's image may come from; empty: any. An image "
+         "from any other registry is held (21) at prepare."),
+    Knob("CONDOR_DOCKER_MAX_IMAGE_SIZE_MB", "int", "0",
+         "Largest image one pull may bring, in MB (its layers as they download, then the pulled image); "
+         "0: no cap. A pull over it is stopped and the job held (20).", 0),
+    Knob("CONDOR_DOCKER_CREDENTIAL_REGISTRIES", "list", "",
+         "Registries (host[:port]; docker.io is Docker Hub) that get the agent's (root's) docker credentials "
+         "(~/.docker/config.json) on a pull; a pull from any other registry is anonymous."),
     Knob("DOCKER_PERFORM_TEST", "bool", "true",
          "Run a tiny container at agent start and after the engine recovers."),
     Knob("CONDOR_DOCKER_TEST_IMAGE", "str", "",
@@ -183,6 +192,9 @@ class Settings:
     pinned_images: tuple[str, ...]
     gc_foreign_images: bool
     trust_local_images: bool
+    allowed_registries: tuple[str, ...]
+    max_image_size_mb: int
+    credential_registries: tuple[str, ...]
     perform_test: bool
     test_image: str
     reap_period: float
@@ -302,6 +314,9 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
                             "use nat, none, host or a network listed in DOCKER_NETWORKS")
     if values["slot_source"] not in ("startd", "caps"):
         raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
+    values["allowed_registries"] = _registries("CONDOR_DOCKER_ALLOWED_REGISTRIES", values["allowed_registries"])
+    values["credential_registries"] = _registries("CONDOR_DOCKER_CREDENTIAL_REGISTRIES",
+                                                  values["credential_registries"])
     values["agent_id"] = values["agent_id"] or default_agent_id(values["execute_dirs"])
     return Settings(**values)
 
@@ -353,6 +368,15 @@ def settings_from_command_line(pairs: Iterable[str], lookup: Callable[[str], str
         except SettingsError:
             raise err from None
         raise OverrideError(f"--set: {err}") from None
+
+
+def _registries(knob: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Registry names as the image cache compares them (docker.io for index.docker.io; host in lower case)."""
+    from .imageref import canonical_registry
+    try:
+        return tuple(dict.fromkeys(canonical_registry(name) for name in names))
+    except ValueError as err:
+        raise SettingsError(f"{knob}: {err}: write registry hosts, e.g. registry.example.org:5000 or docker.io") from None
 
 
 def default_agent_id(execute_dirs: tuple[str, ...]) -> str:

@@ -33,7 +33,8 @@ log = logging.getLogger("condor_docker.engine")
 # Recorded texts are replayed in tests/unit/test_engine_classify.py.
 _PULL_TEXTS: tuple[tuple[tuple[str, ...], Code], ...] = (
     (("invalid reference format", "invalid repository name"), Code.INVALID_IMAGE),
-    (("unauthorized", "denied", "authentication required", "forbidden"), Code.IMAGE_ACCESS_DENIED),
+    (("unauthorized", "denied", "authentication required", "forbidden", "no basic auth credentials"),
+     Code.IMAGE_ACCESS_DENIED),
     (("manifest unknown", "not found", "does not exist", "no such image", "name unknown"), Code.IMAGE_NOT_FOUND),
     (("timeout", "timed out", "deadline exceeded"), Code.PULL_TIMEOUT),
 )
@@ -173,7 +174,7 @@ class Engine:
                 raise
 
     def pull(self, reference: str, *, timeout: float, stall_timeout: float,
-             on_progress: Callable[[dict], None] | None = None) -> dict:
+             on_progress: Callable[[dict], None] | None = None, credentials: bool = False) -> dict:
         """Pull with an overall deadline and a no-progress deadline; returns the image's inspect.
 
         docker-py's own pull has no timeout and reports a failure in the middle of
@@ -183,16 +184,23 @@ class Engine:
         deadline (a read blocked on a silent or trickling registry would
         otherwise see that deadline only when the next item arrives, i.e. at
         the stall deadline).  Closing the request makes the engine cancel the pull.
+
+        The pull is anonymous unless `credentials`: only then does it carry the
+        credentials of this process's docker config (root's ~/.docker/config.json
+        or DOCKER_CONFIG, credential helpers included) for the reference's
+        registry.  docker-py would look them up for any registry, and a job
+        names the registry, so root's secrets went wherever a job pointed.
         """
         repository, tag = imageref.repository_and_tag(reference)
         expired = threading.Event()
         with translate_engine_errors("pull", reference):
             api = self.api
             headers = {}
-            registry = imageref.registry_of(reference)
-            auth_header = docker.auth.get_config_header(api, registry or docker.auth.INDEX_URL)
-            if auth_header:
-                headers["X-Registry-Auth"] = auth_header
+            if credentials:  # the caller checked CONDOR_DOCKER_CREDENTIAL_REGISTRIES
+                registry = imageref.registry_of(reference)
+                auth_header = docker.auth.get_config_header(api, registry or docker.auth.INDEX_URL)
+                if auth_header:
+                    headers["X-Registry-Auth"] = auth_header
             started = time.monotonic()
             # the engine sends its response headers with the first progress item, so the
             # overall deadline also bounds the wait for them

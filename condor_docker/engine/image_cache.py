@@ -13,7 +13,11 @@ timeout, and keeps an LRU of 8 images by count only.  Here, as in Nomad's
   evicts by count *and* by bytes, only images this product pulled (unless the
   admin says otherwise), never pinned images or the self-test image;
 - last-use times live in a JSON file under the state dir (tmp + rename), so the
-  eviction order survives an agent restart.
+  eviction order survives an agent restart;
+- every name is `imageref.canonical` (what the engine lists in RepoTags) before
+  it keys anything: flights, records, reference counts, pins, the self-test
+  image.  `docker.io/library/x:1`, `x` and `x:latest` are then one image, which
+  the LRU sees in the engine's listing and can evict.
 
 The coordinator depends only on a narrow engine protocol (`image_inspect`,
 `pull`, `images`, `remove_image`), so its logic is tested with a counting fake.
@@ -30,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
+from ..core import imageref
 from ..core.failures import Code, Failure
 from ..core.settings import Settings
 from . import images
@@ -47,7 +52,7 @@ class ImageEngine(Protocol):
 
     def image_inspect(self, reference: str) -> dict | None: ...
     def pull(self, reference: str, *, timeout: float, stall_timeout: float,
-             on_progress: Callable[[dict], None] | None = None) -> dict: ...
+             on_progress: Callable[[dict], None] | None = None, credentials: bool = False) -> dict: ...
     def images(self) -> list[dict]: ...
     def remove_image(self, reference: str) -> bool: ...
 
@@ -140,7 +145,15 @@ class ImageCache:
         try:
             with open(self._path, encoding="utf-8") as handle:
                 data = json.load(handle)
-            return {str(k): dict(v) for k, v in data.get("images", {}).items()}
+            records: dict[str, dict[str, Any]] = {}
+            for name, value in data.get("images", {}).items():  # older files may hold other spellings
+                record, key = dict(value), _key(str(name))
+                seen = records.get(key)
+                if seen is not None:
+                    record["pulled"] = bool(seen.get("pulled")) or bool(record.get("pulled"))
+                    record["last_use"] = max(float(seen.get("last_use", 0.0)), float(record.get("last_use", 0.0)))
+                records[key] = record
+            return records
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, AttributeError) as err:
@@ -166,7 +179,7 @@ class ImageCache:
             self._save()
 
     def last_use(self, reference: str) -> float | None:
-        record = self._records.get(reference)
+        record = self._records.get(_key(reference))
         return None if record is None else float(record.get("last_use", 0.0))
 
     # -- single flight -------------------------------------------------------------
@@ -176,6 +189,7 @@ class ImageCache:
         `on_progress` gets a progress snapshot every few seconds while the pull
         this caller leads or waits for runs (never for an image already present).
         """
+        reference = imageref.canonical(reference)  # an invalid one is a HOLD here
         key = (reference, policy)
         with self._lock:
             flight = self._flights.get(key)
@@ -204,7 +218,7 @@ class ImageCache:
                 self.engine, reference, policy=policy,
                 trust_local_images=self.settings.trust_local_images,
                 pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
-                on_progress=progress)
+                on_progress=progress, rules=images.ImageRules.of(self.settings))
             pulled = absent or policy == "always"
             if pulled:
                 log.info("pulled %s: %s (%d other callers waited)", reference, progress.summary(), flight.waiters)
@@ -258,6 +272,7 @@ class ImageCache:
     @contextlib.contextmanager
     def use(self, reference: str) -> Iterator[None]:
         """Hold the image for a job (call ensure inside it, so nothing evicts it before the container exists)."""
+        reference = _key(reference)
         with self._lock:
             self._refs[reference] = self._refs.get(reference, 0) + 1
         self._touch(reference)
@@ -279,7 +294,7 @@ class ImageCache:
             log.warning("image garbage collection failed: %s", err.reason)
 
     def _protected(self) -> set[str]:
-        return set(self.settings.pinned_images) | ({self.settings.test_image} - {""})
+        return {_key(ref) for ref in self.settings.pinned_images + (self.settings.test_image,) if ref}
 
     def collect_garbage(self) -> list[str]:
         """Evict least-recently-used managed images until under both the count and the MB limit."""
@@ -347,6 +362,14 @@ class ImageCache:
         return {"DockerImageCacheList": usable,
                 "DockerImageCacheSizesMb": [int(round(present[ref][1] / MB)) for ref in usable],
                 "DockerCachedImageSizeMb": int(round(_bytes(set(usable), present) / MB))}
+
+
+def _key(reference: str) -> str:
+    """The canonical name, or the text itself when it is no valid reference (it then matches nothing listed)."""
+    try:
+        return imageref.canonical(reference)
+    except Failure:
+        return reference
 
 
 def _present_tags(listing: list[dict]) -> dict[str, tuple[str, int, bool]]:

@@ -34,7 +34,7 @@ from ..core.settings import (
 )
 from ..engine.client import Engine
 from ..engine.image_cache import PullProgress
-from ..engine.images import ensure_image
+from ..engine.images import ImageRules, ensure_image
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO, prepare_scratch
 from ..host import cgroups
 from . import userpolicy
@@ -203,7 +203,7 @@ class LocalRunner:
             ensure_image(self.engine, job_request.image, policy=job_request.pull_policy,
                          trust_local_images=self.settings.trust_local_images,
                          pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
-                         on_progress=progress)
+                         on_progress=progress, rules=ImageRules.of(self.settings))
             if events:
                 events.execute(job, "<127.0.0.1:0>", job_request.slot)
             run_started = time.time()

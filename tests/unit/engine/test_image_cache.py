@@ -37,7 +37,7 @@ class FakeEngine:
         entry = self.present.get(reference)
         return None if entry is None else {"Id": entry["Id"], "RepoDigests": entry["RepoDigests"]}
 
-    def pull(self, reference: str, *, timeout: float, stall_timeout: float, on_progress=None) -> dict:
+    def pull(self, reference: str, *, timeout: float, stall_timeout: float, on_progress=None, **_options) -> dict:
         with self._lock:
             self.pulls.append(reference)
         if on_progress:
@@ -255,7 +255,7 @@ def test_waiters_get_progress_of_the_leaders_pull_and_status_lists_it(tmp_path):
     release = threading.Event()
     seen: list[dict] = []
 
-    def slow_pull(reference, *, timeout, stall_timeout, on_progress=None):
+    def slow_pull(reference, *, timeout, stall_timeout, on_progress=None, **_options):
         on_progress({"id": "l1", "status": "Downloading", "progressDetail": {"current": 1, "total": 4}})
         release.wait(5)
         engine.add(reference, size_mb=1)
