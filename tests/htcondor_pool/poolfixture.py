@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -137,6 +138,12 @@ SCHEDD_INTERVAL = 5
 NEGOTIATOR_INTERVAL = 2
 NEGOTIATOR_CYCLE_DELAY = 5
 STARTER_UPDATE_INTERVAL = 5
+# the shadow passes the starter's figures (ResidentSetSize, RemoteUserCpu, ...) on to the
+# schedd only every SHADOW_QUEUE_UPDATE_INTERVAL (HTCondor's default 900 s) and at job end
+SHADOW_QUEUE_UPDATE_INTERVAL = 5
+# cluster ids of their own: containers are named HTCJob_<cluster>_<proc>_<slot>_u<uid>, and
+# pools of other sessions on this shared engine would otherwise use the same small ids
+SCHEDD_CLUSTER_INITIAL_VALUE = {random.randint(1000, 999999)}
 UPDATE_INTERVAL = 5
 RUNBENCHMARKS = 0
 NUM_SLOTS = 1

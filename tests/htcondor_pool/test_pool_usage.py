@@ -13,6 +13,9 @@ from poolfixture import REGISTRY_IMAGE
 # ~100 MB held for ~12 s by `tail`, then a CPU-bound shell loop of several seconds.  Only proc 3
 # works: procs 0-2 exit at once, so the container is not named HTCJob_1_0_slot1_1 like the first
 # job of every other test pool sharing this engine (their JOB_EXIT cleanup could remove it).
+# Our pools also start at a random cluster id (poolfixture.base_config): two pools running this
+# test at once both named it HTCJob_1_3_slot1_<n>_u1001, and the agent that came second refused
+# it (305, 'belongs to another condor_docker agent'): proc 3 was done in seconds with ExitCode 75.
 BUSY_SH = """\
 #!/bin/sh
 [ "$1" = 3 ] || exit 0
@@ -48,9 +51,14 @@ def test_cpu_and_memory_of_the_container_reach_the_schedd(pool, pool_job_user):
     job = pool.submit(BUSY, user=pool_job_user, files={"busy.sh": BUSY_SH})
     running = pool.wait_for(lambda: pool.ad(job, 3).get("JobStatus") == 2 and pool.ad(job, 3), 120, "proc 3 runs")
     assert running
-    # while it runs: HTCondor's own figures already count the container (procd adopted it)
-    pool.wait_for(lambda: (pool.ad(job, 3).get("ResidentSetSize") or 0) >= 100 * 1024, 60,
-                  "ResidentSetSize of the running job counts the container's 100 MB")
+    # while it runs: HTCondor's own figures already count the container (procd adopted it).
+    # The schedd has them every SHADOW_QUEUE_UPDATE_INTERVAL (5 s in our pools; HTCondor's
+    # default is 900 s, so on a site condor_q shows them after 15 min or at job end).
+    def rss_while_running():
+        ad = pool.ad(job, 3)
+        assert ad.get("JobStatus") == 2, f"proc 3 left 'running' before its 100 MB showed: {_figures(ad)}"
+        return (ad.get("ResidentSetSize") or 0) >= 100 * 1024
+    pool.wait_for(rss_while_running, 120, "ResidentSetSize of the running job counts the container's 100 MB")
     pool.wait(job, "done", timeout=240)
     ad = pool.ad(job, 3)
     with open(f"{job.dir}/out.3.txt") as stream:
