@@ -19,16 +19,39 @@ HOLD_REASON = "ChirpCondorDockerHoldReason"
 HOLD_SUBCODE = "ChirpCondorDockerHoldSubCode"
 OOM = "ChirpCondorDockerOOM"
 REQUEUE_REASON = "ChirpCondorDockerRequeueReason"
+MARKS = (HOLD_REASON, HOLD_SUBCODE, OOM, REQUEUE_REASON)   # what the access-point transform acts on
+
+
+class _Undefined:
+    """The ClassAd value `undefined`: how a mark of an earlier run is taken back."""
+
+
+UNDEFINED = _Undefined()
 
 
 def classad_literal(value: Any) -> str:
     """A Python value as a ClassAd literal (the value Chirp sends is an expression)."""
+    if value is UNDEFINED:
+        return "undefined"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
     return f'"{text}"'
+
+
+def clear_stale_marks(job_ad: Any, stderr: TextIO | None = None) -> bool:
+    """Take back the marks an earlier run of this job left (a released hold, a requeue).
+
+    Delayed attributes stay in the schedd's ad: without this, a job released after
+    an out-of-memory hold would be held again when it then exits normally, and a
+    requeued one requeued forever.  Only marks the job ad actually has are sent.
+    """
+    stale = [name for name in MARKS if job_ad is not None and name in job_ad]
+    if not stale:
+        return False
+    return set_delayed({name: UNDEFINED for name in stale}, stderr=stderr)
 
 
 def config_beside(scratch_dir: str) -> str:

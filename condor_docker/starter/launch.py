@@ -142,6 +142,7 @@ class Launcher:
         job_ad = _read_job_ad(env)
         self.grace = _job_grace(job_ad)
         self.kill_signals = kill_signals(job_ad)
+        chirp.clear_stale_marks(job_ad, stderr=io.StringIO())   # a courtesy: never fatal, never noisy
         self.container: str | None = None
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in signal handlers
         self._connection: Connection | None = None

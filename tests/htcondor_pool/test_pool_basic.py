@@ -134,6 +134,24 @@ transfer_executable = false
         pool.rm(job)
 
 
+def test_a_released_oom_job_that_then_succeeds_completes(pool, pool_job_user):
+    """The launcher's Chirp marks stay in the schedd's ad: a released job that exits 0 must not be
+    held again by the access-point transform (the launcher takes its old marks back at start)."""
+    job = pool.submit(docker_submit("""
+executable = /bin/sh
+arguments = "-c 'if grep -qx NumJobStarts.=.0 .job.ad; then tail /dev/zero; fi; echo second run'"
+transfer_executable = false
+"""), user=pool_job_user)
+    try:
+        held = pool.wait(job, "held", timeout=180)
+        assert held.get("HoldReasonSubCode") == 102, pool.explain(job, "held")
+        pool.condor("condor_release", str(job.cluster), user=pool_job_user)
+        done = pool.wait(job, "done", timeout=180)
+        assert done.get("ExitCode") == 0 and read(f"{job.dir}/out.txt").endswith("second run\n")
+    finally:
+        pool.rm(job)
+
+
 def test_100_mb_of_stdout_arrives_intact(pool, pool_job_user):
     size = 100 * 1000 * 1000
     job = pool.submit(docker_submit(f"""
