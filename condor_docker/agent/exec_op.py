@@ -42,8 +42,9 @@ from ..core.labels import (
     PROC_LABEL,
     SCRATCH_DIR_LABEL,
     UID_LABEL,
-    managed_filter,
+    own_containers_filter,
 )
+from ..core.settings import Settings
 from ..engine.client import Engine
 from ..engine.streams import frames
 from ..host.fdio import write_all
@@ -51,6 +52,7 @@ from ..wire import ops
 from ..wire.protocol import ProtocolError
 from . import policy
 from .context import RequestContext
+from .scratch import check_scratch_path
 
 log = logging.getLogger("condor_docker.agent_exec")
 
@@ -68,8 +70,9 @@ def check_exec_user(peer_uid: int, name: str, user: str) -> str:
 class ExecOp:
     """`exec`: find the peer's running container by scratch dir, run argv in it, relay, exit code."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
+        self.settings = settings
 
     def run(self, ctx: RequestContext, request: ops.Exec) -> dict:
         policy.check_job_peer(ctx.uid, ctx.gid)
@@ -95,7 +98,9 @@ class ExecOp:
         if not isinstance(scratch_dir, str) or not os.path.isabs(scratch_dir):
             raise policy.refuse(f"exec needs the job's scratch dir as an absolute path, not {scratch_dir!r}")
         scratch_dir = os.path.normpath(scratch_dir)
-        found = self.engine.managed_containers(managed_filter((UID_LABEL, ctx.uid), (SCRATCH_DIR_LABEL, scratch_dir)))
+        check_scratch_path(scratch_dir, self.settings)   # under the execute dirs, in a starter's layout
+        found = self.engine.managed_containers(own_containers_filter(
+            self.settings.agent_id, (UID_LABEL, ctx.uid), (SCRATCH_DIR_LABEL, scratch_dir)))
         live = [c for c in found if c.get("State") in ("running", "paused")]
         if not live:
             raise Failure(Code.JOB_INTERRUPTED, f"no running container of uid {ctx.uid} for scratch dir "
@@ -112,6 +117,7 @@ class ExecOp:
         labels = config.get("Labels") or {}
         ctx.job = f"{labels.get(CLUSTER_LABEL, '?')}.{labels.get(PROC_LABEL, '?')}"
         policy.check_container_owner(ctx.uid, name, labels)
+        policy.check_same_job(ctx.pid, ctx.uid, name, labels, require_starter=self.settings.require_starter)
         if ctx.uid == 0 or labels.get(SCRATCH_DIR_LABEL) != scratch_dir:
             raise policy.refuse(f"container {name} is not the job of scratch dir {scratch_dir}")
         if (details.get("State") or {}).get("Paused"):

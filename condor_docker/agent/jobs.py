@@ -61,6 +61,8 @@ class TrackedJob:
     since: float
     run: ContainerRun | None = None
     container_id: str | None = None
+    scratch: tuple[int, int] | None = None    # (dev, ino) of its scratch dir: one live container each
+    starter_pid: int | None = None             # its proven condor_starter: one live container each
 
     def describe(self) -> dict:
         return {"container": self.name, "job": self.job_id, "uid": self.uid, "memory_mb": self.memory_mb,
@@ -95,14 +97,30 @@ class JobService:
         with self._lock:
             return {v for job in self._jobs.values() for v in (job.name, job.container_id) if v}
 
-    def _track(self, request: JobRequest, spec: ContainerSpec) -> TrackedJob:
-        """Reserve the job's memory and name, or refuse (REQUEUE when the machine is full)."""
+    def _track(self, request: JobRequest, spec: ContainerSpec, scratch: ScratchDir | None = None) -> TrackedJob:
+        """Reserve the job's memory and name, or refuse (REQUEUE when the machine is full).
+
+        At most one live container per scratch dir (by device and inode) and per
+        starter: a job that rewrites ClusterId/ProcId in its .job.ad between
+        launches gets a new container name, not a second slot-sized container.
+        """
+        key = (scratch.identity.dev, scratch.identity.ino) if scratch is not None else None
+        starter = dict(spec.labels).get(STARTER_PID_LABEL)
+        starter_pid = int(starter) if starter and starter.isdigit() else None
         with self._lock:
             if spec.name in self._jobs:
                 raise policy.refuse(f"container {spec.name} is already being served")
+            for other in self._jobs.values():
+                if key is not None and other.scratch == key:
+                    raise policy.refuse(f"scratch dir {scratch.path} already has a running container "
+                                        f"({other.name}): one container per job")
+                if starter_pid is not None and other.starter_pid == starter_pid:
+                    raise policy.refuse(f"condor_starter {starter_pid} already runs container {other.name}: "
+                                        "one container per job")
             running = sum(job.memory_mb for job in self._jobs.values())
             check_memory_budget(spec.memory_mb, running, self.machine, request.job_id)
-            job = TrackedJob(spec.name, request.job_id, request.uid, spec.memory_mb, time.time())
+            job = TrackedJob(spec.name, request.job_id, request.uid, spec.memory_mb, time.time(),
+                             scratch=key, starter_pid=starter_pid)
             self._jobs[spec.name] = job
             return job
 
@@ -169,11 +187,21 @@ class JobService:
         if state is None:
             raise Failure(Code.JOB_INTERRUPTED, f"container {name} does not exist (any more)")
         policy.check_container_owner(ctx.uid, name, state.labels)
+        policy.check_same_job(ctx.pid, ctx.uid, name, state.labels, require_starter=self.settings.require_starter)
         owner_agent = state.labels.get(AGENT_LABEL)
         if owner_agent not in (None, self.settings.agent_id):  # a sibling execute node's, same engine
             raise policy.refuse(f"container {name} belongs to another condor_docker agent ({owner_agent})")
         ctx.job = f"{state.labels.get(CLUSTER_LABEL, '?')}.{state.labels.get(PROC_LABEL, '?')}"
         return state
+
+    def _check_no_live_container(self, scratch: ScratchDir) -> None:
+        """Also after an agent restart, before the running job's launcher has reattached."""
+        found = self.engine.managed_containers(own_containers_filter(self.settings.agent_id,
+                                                                     (SCRATCH_DIR_LABEL, scratch.path)))
+        live = [c for c in found if c.get("State") in ("created", "running", "paused", "restarting")]
+        if live:
+            name = str((live[0].get("Names") or ["?"])[0]).lstrip("/")
+            raise policy.refuse(f"scratch dir {scratch.path} already has a container ({name}): one container per job")
 
     def _io(self, ctx: RequestContext) -> JobIO:
         if len(ctx.fds) != 3:
@@ -208,7 +236,8 @@ class JobService:
                 environment=spec.environment + launcher_watch.ancestor_environment(ctx.pid),
                 labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),) + (
                     ((CGROUP_PARENT_LABEL, parent),) if parent else ()))
-            job = self._track(request, spec)
+            self._check_no_live_container(scratch)
+            job = self._track(request, spec, scratch)
         except Failure as failure:
             if scratch is not None:
                 scratch.close()
@@ -234,7 +263,7 @@ class JobService:
         parent = labels.get(CGROUP_PARENT_LABEL)   # set by this agent at create: read and removed at the end
         if parent and parent.endswith("/" + spec.name) and ".." not in parent.split("/"):
             spec = dataclasses.replace(spec, cgroup_parent=parent)
-        job = self._track(request, spec)
+        job = self._track(request, spec, scratch)
         try:
             run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
                                on_created=lambda cid: self._created(ctx, job, cid), **self._disk_limits(request))
@@ -351,7 +380,7 @@ class JobService:
         if asked.slot:
             pairs.append((SLOT_LABEL, asked.slot))
         found = self.engine.managed_containers(own_containers_filter(self.settings.agent_id, *pairs))
-        mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
+        mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {}) and self._same_job(ctx, c)]
         if found and not mine:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")
         # A JOB_EXIT hook run by a starter removes only that starter's containers: job ids are
@@ -366,6 +395,14 @@ class JobService:
                 removed.append(name)
         ctx.container = ",".join(removed) or "-"
         return ops.CleanupReply(removed).to_message()
+
+    def _same_job(self, ctx: RequestContext, container: dict) -> bool:
+        try:
+            policy.check_same_job(ctx.pid, ctx.uid, "?", container.get("Labels") or {},
+                                  require_starter=self.settings.require_starter)
+            return True
+        except Failure:
+            return False
 
     def status(self, ctx: RequestContext, asked: ops.Status) -> dict:
         with self._lock:

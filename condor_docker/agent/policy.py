@@ -30,10 +30,11 @@ import pwd
 
 from ..core import ads
 from ..core.failures import Code, Failure
-from ..core.labels import MANAGED_LABEL, UID_LABEL
+from ..core.labels import MANAGED_LABEL, STARTER_PID_LABEL, UID_LABEL
 from ..core.request import JobRequest
 from ..core.settings import Settings
 from ..core.spec import ContainerSpec, parse_extra_arguments
+from . import starter_proof
 from .slots import SlotResources, check_claim
 
 
@@ -58,6 +59,26 @@ def check_container_owner(peer_uid: int, name: str, labels: dict) -> None:
         raise refuse(f"container {name} is not managed by condor_docker")
     if not may_act_on(peer_uid, labels):
         raise refuse(f"container {name} does not belong to uid {peer_uid}")
+
+
+def check_same_job(peer_pid: int, peer_uid: int, name: str, labels: dict, *, require_starter: bool) -> None:
+    """The peer is the container's own job, not just the same uid (trust round 2, item 10).
+
+    Sites map many submitters to one uid (a pool's shared account, `nobody`);
+    the uid label alone would let one submitter signal, suspend, clean up or
+    enter another's container.  A container whose job was proven to run under
+    a condor_starter (label starter_pid) is acted on only from that starter's
+    descendants; one without that proof only when the admin does not require it.
+    """
+    if peer_uid == 0:
+        return
+    starter = labels.get(STARTER_PID_LABEL)
+    if starter is None or not str(starter).isdigit():
+        if require_starter:
+            raise refuse(f"container {name} has no proven condor_starter (CONDOR_DOCKER_REQUIRE_STARTER = true)")
+        return
+    if not starter_proof.descends_from(peer_pid, int(starter), trusted_owners()):
+        raise refuse(f"process {peer_pid} is not a job of condor_starter {starter}, which runs container {name}")
 
 
 def trusted_owners() -> set[int]:

@@ -57,7 +57,7 @@ class Agent:
             ops.Reattach.op: self.jobs.reattach, ops.Signal.op: self.jobs.signal,
             ops.Suspend.op: self.jobs.suspend, ops.Resume.op: self.jobs.resume,
             ops.Cleanup.op: self.jobs.cleanup, ops.AdminStatus.op: self.admin_status,
-            ops.Exec.op: ExecOp(self.engine).run,
+            ops.Exec.op: ExecOp(self.engine, self.settings).run,
         }
         assert set(self._ops) == set(ops.REQUESTS), "every op declared in wire/ops.py has a handler"
 

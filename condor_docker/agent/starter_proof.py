@@ -60,3 +60,28 @@ def find_starter(peer_pid: int, scratch_name: str | None, trusted_uids: set[int]
     except (psutil.Error, OSError):
         return None
     return None
+
+
+def descends_from(peer_pid: int, starter_pid: int, trusted_uids: set[int]) -> bool:
+    """Whether `starter_pid` is a trusted condor_starter among the peer's ancestors (the kernel's word).
+
+    A container records the starter that proved its job (label starter_pid); an
+    op on it (signal, suspend, cleanup, exec) must come from that starter's
+    descendants, so that two submitters mapped to one uid cannot reach each
+    other's containers.  A reused pid is not that starter unless it is again
+    a trusted condor_starter.
+    """
+    import psutil
+
+    try:
+        process = psutil.Process(peer_pid)
+        for _ in range(MAX_DEPTH):
+            process = process.parent()
+            if process is None:
+                return False
+            if process.pid == starter_pid:
+                with process.oneshot():
+                    return process.name() == STARTER_NAME and process.uids().real in trusted_uids
+    except (psutil.Error, OSError):
+        return False
+    return False

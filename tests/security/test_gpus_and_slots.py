@@ -12,6 +12,7 @@ runtime until start) and its Env had no NVIDIA_VISIBLE_DEVICES.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from sectest import FIXTURES
@@ -63,4 +64,35 @@ def test_writing_another_owner_into_the_job_ad_does_not_get_their_volume(agent_f
         for name in managed_containers():
             agent.call("signal", container=name, signal=9, grace=0)
         job.wait(60)
+    assert not managed_containers()
+
+
+def test_one_scratch_dir_runs_one_container_whatever_its_job_ad_says(agent, make_scratch, start_launcher,
+                                                                    real_job_ad, wait_until, managed_containers):
+    """Trust round 2, item 4: the name came from ClusterId/ProcId in the job-writable .job.ad.
+
+    Before: a job that rewrote ClusterId between launches from its one scratch dir
+    got a second (and third ...) slot-sized container (seen: two running
+    containers with the same scratch_dir label).  Now the second launch is refused.
+    """
+    job_ad = real_job_ad(Arguments="-c 'sleep 30'")
+    cluster = re.search(r"^ClusterId = (\d+)$", job_ad, re.M).group(1)
+    scratch = make_scratch("cdtest1", job_ad)
+    first = start_launcher(agent, scratch)
+    try:
+        wait_until(lambda: managed_containers(), 60, "the first container runs")
+        with open(os.path.join(scratch, ".job.ad")) as stream:
+            text = stream.read()
+        rewritten = text.replace(f"ClusterId = {cluster}", f"ClusterId = {int(cluster) + 500000}")
+        assert rewritten != text
+        with open(os.path.join(scratch, ".job.ad"), "w") as stream:
+            stream.write(rewritten)
+        second = start_launcher(agent, scratch)
+        assert second.wait(60) != 0
+        assert "one container per job" in second.stderr(), second.stderr()
+        assert len(managed_containers()) == 1
+    finally:
+        for name in managed_containers():
+            agent.call("signal", container=name, signal=9, grace=0)
+        first.wait(60)
     assert not managed_containers()

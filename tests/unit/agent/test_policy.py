@@ -258,3 +258,37 @@ def test_a_scratch_dir_swapped_after_the_checks_stops_the_start(execute):
         assert err.value.code is Code.POLICY_REFUSED
     finally:
         scratch.close()
+
+
+def test_a_shared_uid_is_not_enough_to_act_on_another_starters_container(tmp_path):
+    """Trust round 2, item 10: with one uid for many submitters, only the starter's own job may act."""
+    import shutil
+    import subprocess
+    import time
+
+    import psutil
+
+    from condor_docker.agent import starter_proof
+    from condor_docker.core.labels import STARTER_PID_LABEL, UID_LABEL
+    fake_starter = tmp_path / "condor_starter"
+    shutil.copy("/bin/sh", fake_starter)
+    starter = subprocess.Popen([str(fake_starter), "-c", "sleep 30; true"])
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(starter.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = psutil.Process(starter.pid).children()[0].pid
+        assert starter_proof.descends_from(job, starter.pid, {os.getuid()})
+        assert not starter_proof.descends_from(os.getpid(), starter.pid, {os.getuid()})
+        labels = {UID_LABEL: str(os.getuid() or 1000), STARTER_PID_LABEL: str(starter.pid)}
+        with pytest.raises(Failure, match=f"not a job of condor_starter {starter.pid}"):
+            policy.check_same_job(os.getpid(), 1000, "HTCJob_1_0_slot1_1_u1000", labels, require_starter=False)
+        policy.check_same_job(os.getpid(), 0, "c", labels, require_starter=False)          # root may
+        policy.check_same_job(os.getpid(), 1000, "c", {UID_LABEL: "1000"}, require_starter=False)
+        with pytest.raises(Failure, match="CONDOR_DOCKER_REQUIRE_STARTER"):
+            policy.check_same_job(os.getpid(), 1000, "c", {UID_LABEL: "1000"}, require_starter=True)
+    finally:
+        for child in psutil.Process(starter.pid).children(recursive=True):
+            child.kill()
+        starter.kill()
+        starter.wait()
