@@ -16,9 +16,10 @@ from typing import Any
 MAX_VALUE = 256          # one peer value in a log line
 MAX_MESSAGE = 8192       # one log message as a whole
 
-# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators;
+# C0 controls, DEL, C1 controls, the Unicode line/paragraph separators and lone
+# surrogates (JSON may carry "\ud800"; the UTF-8 log file cannot encode one);
 # the backslash too, so an escape in the log is always ours.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\\]")
 
 
 def _escape(match: re.Match) -> str:

@@ -33,6 +33,7 @@ def test_a_newline_in_peer_text_forges_no_log_line(agent, run_as):
         "cleanup-slot": _line({"op": "cleanup", "cluster": 1, "proc": 0, "slot": "slot1" + FORGED}),
         "long-op": _line({"op": "x" * 5000 + FORGED}),
         "long-container": _line({"op": "resume", "container": ("y" * 900) + FORGED}),
+        "lone-surrogate": b'{"op": "\\ud800' + FORGED.replace("\n", "\\n").encode() + b'"}\n',   # unencodable
     }
     try:
         for name, payload in attempts.items():
@@ -45,6 +46,7 @@ def test_a_newline_in_peer_text_forges_no_log_line(agent, run_as):
     with open(agent.log_path, errors="replace") as stream:
         lines = stream.read().splitlines()
     assert lines
+    assert "Logging error" not in agent.log_text()   # a line that could not be written is lost, not escaped
     strays = [line for line in lines if not LOG_LINE.match(line) and not line.startswith((" ", "Traceback"))]
     assert not strays, f"lines that are no log record of the agent's: {strays[:5]}"
     escaped = [line for line in lines if "\\x0aINFO condor_docker.agent: op=launch uid=0" in line]
