@@ -33,6 +33,7 @@ import threading
 import time
 
 from ..core.failures import Code, Failure
+from ..core.logsafe import SafeLines
 from ..core.settings import (
     EX_USAGE,
     OverrideError,
@@ -199,6 +200,7 @@ def setup_logging(path: str | None, foreground: bool) -> None:
     package.setLevel(logging.INFO)
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(SafeLines())   # no message may hold a line break of a peer's making
         package.addHandler(handler)
 
 

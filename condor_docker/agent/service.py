@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..core.failures import Code, Failure
+from ..core.logsafe import clean
 from ..core.settings import Settings
 from ..wire import ops
 from ..wire.protocol import Connection, ProtocolError, close_fds, peer_credentials
@@ -135,16 +136,20 @@ class Agent:
             if message is None:
                 return
             sock.settimeout(None)
-            ctx = RequestContext(str(message.get("op", ""))[:64], pid, uid, gid, connection, fds)
+            op = message.get("op", "")   # a peer's: never str() of a deep list, never unbounded
+            ctx = RequestContext(op[:64] if isinstance(op, str) else f"<{type(op).__name__}>", pid, uid, gid,
+                                 connection, fds)
             reply = self._answer(ctx, message)
             try:
                 connection.send(reply)
             except (OSError, ValueError):
                 pass
             result = "ok" if reply.get("ok") else f"failed code={reply['failure']['code']} " \
-                                                      f"reason={reply['failure']['reason']!r}"
-            log.info("op=%s uid=%d pid=%d job=%s container=%s result=%s%s", ctx.op, uid, pid, ctx.job,
-                     ctx.container, result, "".join(f" {k}={v}" for k, v in ctx.extra.items()))
+                                                      f"reason={str(reply['failure']['reason'])[:1024]!r}"
+            # every value a peer chose is clean()ed: a newline in it must not start a line of its own
+            extra = "".join(f" {clean(k, 64)}={clean(v)}" for k, v in ctx.extra.items())
+            log.info("op=%s uid=%d pid=%d job=%s container=%s result=%s%s", clean(ctx.op), uid, pid,
+                     clean(ctx.job), clean(ctx.container), result, extra)
         finally:
             close_fds(fds)
             connection.close()
@@ -170,5 +175,5 @@ class Agent:
             return {"ok": False, "failure": Failure(
                 Code.POLICY_REFUSED, f"malformed {ctx.op} request: {str(err)[:200]}").to_dict()}
         except Exception as err:  # a bug must answer, not hang the client
-            log.exception("op=%s failed unexpectedly", ctx.op)
+            log.exception("op=%s failed unexpectedly", clean(ctx.op))
             return {"ok": False, "failure": Failure(Code.ENGINE_ERROR, f"agent error during {ctx.op}: {err}").to_dict()}

@@ -28,7 +28,10 @@ MAX_NESTING_PER_VALUE = 256
 _SHORT_VALUE = 2 * MAX_OPERATORS_PER_VALUE     # a value this short cannot hold too many
 # A string literal in the old format: a backslash keeps the next character in it.
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
-_OPERATOR = re.compile(r"&&|\|\||=\?=|=!=|[<>=!]=|<<|>>>|>>|[-+*/%<>!~^&|?:]")
+# Attribute selection (`a.b.b...`) and subscripts (`a[0][0]...`) chain like
+# operators: a chain of either crashes the library too (in lookup, not only str()).
+_OPERATOR = re.compile(r"&&|\|\||=\?=|=!=|[<>=!]=|<<|>>>|>>|[-+*/%<>!~^&|?:]"
+                       r"|\.(?!\d)|[\w\])\"']\s*\[")
 _NESTING = re.compile(r"[(\[{]|[)\]}]")
 
 

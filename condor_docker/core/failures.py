@@ -53,6 +53,10 @@ from __future__ import annotations
 
 import enum
 
+# A reason on the wire (and so in a hold reason) is at most this long: a job's
+# 3.9 MB image name quoted in a refusal made a reply longer than a protocol line.
+MAX_REASON = 4096
+
 
 class Kind(enum.Enum):
     HOLD = "hold"
@@ -117,7 +121,11 @@ class Failure(Exception):
         return Failure(self.code, f"{context}: {self.reason}")
 
     def to_dict(self) -> dict:
-        return {"code": int(self.code), "reason": self.reason}
+        """The wire form; the reason cut to MAX_REASON (it may quote a job's value, and a reply is one line)."""
+        reason = self.reason
+        if len(reason) > MAX_REASON:
+            reason = f"{reason[:MAX_REASON]}... (cut: {len(reason)} characters)"
+        return {"code": int(self.code), "reason": reason}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Failure":

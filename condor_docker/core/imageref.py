@@ -25,6 +25,7 @@ import re
 
 from .failures import Code, Failure
 
+MAX_NAME = 255   # the engine's limit on [registry/]repository (distribution/reference NameTotalLengthMax)
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
 _REFERENCE = re.compile(
@@ -51,6 +52,9 @@ def normalize(reference: str) -> str:
         hint = " (repository names must be lower case)" if remainder != remainder.lower() else ""
         raise Failure(Code.INVALID_IMAGE,
                       f"Invalid docker_image {text!r}{hint}: write [registry[:port]/]name[:tag][@digest]")
+    if (len(domain) + 1 if domain else 0) + len(match.group("path")) > MAX_NAME:
+        raise Failure(Code.INVALID_IMAGE, f"Invalid docker_image {text[:80]!r}... ({len(text)} characters): "
+                                          f"a repository name is at most {MAX_NAME} characters")
     if match.group("tag") is None and match.group("digest") is None:
         text += ":latest"
     return text

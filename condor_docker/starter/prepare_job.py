@@ -164,11 +164,16 @@ class PullReporter:
 
 def ask_agent_prepare(options: HookOptions, job_text: str, scratch_dir: str) -> str | None:
     """Ask the agent to check and pull; returns the image it will run, raises Failure."""
+    request = Prepare(scratch_dir, job_text, progress=True)
+    size = len(protocol.encode(request.to_message()))
+    if size > protocol.MAX_LINE:   # the agent would close on it: "lost the agent", a requeue
+        raise Failure(Code.BAD_JOB_AD, f"the job ad on the hook's stdin is too large ({len(job_text)} characters, "
+                                       f"{size} bytes as a request; the agent takes at most {protocol.MAX_LINE})")
     client = protocol.AgentClient(options.socket, timeout=options.timeout)
     reporter = PullReporter(scratch_dir)
     try:
         reply: dict = {}
-        for reply in client.stream(Prepare(scratch_dir, job_text, progress=True)):
+        for reply in client.stream(request):
             if reply.get("event") == "pull_progress":
                 reporter(reply)
     except protocol.AgentUnavailable as err:
