@@ -1,6 +1,8 @@
 """One request to the agent: who asks (from the kernel), its connection and fds, what to log."""
 from __future__ import annotations
 
+import os
+import select
 from dataclasses import dataclass, field
 
 from ..wire.protocol import Connection
@@ -18,6 +20,23 @@ class RequestContext:
     job: str = "-"
     container: str = "-"
     extra: dict = field(default_factory=dict)
+    pidfd: int = -1          # the peer process itself, opened right after SO_PEERCRED (-1: none)
+
+    def peer_still_there(self) -> bool:
+        """Whether the peer has not exited since the request came (so its pid is not reused yet).
+
+        What the agent reads from /proc/<pid> (ancestors, cgroups) is the peer's only
+        while the peer lives: call this after such a read, and refuse if False.
+        """
+        if self.pidfd < 0:
+            return True
+        readable, _, _ = select.select([self.pidfd], [], [], 0)
+        return not readable
+
+    def close(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
 
     def send_event(self, message: dict) -> bool:
         """An event line of a streamed op; False when the client is gone."""

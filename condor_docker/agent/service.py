@@ -9,6 +9,7 @@ the socket loop around it).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from typing import Any, Callable
@@ -124,8 +125,11 @@ class Agent:
     def serve_connection(self, sock: socket.socket, creds: tuple[int, int, int] | None = None) -> None:
         connection = Connection(sock)
         fds: list[int] = []
+        ctx = None
+        pidfd = -1
         try:
             pid, uid, gid = creds or peer_credentials(sock)
+            pidfd = _pidfd(pid)
             deadline = time.monotonic() + self.settings.request_timeout
             try:
                 message, fds = connection.receive(with_fds=True, deadline=deadline)
@@ -138,7 +142,8 @@ class Agent:
             sock.settimeout(None)
             op = message.get("op", "")   # a peer's: never str() of a deep list, never unbounded
             ctx = RequestContext(op[:64] if isinstance(op, str) else f"<{type(op).__name__}>", pid, uid, gid,
-                                 connection, fds)
+                                 connection, fds, pidfd=pidfd)
+            pidfd = -1   # the context closes it
             reply = self._answer(ctx, message)
             try:
                 connection.send(reply)
@@ -152,6 +157,10 @@ class Agent:
                      clean(ctx.job), clean(ctx.container), result, extra)
         finally:
             close_fds(fds)
+            if ctx is not None:
+                ctx.close()
+            if pidfd >= 0:
+                os.close(pidfd)
             connection.close()
 
     @staticmethod
@@ -177,3 +186,11 @@ class Agent:
         except Exception as err:  # a bug must answer, not hang the client
             log.exception("op=%s failed unexpectedly", clean(ctx.op))
             return {"ok": False, "failure": Failure(Code.ENGINE_ERROR, f"agent error during {ctx.op}: {err}").to_dict()}
+
+
+def _pidfd(pid: int) -> int:
+    """A pidfd for the peer (Linux >= 5.3), so that a later /proc read can be checked to be its own."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):   # no pidfd_open, or the peer already gone
+        return -1

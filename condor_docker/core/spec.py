@@ -22,14 +22,18 @@ from . import gpus
 from .failures import Code, Failure
 from .labels import (
     AGENT_LABEL,
+    CGROUP_PARENT_LABEL,
     CLUSTER_LABEL,
     IMAGE_LABEL,
     LABEL_PREFIX,
+    LAUNCHER_PID_LABEL,
     MANAGED_LABEL,
     OWNER_LABEL,
     PROC_LABEL,
     SCRATCH_DIR_LABEL,
+    SELFTEST_LABEL,
     SLOT_LABEL,
+    STARTER_PID_LABEL,
     UID_LABEL,
 )
 from .request import JobRequest
@@ -216,6 +220,14 @@ def _labels(request: JobRequest, extras: Extras, agent_id: str) -> tuple[tuple[s
         UID_LABEL: str(request.uid),
         SCRATCH_DIR_LABEL: request.scratch_dir,
         IMAGE_LABEL: request.image,
+        # set later by the agent when it has them; empty here so that an image's own LABEL of
+        # the same name (the engine merges image labels in) can never speak for the agent:
+        # a `launcher_pid` of 1 would keep the reaper away forever, a `cgroup_parent` move the
+        # container on reattach (trust round 2, item 13)
+        LAUNCHER_PID_LABEL: "",
+        STARTER_PID_LABEL: "",
+        CGROUP_PARENT_LABEL: "",
+        SELFTEST_LABEL: "",
     }
     labels = dict(extras.labels)
     labels.update(ours)

@@ -168,7 +168,9 @@ def serve(listen: str, probe: Callable[[], tuple[bool, str]]) -> None:
         def log_message(self, *_args) -> None:
             pass
 
-    http.server.ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler).serve_forever()
+    # `:PORT` alone is loopback only: the role's health says which daemons run, and a pod's
+    # or host's other users need not learn it; `0.0.0.0:PORT` says "every address" explicitly.
+    http.server.ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler).serve_forever()
 
 
 def main_health(argv: Iterable[str] | None = None) -> int:

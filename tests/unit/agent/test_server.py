@@ -67,3 +67,21 @@ def test_a_thread_that_cannot_start_is_logged_and_the_agent_goes_on(monkeypatch,
     agent_module._admit(fake, limits, right)
     assert Connection(left).receive()[0] == {"ok": True}
     left.close()
+
+
+def test_a_request_knows_when_its_peer_has_exited():
+    """Trust round 2, item 13: /proc/<pid> read after SO_PEERCRED is the peer's only while it lives."""
+    import subprocess
+
+    from condor_docker.agent.context import RequestContext
+    from condor_docker.agent.service import _pidfd
+    peer = subprocess.Popen(["sleep", "30"])
+    ctx = RequestContext("launch", peer.pid, 1000, 1000, None, [], pidfd=_pidfd(peer.pid))  # type: ignore[arg-type]
+    try:
+        assert ctx.pidfd >= 0 and ctx.peer_still_there()
+        peer.kill()
+        peer.wait()
+        assert not ctx.peer_still_there()
+    finally:
+        ctx.close()
+        assert ctx.pidfd == -1

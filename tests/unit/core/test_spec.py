@@ -194,3 +194,14 @@ def test_bad_pull_policy_is_a_hold():
         build(DockerPullPolicy="sometimes")
     assert caught.value.code is Code.BAD_JOB_AD and "docker_pull_policy" in caught.value.reason
     assert build(DockerPullPolicy="always").image == "busybox:local"
+
+
+def test_an_images_own_condor_docker_labels_cannot_speak_for_the_agent():
+    """Trust round 2, item 13: the engine merges image labels in; every key the agent reads is set."""
+    from condor_docker.core import labels
+    mine = dict(build().labels)
+    for key in (labels.LAUNCHER_PID_LABEL, labels.STARTER_PID_LABEL, labels.CGROUP_PARENT_LABEL,
+                labels.SELFTEST_LABEL):
+        assert mine[key] == ""
+    for key in (labels.MANAGED_LABEL, labels.AGENT_LABEL, labels.UID_LABEL, labels.SCRATCH_DIR_LABEL):
+        assert mine[key]
