@@ -27,7 +27,7 @@ from ..host import safefs
 from ..host.fdio import write_all
 from .client import Engine
 from .streams import frames
-from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size_kb
+from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size
 
 log = logging.getLogger("condor_docker.lifecycle")
 
@@ -134,6 +134,7 @@ class ContainerRun:
         self._usage = Usage()
         self._over_disk: Failure | None = None
         self.disk_limit_kb = disk_limit_kb
+        self._volumes: list[str] | None = None   # the container's anonymous volumes, read once it exists
         self.disk_check_period = disk_check_period
         self.cgroup = ContainerCgroup(spec.cgroup_parent) if spec.cgroup_parent else None
 
@@ -371,26 +372,51 @@ class ContainerRun:
             return self._usage
 
     def _disk_kb(self) -> tuple[int, int, int]:
-        """(total, scratch dir, writable layer) in KB: what the job has written on this machine."""
+        """(total, scratch dir, writable layer + the image's anonymous volumes) in KB: what the job wrote here."""
+        return self._disk()[:3]
+
+    def _disk(self) -> tuple[int, int, int, str]:
+        """As _disk_kb, and why the size is not complete ("" when it is): an incomplete walk is a hold."""
         try:
             layer_kb = (self.engine.size_rw(self.container_id) or 0) // 1024
         except Failure as failure:
             log.debug("cannot size the writable layer of %s: %s", self.spec.name, failure.reason)
             layer_kb = 0
-        scratch_kb = tree_size_kb(self.spec.working_dir)
-        return scratch_kb + layer_kb, scratch_kb, layer_kb
+        scratch = tree_size(self.spec.working_dir)
+        why = "" if scratch.complete else f"scratch dir: {scratch.why}"
+        for source in self._volume_sources():   # an image's VOLUME: written nowhere else we count
+            volume = tree_size(source)
+            layer_kb += volume.kb
+            why = why or ("" if volume.complete else f"volume {source}: {volume.why}")
+        return scratch.kb + layer_kb, scratch.kb, layer_kb, why
+
+    def _volume_sources(self) -> list[str]:
+        """Host paths of the container's anonymous volumes (engine-made, under the engine's root)."""
+        if self._volumes is None:
+            try:
+                details = self.engine.inspect_details(self.container_id) or {}
+            except Failure:
+                return []
+            self._volumes = [str(m.get("Source")) for m in details.get("Mounts") or []
+                             if m.get("Type") == "volume" and str(m.get("Source", "")).startswith("/")]
+        return self._volumes
 
     def _watch_disk(self) -> None:
         """Every period: scratch dir + writable layer against the slot's Disk; over it -> kill, hold."""
         while not self._finished.wait(self.disk_check_period):
-            used_kb, scratch_kb, layer_kb = self._disk_kb()
+            used_kb, scratch_kb, layer_kb, incomplete = self._disk()
             with self._lock:
                 self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, used_kb))
-            if self.disk_limit_kb and used_kb > self.disk_limit_kb and not self._finished.is_set():
+            if incomplete and not self._finished.is_set():
+                self._over_disk = Failure(Code.OVER_DISK, (
+                    f"Docker job's disk use cannot be measured ({incomplete}; {used_kb} KB counted so far): "
+                    "write fewer, larger files"))
+            elif self.disk_limit_kb and used_kb > self.disk_limit_kb and not self._finished.is_set():
                 self._over_disk = Failure(Code.OVER_DISK, (
                     f"Docker job has gone over its disk limit of {self.disk_limit_kb} KB: used {used_kb} KB "
-                    f"(scratch dir {scratch_kb} KB, container layer {layer_kb} KB); "
+                    f"(scratch dir {scratch_kb} KB, container layer and volumes {layer_kb} KB); "
                     "raise request_disk or write less"))
+            if self._over_disk is not None:
                 log.warning("%s: %s", self.spec.name, self._over_disk.reason)
                 self.stop(signals.SIGKILL, 0)
                 return

@@ -27,6 +27,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from ..host.cgroups import CGROUP_ROOT, is_cgroup_v2
 
@@ -134,51 +135,87 @@ def network_bytes(sample: dict) -> tuple[int, int]:
     return rx, tx
 
 
-def tree_size_kb(path: str, max_entries: int = 1_000_000) -> int:
-    """Disk blocks used under `path` in KB, never following a link.
+MAX_WALK_ENTRIES = 2_000_000   # a scratch dir with more entries is held: its size cannot be known cheaply
+MAX_WALK_DEPTH = 128           # two fds per level (the dir and its listing): at most 256 per walk
+
+
+@dataclass(frozen=True)
+class TreeSize:
+    """What a walk found: KB used, and whether it saw everything (False: over a cap, named in `why`)."""
+    kb: int
+    complete: bool = True
+    why: str = ""
+
+
+def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = MAX_WALK_DEPTH) -> TreeSize:
+    """Disk blocks used under `path`, never following a link, with fds bounded by the depth.
 
     The agent runs this as root in a tree the job's user controls and may change
     while we walk it, so every directory is opened relative to its parent's fd
     with O_NOFOLLOW: a directory swapped for a link is skipped, never followed.
-    Hard-linked files count once; past `max_entries` entries the walk stops (the
-    job is charged at least what was counted).
+    A directory is opened only when the walk descends into it and closed when it
+    leaves, so a job with 100,000 sibling directories costs two fds per level,
+    not 100,000.  Hard-linked files count once.  Past `max_entries` entries or
+    `max_depth` levels the size is incomplete: the caller must not take that for
+    "within the limit" (a job that first makes a million empty files would hide
+    its big ones).
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
         top = os.open(path, flags)
     except OSError:
-        return 0
+        return TreeSize(0)
     seen: set[tuple[int, int]] = set()
-    total = 0
-    entries = 0
-    stack = [top]
+    total = entries = 0
+    stack: list[tuple[int, Any]] = []
     try:
+        stack.append((top, _listing(top)))
         while stack:
-            fd = stack.pop()
+            fd, listing = stack[-1]
+            entry = next(listing, None) if listing is not None else None
+            if entry is None:
+                stack.pop()
+                _close(fd, listing)
+                continue
+            entries += 1
+            if entries > max_entries:
+                return TreeSize(total // 1024, False, f"more than {max_entries} entries")
             try:
-                with os.scandir(fd) as listing:
-                    for entry in listing:
-                        entries += 1
-                        if entries > max_entries:
-                            break
-                        try:
-                            info = entry.stat(follow_symlinks=False)
-                        except OSError:
-                            continue
-                        if (info.st_dev, info.st_ino) in seen:
-                            continue
-                        seen.add((info.st_dev, info.st_ino))
-                        total += info.st_blocks * 512
-                        if stat.S_ISDIR(info.st_mode):
-                            try:
-                                stack.append(os.open(entry.name, flags, dir_fd=fd))
-                            except OSError:
-                                continue
+                info = entry.stat(follow_symlinks=False)
             except OSError:
-                pass
-            finally:
-                os.close(fd)
+                continue
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            total += info.st_blocks * 512
+            if not stat.S_ISDIR(info.st_mode):
+                continue
+            if len(stack) >= max_depth:
+                return TreeSize(total // 1024, False, f"directories nested deeper than {max_depth} levels")
+            try:
+                child = os.open(entry.name, flags, dir_fd=fd)
+            except OSError:
+                continue
+            stack.append((child, _listing(child)))
     finally:
-        for fd in stack:
-            os.close(fd)
-    return total // 1024
+        for fd, listing in stack:
+            _close(fd, listing)
+    return TreeSize(total // 1024)
+
+
+def _listing(fd: int) -> Any:
+    try:
+        return os.scandir(fd)
+    except OSError:
+        return None
+
+
+def _close(fd: int, listing: Any) -> None:
+    if listing is not None:
+        listing.close()
+    os.close(fd)
+
+
+def tree_size_kb(path: str, max_entries: int = MAX_WALK_ENTRIES) -> int:
+    """tree_size(path).kb: what was counted (at least), for reports."""
+    return tree_size(path, max_entries).kb
