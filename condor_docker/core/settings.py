@@ -83,9 +83,11 @@ KNOBS: tuple[Knob, ...] = (
     Knob("CONDOR_DOCKER_MAX_MEMORY_MB", "int", "0",
          "Most memory a single container may get; 0 means the machine's memory.", 0),
     Knob("CONDOR_DOCKER_SLOT_SOURCE", "str", "startd",
-         "Where a job's Cpus/Memory limits come from: startd (the local startd's slot ad, else the caps) or caps."),
-    Knob("CONDOR_DOCKER_REQUIRE_STARTER", "bool", "false",
-         "Refuse a job whose process is not a descendant of the condor_starter of its scratch dir."),
+         "Where a job's Cpus/Memory/Disk/GPUs come from: startd (the local startd's slot ad; its last answer "
+         "while it is silent, else the job goes back to idle) or caps (CONDOR_DOCKER_MAX_*, no GPUs)."),
+    Knob("CONDOR_DOCKER_REQUIRE_STARTER", "bool", "true",
+         "Refuse a job whose process is not a descendant of the condor_starter of its scratch dir "
+         "(false only where no real starter runs the jobs, e.g. a test harness)."),
     Knob("CONDOR_DOCKER_TMP_SIZE_MB", "int", "1024",
          "Size of each job's private /tmp and /var/tmp (tmpfs, counted in the job's memory).", 1),
     Knob("CONDOR_DOCKER_MAX_CONNECTIONS", "int", "1024",

@@ -308,6 +308,7 @@ def agent_factory(engine_up, execute_dir, test_users):
             # the emulated starter has no startd beside it: the admin's caps are the trusted sizes
             # (with the default, `startd`, a silent startd sends the job back to idle: fail closed)
             "CONDOR_DOCKER_SLOT_SOURCE": "caps",
+            "CONDOR_DOCKER_REQUIRE_STARTER": "false",   # the emulated starter is not a condor_starter
         }
         settings.update({name: str(value) for name, value in knobs.items()})
         agent = AgentProcess(os.path.join(run_dir, "agent.sock"), os.path.join(state_dir, "CondorDockerLog"),
