@@ -51,6 +51,7 @@ log = logging.getLogger("condor_docker.agent")
 
 EX_CONFIG = 78       # a knob has a value we cannot use (named in the message)
 EX_SOCKET = 71       # the socket (or its directory) cannot be used safely
+EX_CANTCREAT = 73    # the log file cannot be written
 LOG_NAME = "CondorDockerLog"
 
 
@@ -221,7 +222,13 @@ def main_agent(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         print(f"condor_docker agent: {err}", file=sys.stderr)
         return EX_CONFIG
-    setup_logging(args.log or _default_log(), args.foreground)
+    log_path = args.log or _default_log()
+    try:
+        setup_logging(log_path, args.foreground)
+    except OSError as err:
+        print(f"condor_docker agent: cannot write the log {log_path}: {err.strerror}; "
+              f"give --log a writable file (or - for stderr), or fix HTCondor's LOG", file=sys.stderr)
+        return EX_CANTCREAT
     path = args.socket or settings.agent_socket
     stop = threading.Event()
     for signum in (signals.SIGTERM, signals.SIGQUIT, signals.SIGINT):

@@ -9,7 +9,9 @@ naming the knob, rather than failing jobs one by one later.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -221,6 +223,20 @@ def field_name(knob_name: str) -> str:
     raise AssertionError(knob_name)
 
 
+MAX_DURATION_S = 10 * 365 * 86400.0   # nan, inf and 1e400 are not durations; nor is a century
+
+
+def seconds(text: str) -> float:
+    """An argparse type for a command-line duration: finite, not negative, at most MAX_DURATION_S."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to {MAX_DURATION_S:.0f}")
+    return value
+
+
 def _convert(knob: Knob, raw: str) -> Any:
     text = raw.strip()
     if knob.kind == "str":
@@ -235,6 +251,8 @@ def _convert(knob: Knob, raw: str) -> Any:
         raise SettingsError(f"{knob.name} = {raw!r} is not a boolean: write true or false")
     try:
         number = float(text.rstrip("s")) if knob.kind == "duration" else int(text)
+        if not math.isfinite(number) or number > MAX_DURATION_S:
+            raise ValueError(text)
     except ValueError:
         unit = "a number of seconds" if knob.kind == "duration" else "a whole number"
         raise SettingsError(f"{knob.name} = {raw!r} is not {unit}: {knob.doc}") from None

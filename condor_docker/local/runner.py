@@ -30,6 +30,7 @@ from ..core.settings import (
     OverrideError,
     Settings,
     SettingsError,
+    seconds,
     settings_from_command_line,
 )
 from ..engine.client import Engine
@@ -291,8 +292,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--user", help="when run as root: the ordinary user the jobs run as (default nobody)")
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                         help="override a knob, e.g. --set CONDOR_DOCKER_DEFAULT_NETWORK=none")
-    parser.add_argument("--retry-delay", type=float, default=5.0, help="seconds before a requeued job is retried")
-    parser.add_argument("--periodic-interval", type=float, default=60.0,
+    parser.add_argument("--retry-delay", type=seconds, default=5.0, help="seconds before a requeued job is retried")
+    parser.add_argument("--periodic-interval", type=seconds, default=60.0,
                         help="seconds between periodic_hold/periodic_remove checks (PERIODIC_EXPR_INTERVAL)")
     parser.add_argument("--state-dir", default=os.path.expanduser("~/.local/state/condor_docker"),
                         help="where the cluster-id counter lives")
@@ -307,7 +308,12 @@ def main_run(argv: list[str]) -> int:
     try:
         settings = settings_from_command_line(args.set, defaults=RUNNER_DEFAULTS)
         uid, gid, user = _run_as(args.user)
-        cluster = _next_cluster(args.state_dir)
+        try:
+            cluster = _next_cluster(args.state_dir)
+        except OSError as err:
+            print(f"condor_docker run: cannot keep the cluster counter in {args.state_dir}: {err.strerror}; "
+                  "give --state-dir a directory you can write", file=sys.stderr)
+            return EXIT_BAD_INPUT
         warnings: list[str] = []
         procs = load_procs(args.submit_file, cluster, warnings)
         gpu_ids = gpus.machine_gpus()

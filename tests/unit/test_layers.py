@@ -31,6 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"agent", "starter", "admin", "local", "pool", "engine", "host", "core", "wire"},
 }
 ENGINE_ONLY = {"docker", "requests"}
+# what a hook must not pay for at start (a hook runs on every job's path)
+FORBIDDEN = {"starter": {"htcondor2", "htcondor"}}
 
 
 def side_of(path: Path) -> str:
@@ -60,6 +62,42 @@ def imports_of(source: str, package_parts: tuple[str, ...]) -> list[tuple[int, s
                 found += [(node.lineno, _classify(["condor_docker", alias.name])) for alias in node.names]
             else:
                 found.append((node.lineno, _classify(parts)))
+        elif isinstance(node, ast.Call):
+            found += _dynamic_import(node, package_parts)
+    return found
+
+
+def _dynamic_import(call: ast.Call, package_parts: tuple[str, ...]) -> list[tuple[int, str]]:
+    """importlib.import_module("x") / __import__("x") / ["-m", "condor_docker.x"]: imports too.
+
+    A non-constant module name is reported as "<dynamic>" (only cli.py may do that: its
+    subcommand table names every module as a constant string).
+    """
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name not in ("import_module", "__import__") or not call.args:
+        return []
+    first = call.args[0]
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+        return [(call.lineno, "<dynamic>")]
+    module = first.value
+    if module.startswith("."):
+        level = len(module) - len(module.lstrip("."))
+        base = list(package_parts[:len(package_parts) - level + 1])
+        return [(call.lineno, _classify(base + [p for p in module.lstrip(".").split(".") if p]))]
+    return [(call.lineno, _classify(module.split(".")))]
+
+
+def module_strings(path: Path) -> list[tuple[int, str]]:
+    """Every "condor_docker.x.y" string constant that follows a "-m" in a list or call (a process runs it)."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        items = node.elts if isinstance(node, (ast.List, ast.Tuple)) else node.args if isinstance(node, ast.Call) else []
+        for before, after in zip(items, items[1:]):
+            if (isinstance(before, ast.Constant) and before.value == "-m" and isinstance(after, ast.Constant)
+                    and isinstance(after.value, str) and after.value.startswith("condor_docker")):
+                found.append((after.lineno, after.value))
     return found
 
 
@@ -85,7 +123,9 @@ def test_imports_point_one_way(path: Path):
     assert side in ALLOWED, f"{path}: not in a declared side ({', '.join(sorted(SIDES))})"
     wrong = [f"line {line}: {what}" for line, what in imported_sides(path)
              if (what in SIDES and what != side and what not in ALLOWED[side])
-             or (what in ENGINE_ONLY and side != "engine")]
+             or (what in ENGINE_ONLY and side != "engine")
+             or what in FORBIDDEN.get(side, ())
+             or (what == "<dynamic>" and side != "cli")]
     assert not wrong, f"{path.relative_to(PACKAGE)} ({side}) imports against the layering: {wrong}"
 
 
@@ -96,12 +136,24 @@ def test_subpackage_inits_import_nothing(init: Path):
     assert all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body), init
 
 
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_a_process_runs_with_dash_m_exists(path: Path):
+    """`python -m condor_docker.x` in the sshd template, rewritten job ads, the slot query: it must exist."""
+    for line, module in module_strings(path):
+        target = PACKAGE.parent.joinpath(*module.split("."))
+        assert target.with_suffix(".py").is_file(), f"{path.name} line {line}: -m {module} names no module"
+        assert '__name__ == "__main__"' in target.with_suffix(".py").read_text(), f"-m {module} has no main guard"
+
+
 def test_the_rule_catches_a_wrong_import():
     """The checker itself: relative, absolute and lazy imports of a higher side, and docker, are found."""
     source = ("from ..engine import client\nimport docker\n"
-              "def f():\n    from condor_docker.agent import jobs\n    from .. import local\n")
+              "def f():\n    from condor_docker.agent import jobs\n    from .. import local\n"
+              "    import importlib\n    importlib.import_module('condor_docker.admin.doctor')\n"
+              "    __import__('htcondor2')\n    importlib.import_module('..pool.roles', __package__)\n"
+              "    importlib.import_module(name)\n")
     found = {what for _, what in imports_of(source, ("condor_docker", "starter"))}
-    assert {"engine", "docker", "agent", "local"} <= found
+    assert {"engine", "docker", "agent", "local", "admin", "htcondor2", "pool", "<dynamic>"} <= found
     assert "engine" in {what for _, what in imported_sides(PACKAGE / "agent" / "jobs.py")}
 
 

@@ -52,3 +52,13 @@ def test_set_pairs_override_the_defaults():
         settings.settings_from_command_line(["CONDOR_DOCKER_MAX_REQUEUES=5"],
                                             {"DOCKER_VOLUMES": "DATA"}.get)
     assert not isinstance(caught.value, settings.OverrideError)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "1e12"])
+def test_a_duration_must_be_a_finite_number_of_seconds(value):
+    with pytest.raises(settings.SettingsError, match="is not a number of seconds"):
+        settings.default_settings(CONDOR_DOCKER_HEALTH_PERIOD=value)
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError):
+        settings.seconds(value)
+    assert settings.seconds("2.5") == 2.5
