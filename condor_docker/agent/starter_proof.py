@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 STARTER_NAME = "condor_starter"
 _SLOT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -39,8 +40,8 @@ def slot_from_cmdline(cmdline: list[str]) -> str | None:
     return None
 
 
-def find_starter(peer_pid: int, scratch_name: str | None, trusted_uids: set[int]) -> StarterProof | None:
-    """The starter of `scratch_name` among the peer's ancestors (any starter when None), or None."""
+def _ancestors(peer_pid: int) -> Iterator[Any]:
+    """The peer's ancestors, nearest first, at most MAX_DEPTH (psutil processes; nothing on error)."""
     import psutil
 
     try:
@@ -48,17 +49,36 @@ def find_starter(peer_pid: int, scratch_name: str | None, trusted_uids: set[int]
         for _ in range(MAX_DEPTH):
             process = process.parent()
             if process is None:
-                return None
-            if scratch_name is not None and scratch_name != f"dir_{process.pid}":
-                continue
-            with process.oneshot():
-                is_starter = process.name() == STARTER_NAME and process.uids().real in trusted_uids
-                if is_starter:
-                    return StarterProof(process.pid, slot_from_cmdline(process.cmdline()))
-            if scratch_name is not None:
-                return None
+                return
+            yield process
     except (psutil.Error, OSError):
-        return None
+        return
+
+
+def _is_trusted_starter(process: Any, trusted_uids: set[int]) -> bool:
+    import psutil
+
+    try:
+        with process.oneshot():
+            return process.name() == STARTER_NAME and process.uids().real in trusted_uids
+    except (psutil.Error, OSError):
+        return False
+
+
+def find_starter(peer_pid: int, scratch_name: str | None, trusted_uids: set[int]) -> StarterProof | None:
+    """The starter of `scratch_name` among the peer's ancestors (any starter when None), or None."""
+    import psutil
+
+    for process in _ancestors(peer_pid):
+        if scratch_name is not None and scratch_name != f"dir_{process.pid}":
+            continue
+        if _is_trusted_starter(process, trusted_uids):
+            try:
+                return StarterProof(process.pid, slot_from_cmdline(process.cmdline()))
+            except (psutil.Error, OSError):
+                return None
+        if scratch_name is not None:
+            return None
     return None
 
 
@@ -71,17 +91,7 @@ def descends_from(peer_pid: int, starter_pid: int, trusted_uids: set[int]) -> bo
     other's containers.  A reused pid is not that starter unless it is again
     a trusted condor_starter.
     """
-    import psutil
-
-    try:
-        process = psutil.Process(peer_pid)
-        for _ in range(MAX_DEPTH):
-            process = process.parent()
-            if process is None:
-                return False
-            if process.pid == starter_pid:
-                with process.oneshot():
-                    return process.name() == STARTER_NAME and process.uids().real in trusted_uids
-    except (psutil.Error, OSError):
-        return False
+    for process in _ancestors(peer_pid):
+        if process.pid == starter_pid:
+            return _is_trusted_starter(process, trusted_uids)
     return False

@@ -20,6 +20,15 @@ from sectest import FIXTURES
 pytestmark = [pytest.mark.root, pytest.mark.engine]
 
 
+def _kill_all(agent, managed_containers, *jobs):
+    """The test's containers killed through the agent, its launchers waited for, nothing left."""
+    for name in managed_containers():
+        agent.call("signal", container=name, signal=9, grace=0)
+    for job in jobs:
+        job.wait(60)
+    assert not managed_containers()
+
+
 def test_a_job_that_rewrites_its_gpu_assignment_gets_no_gpu(agent, make_scratch, start_launcher, real_job_ad,
                                                             wait_until, managed_containers):
     with open(os.path.join(FIXTURES, "machine.ad")) as stream:
@@ -36,10 +45,7 @@ def test_a_job_that_rewrites_its_gpu_assignment_gets_no_gpu(agent, make_scratch,
         env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
         assert env["NVIDIA_VISIBLE_DEVICES"] == "void", env
     finally:
-        for name in managed_containers():
-            agent.call("signal", container=name, signal=9, grace=0)
-        job.wait(60)
-    assert not managed_containers()
+        _kill_all(agent, managed_containers, job)
 
 
 def test_writing_another_owner_into_the_job_ad_does_not_get_their_volume(agent_factory, make_scratch, start_launcher,
@@ -61,10 +67,7 @@ def test_writing_another_owner_into_the_job_ad_does_not_get_their_volume(agent_f
         mounts = [m.get("Source") for m in next(iter(running.values()))["Mounts"]]
         assert str(private) not in mounts, mounts
     finally:
-        for name in managed_containers():
-            agent.call("signal", container=name, signal=9, grace=0)
-        job.wait(60)
-    assert not managed_containers()
+        _kill_all(agent, managed_containers, job)
 
 
 def test_one_scratch_dir_runs_one_container_whatever_its_job_ad_says(agent, make_scratch, start_launcher,
@@ -92,7 +95,4 @@ def test_one_scratch_dir_runs_one_container_whatever_its_job_ad_says(agent, make
         assert "one container per job" in second.stderr(), second.stderr()
         assert len(managed_containers()) == 1
     finally:
-        for name in managed_containers():
-            agent.call("signal", container=name, signal=9, grace=0)
-        first.wait(60)
-    assert not managed_containers()
+        _kill_all(agent, managed_containers, first)
