@@ -1,7 +1,7 @@
 """The agent's `exec` op: run a command inside a job's running container (condor_ssh_to_job).
 
 The sshd that HTCondor's starter runs for `condor_ssh_to_job` runs as the job's
-user on the host; its session runs `condor_docker ssh-shell` (exec_job.py),
+user on the host; its session runs `condor_docker ssh-shell` (starter/ssh_shell.py),
 which asks for this op, passing its stdin, stdout and stderr (SCM_RIGHTS) the
 way the launcher does.  The agent then `docker exec`s the command and relays
 the streams until the command ends, and answers with its exit code.

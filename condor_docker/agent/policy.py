@@ -11,14 +11,14 @@ has the whole model; in short:
 - **The scratch dir** and the ads in it: agent/scratch.py (opened once, through fds).
 - **Resources**: `.machine.ad` sits in a directory the job owns, so its
   Cpus/Memory/Disk/GPUs are only a claim.  `check_resources` holds the job when
-  a claim is above the trusted size (`slot_source`: the startd's slot ad, else
+  a claim is above the trusted size (agent/slots.py: the startd's slot ad, else
   the admin's caps); a REQUEUE budget check (agent/slots.py) keeps the
   containers the agent runs within the machine's memory.
 - **Privileges** come from the admin only: the network `host` only when
   CONDOR_DOCKER_ALLOW_HOST_NETWORK is true, capabilities only those listed in
   the knobs (the spec takes them from Settings, never from the job), never
   privileged mode.  `check_spec` re-checks the final spec, so a future change to
-  spec.py cannot widen them silently.
+  core/spec.py cannot widen them silently.
 
 Everything here is pure.
 """
@@ -139,7 +139,7 @@ def admin_capabilities(settings: Settings) -> tuple[str, ...]:
 
 
 def check_spec(spec: ContainerSpec, settings: Settings) -> None:
-    """Re-check the final spec against the admin's settings (defence in depth over spec.py)."""
+    """Re-check the final spec against the admin's settings (defence in depth over core/spec.py)."""
     user = spec.user.split(":")
     if "0" in user or any(g == "0" for g in spec.group_add):
         raise refuse(f"container {spec.name} would run as root ({spec.user}): refused")

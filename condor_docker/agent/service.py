@@ -105,7 +105,7 @@ class Agent:
         return ops.MachineAttrsReply(attrs).to_message()
 
     def admin_status(self, ctx: RequestContext, request: ops.AdminStatus) -> dict:
-        """`condor_docker status`: health, jobs, containers, pulls, cache (see status.py)."""
+        """`condor_docker status`: health, jobs, containers, pulls, cache (see agent/status.py)."""
         from .status import gather
         jobs = self.jobs.status(ctx, ops.Status())["jobs"]
         return gather(health=self.health, jobs=jobs, engine=self.engine, cache=self.cache, uid=ctx.uid)

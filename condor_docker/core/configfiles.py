@@ -102,7 +102,7 @@ def execute_point_config() -> str:
         "## sees their CPU at each snapshot, so snapshot often (docs/USAGE-ACCOUNTING.md).",
         "PROCD_MAX_SNAPSHOT_INTERVAL = 5",
         "",
-        "## Knobs (defaults from condor_docker/settings.py).",
+        "## Knobs (defaults from condor_docker/core/settings.py).",
         "",
     ]
     for knob in KNOBS:

@@ -5,7 +5,7 @@ says what HTCondor's docker universe does (shares = 100 x Cpus, memory = the
 slot's Memory with no extra swap, scratch dir mounted at the same path and used
 as working dir, private /tmp and /var/tmp (size-limited tmpfs), the job's uid:gid, --init, all
 capabilities dropped, no-new-privileges) plus what it lacks (a pids limit,
-labels that let the agent find and reap its containers).  `engine.py` alone
+labels that let the agent find and reap its containers).  engine/client.py alone
 turns the spec into Docker SDK arguments.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ class ContainerSpec:
     stdin_open: bool
     extras: Extras = field(default_factory=Extras)
     device_requests: tuple[gpus.DeviceRequest, ...] = ()   # exactly the job's assigned GPUs
-    cgroup_parent: str | None = None        # the launcher's job cgroup (agent only; see jobwatch)
+    cgroup_parent: str | None = None        # the launcher's job cgroup (agent only; see agent/launcher_watch.py)
 
     @property
     def memory_bytes(self) -> int:

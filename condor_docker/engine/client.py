@@ -30,7 +30,7 @@ from ..core.spec import ContainerSpec
 log = logging.getLogger("condor_docker.engine")
 
 # Engine/registry texts -> classification.  Checked in order; first match wins.
-# Recorded texts are replayed in tests/unit/test_engine_classify.py.
+# Recorded texts are replayed in tests/unit/engine/test_classify.py.
 _PULL_TEXTS: tuple[tuple[tuple[str, ...], Code], ...] = (
     (("invalid reference format", "invalid repository name"), Code.INVALID_IMAGE),
     (("unauthorized", "denied", "authentication required", "forbidden", "no basic auth credentials"),

@@ -1,7 +1,7 @@
 """Making a job's image present on the engine, per the job's pull policy.
 
 The agent wraps `ensure_image` in a single-flight coordinator and a cache with
-garbage collection (see `image_cache.py`); the local runner calls it directly.
+garbage collection (see engine/image_cache.py); the local runner calls it directly.
 """
 from __future__ import annotations
 

@@ -234,7 +234,7 @@ class LocalRunner:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _with_usage_cgroup(self, container: spec.ContainerSpec) -> spec.ContainerSpec:
-        """As root on a cgroupfs engine: a parent cgroup of its own, so the final usage is exact (usage.py)."""
+        """As root on a cgroupfs engine: a parent cgroup of its own, so the final usage is exact (engine/usage.py)."""
         if os.geteuid() != 0:
             return container
         try:

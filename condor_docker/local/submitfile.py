@@ -57,7 +57,7 @@ def parse_memory_mb(text: str, command: str = "request_memory") -> int:
 
 
 # Commands the local runner honours (lower case).  Policy commands become the
-# attributes condor_submit writes and jobpolicy.py evaluates them.
+# attributes condor_submit writes and local/userpolicy.py evaluates them.
 HONOURED = frozenset("""
 universe docker_image executable transfer_executable arguments args environment env getenv
 input output error log initialdir iwd request_cpus request_memory request_disk request_gpus
@@ -185,7 +185,7 @@ def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
         if not retries.isdigit():
             raise SubmitError(f"max_retries = {retries!r} is not a whole number")
         ad["JobMaxRetries"] = int(retries)
-        # condor_submit's fold (checked against `condor_submit -dry-run` in tests/unit/test_submit_vs_condor.py)
+        # condor_submit's fold (checked against `condor_submit -dry-run` in tests/unit/local/test_submit_vs_condor.py)
         fold = f"NumJobCompletions > JobMaxRetries || ExitCode =?= {'JobSuccessExitCode' if success else 0}"
         previous = ad.lookup("OnExitRemove") if "OnExitRemove" in ad else None
         ad["OnExitRemove"] = classad2.ExprTree(f"{fold} || ({previous})" if previous is not None else fold)

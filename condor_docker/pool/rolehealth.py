@@ -7,7 +7,7 @@ condor_docker agent's own answer and `HasDocker = true` in the slot ads (what
 matchmaking really uses).  Exit 0 with `ok ...` or 1 with one line saying what
 is wrong: a Docker HEALTHCHECK, a Kubernetes exec probe, a Marathon COMMAND
 check; `--listen HOST:PORT` serves the same as `GET /healthz` (200 or 503) for
-HTTP checks.  (condor_docker/health.py is something else: the agent's view of
+HTTP checks.  (condor_docker/engine/health.py is something else: the agent's view of
 the Docker engine.)
 """
 from __future__ import annotations

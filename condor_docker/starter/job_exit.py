@@ -9,7 +9,7 @@ log problems to stderr (the starter log) and exit 0.
 The starter waits for this hook before it transfers the job's output, so every
 docker job pays its start-up.  It therefore imports only what it needs (classad2
 through `ads`, the socket protocol) and no argparse, dataclasses or the PREPARE_JOB
-machinery in `hooks`, and it skips the line-by-line completeness check of the ad
+machinery in starter/prepare_job.py, and it skips the line-by-line completeness check of the ad
 (see job_exit()): together about 35 ms less per job (bench/pool.py, "EP teardown").
 """
 from __future__ import annotations

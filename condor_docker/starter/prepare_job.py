@@ -1,7 +1,7 @@
-"""The starter's job hooks: PREPARE_JOB rewrites a docker job to run our launcher; JOB_EXIT cleans up.
+"""The starter's PREPARE_JOB hook: it rewrites a docker job to run our launcher.
 
-Both run as the job's user, are started by the condor_starter and talk only to
-the agent (never to the engine), so they import neither `docker` nor `htcondor2`.
+It runs as the job's user, is started by the condor_starter and talks only to
+the agent (never to the engine), so it imports neither `docker` nor `htcondor2`.
 
 PREPARE_JOB (`condor_docker prepare-job [--socket S] [--launcher L] [--max-requeues N]`)
     stdin  the job ad (`Attr = Value` lines); cwd = the job's scratch dir
@@ -11,7 +11,8 @@ PREPARE_JOB (`condor_docker prepare-job [--socket S] [--launcher L] [--max-reque
     A failure prints `HookStatusCode` (1..299 holds the job with HoldReasonCode
     19 and that subcode, >= 300 sends it back to idle) plus `HookStatusMessage`.
 
-JOB_EXIT (`condor_docker job-exit <exit|remove|hold|evict>`): see job_exit.py.
+The JOB_EXIT hook (`condor_docker job-exit <exit|remove|hold|evict>`), which cleans up
+and is configured only before HTCondor 25.4, is starter/job_exit.py.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.engine
 if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
     pytest.skip("no Docker engine answers (run scripts/engine-up.sh as root)", allow_module_level=True)
 
-import docker  # noqa: E402  (tests may use the SDK to set up; the product uses engine.py)
+import docker  # noqa: E402  (tests may use the SDK to set up; the product uses engine/)
 
 from condor_docker.core import settings  # noqa: E402
 from condor_docker.core.failures import Code, Failure, Kind  # noqa: E402

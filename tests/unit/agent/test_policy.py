@@ -242,7 +242,7 @@ def test_container_ownership_by_label():
 
 
 def test_a_scratch_dir_swapped_after_the_checks_stops_the_start(execute):
-    """agent_jobs._created runs after create, before start: the held fd must still be what the path names."""
+    """agent/jobs._created runs after create, before start: the held fd must still be what the path names."""
     from types import SimpleNamespace
 
     from condor_docker.agent.jobs import JobService, TrackedJob
