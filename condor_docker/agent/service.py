@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from ..core.failures import Code, Failure
-from ..core.logsafe import clean
+from ..core.logsafe import clean, field
 from ..core.settings import Settings
 from ..wire import ops
 from ..wire.protocol import Connection, ProtocolError, close_fds, peer_credentials
@@ -151,10 +151,11 @@ class Agent:
                 pass
             result = "ok" if reply.get("ok") else f"failed code={reply['failure']['code']} " \
                                                       f"reason={str(reply['failure']['reason'])[:1024]!r}"
-            # every value a peer chose is clean()ed: a newline in it must not start a line of its own
-            extra = "".join(f" {clean(k, 64)}={clean(v)}" for k, v in ctx.extra.items())
-            log.info("op=%s uid=%d pid=%d job=%s container=%s result=%s%s", clean(ctx.op), uid, pid,
-                     clean(ctx.job), clean(ctx.container), result, extra)
+            # every value a peer chose is field()ed: a newline must not start a line of its own, and a
+            # space or `=` must not start a field of its own (`op=status uid=0 result=ok` stays quoted)
+            extra = "".join(f" {field(k, 64)}={field(v)}" for k, v in ctx.extra.items())
+            log.info("op=%s uid=%d pid=%d job=%s container=%s result=%s%s", field(ctx.op), uid, pid,
+                     field(ctx.job), field(ctx.container), result, extra)
         finally:
             close_fds(fds)
             if ctx is not None:

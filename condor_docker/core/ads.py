@@ -26,13 +26,21 @@ _ATTR_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=")
 MAX_OPERATORS_PER_VALUE = 4096
 MAX_NESTING_PER_VALUE = 256
 _SHORT_VALUE = 2 * MAX_OPERATORS_PER_VALUE     # a value this short cannot hold too many
-# A string literal in the old format: a backslash keeps the next character in it.
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
 # Attribute selection (`a.b.b...`) and subscripts (`a[0][0]...`) chain like
 # operators: a chain of either crashes the library too (in lookup, not only str()).
 _OPERATOR = re.compile(r"&&|\|\||=\?=|=!=|[<>=!]=|<<|>>>|>>|[-+*/%<>!~^&|?:]"
                        r"|\.(?!\d)|[\w\])\"']\s*\[")
 _NESTING = re.compile(r"[(\[{]|[)\]}]")
+# `is` / `isnt` are operators too; a single-quoted attribute name ('a"b') is a token of its own.
+_KEYWORD_OPERATOR = re.compile(r"(?<![\w'])(?:is|isnt)(?![\w'])", re.IGNORECASE)
+# strings and quoted names, whichever opens first (a quote of one kind inside the other is text)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?' + r"|'(?:[^'\\]|\\.)*'?", re.DOTALL)
+# The backstop that needs no tokenizer: a value longer than this must be one plain string
+# literal (no quote or backslash-quote inside, which both readings agree on); any other
+# construct that long is refused, whatever it hides.  Depth and operators are then bounded
+# by the length, far below what crashes the library (~30,000 terms are unparsed safely).
+MAX_EXPRESSION_CHARS = 2 * _SHORT_VALUE
+_PLAIN_STRING = re.compile(r'"[^"]*"', re.DOTALL)
 
 
 def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classad2.ClassAd:
@@ -87,8 +95,14 @@ def _attribute_lines(text: str, what: str, strict: bool) -> list[tuple[int, str,
 
 def _check_value_bounds(value: str, name: str, number: int, what: str) -> None:
     """Refuse a value with more operators or deeper nesting than any real ad holds."""
-    code = _STRING.sub('""', value)
-    operators = len(_OPERATOR.findall(code))
+    stripped = value.strip()
+    if len(stripped) > MAX_EXPRESSION_CHARS and not (
+            _PLAIN_STRING.fullmatch(stripped) and not stripped.endswith('\\"')):
+        raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} is "
+                                       f"{len(stripped)} characters long and not one plain string; no job ad "
+                                       f"written by HTCondor has an expression over {MAX_EXPRESSION_CHARS}")
+    code = _QUOTED.sub(lambda m: '""' if m.group(0)[0] == '"' else "'n'", value)
+    operators = len(_OPERATOR.findall(code)) + len(_KEYWORD_OPERATOR.findall(code))
     if operators > MAX_OPERATORS_PER_VALUE:
         raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} has "
                                        f"{operators} operators, more than the {MAX_OPERATORS_PER_VALUE} "

@@ -41,6 +41,18 @@ def clean(value: Any, limit: int = MAX_VALUE) -> str:
     return text + f"...({len(value) if isinstance(value, str) else 'more'} chars)" if cut else text
 
 
+_FIELD_BREAKERS = re.compile(r"[\s=\"]")
+
+
+def field(value: Any, limit: int = MAX_VALUE) -> str:
+    """`value` as the value of one `key=value` field: clean(), and quoted when it holds a space,
+    `=` or a quote, so that `op=status uid=0 result=ok` from a peer stays inside its own field."""
+    text = clean(value, limit)
+    if text and not _FIELD_BREAKERS.search(text):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
+
+
 class SafeLines(logging.Filter):
     """Escapes control characters in every formatted message (a traceback, added later, stays)."""
 

@@ -32,6 +32,10 @@ def bomb(case):
         return "Bomb = a" + ".b" * 100000
     if case == "subscript-chain":           # a[0][0]...: crashed it too, at ~1,000,000
         return "Bomb = a" + "[0]" * 1000000
+    if case == "quoted-names":              # an independent review: 'a"b' hid the chain from the counter
+        return "Bomb = 'a\"b' + " + "+".join(["1"] * 300000) + " + 'c\"d'"
+    if case == "is-chain":                  # an independent review: `is` was no operator (rc 139)
+        return "Bomb = " + " is ".join(["1"] * 300000)
     if case == "huge-string":               # 3.9 MB in the image name: parsed, then refused by name
         return 'DockerImage = "' + "a" * (3900 * 1024) + '"'
     if case == "huge-file":                 # over the agent's 4 MB ad limit
@@ -45,7 +49,7 @@ def bomb(case):
 
 
 CASES = ("operator-chain", "deep-parens", "deep-lists", "nested-ads", "select-chain", "subscript-chain",
-         "huge-string", "huge-file", "many-attributes", "reference-chain")
+         "quoted-names", "is-chain", "huge-string", "huge-file", "many-attributes", "reference-chain")
 
 
 def rewrite(path, case):

@@ -124,8 +124,15 @@ def test_a_cut_or_malformed_ad_is_still_held_with_the_line_named(text, words):
 
 
 @pytest.mark.parametrize("value, words", [
-    ("+".join(["1"] * 50_000), "operators, more than the 4096 allowed"),
-    ("&&".join(["x"] * 20_000), "operators, more than the 4096 allowed"),
+    ("+".join(["1"] * 50_000), "not one plain string"),
+    ("&&".join(["x"] * 20_000), "not one plain string"),
+    ("+".join(["1"] * 5_000), "operators, more than the 4096 allowed"),
+    # an independent review's bypasses of the operator count: single-quoted names hid the chain
+    # from the string blanker, and `is` was no operator (both crashed the agent, rc 139)
+    ("'a\"b' + " + "+".join(["1"] * 300_000) + " + 'c\"d'", "not one plain string"),
+    (" is ".join(["1"] * 300_000), "not one plain string"),
+    ("'a\"b' + " + "+".join(["1"] * 4_500) + " + 'c\"d'", "operators, more than the 4096 allowed"),
+    ('"' + "x" * 100_000 + '\\" + ' + "+".join(["1"] * 1000) + ' + "', "not one plain string"),
     ("(" * 300 + "1" + ")" * 300 + " " * 9000, "nests 300 deep"),
     ("{" * 300 + "1" + "}" * 300 + " " * 9000, "nests 300 deep"),
 ])
