@@ -108,7 +108,7 @@ def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: S
         check_claim("Disk", ads.get_int(machine_ad, "Disk"), trusted.disk_kb, " KB", trusted)
         check_claim("GPUs", ads.get_int(machine_ad, "GPUs"), trusted.gpus, "", trusted)
     return dataclasses.replace(request, gpus=trusted_gpus(request, trusted),
-                               disk_kb=trusted.disk_kb if trusted.disk_kb is not None else request.disk_kb,
+                               disk_kb=_disk_limit_kb(request.disk_kb, trusted.disk_kb),
                                vouched=vouched_attributes(request.uid, trusted))
 
 
@@ -119,6 +119,16 @@ def vouched_attributes(uid: int, trusted: SlotResources) -> tuple[tuple[str, str
     except KeyError:
         owner = str(uid)
     return (("Owner", owner),) + tuple((name, value) for name, value in trusted.vouched if name != "Owner")
+
+
+def _disk_limit_kb(claimed: int | None, trusted: int | None) -> int | None:
+    """The lower of the job's claim and the trusted size: a job can only lower its own limit.
+
+    Deleting `Disk` from .machine.ad leaves the trusted size (the startd's Disk, or
+    the admin's cap / the execute filesystem's size), never no limit at all.
+    """
+    known = [value for value in (claimed, trusted) if value is not None]
+    return min(known) if known else None
 
 
 def trusted_gpus(request: JobRequest, trusted: SlotResources) -> tuple[str, ...]:

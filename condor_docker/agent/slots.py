@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -148,12 +149,25 @@ class SlotSource:
         self._no_startd_until = 0.0
         self._last_known: dict[str, SlotResources] = {}   # slot -> what its startd said last
         self._lock = threading.Lock()
+        self._second_lock = threading.Lock()
 
     def caps(self) -> SlotResources:
         return SlotResources(self.settings.max_cpus or self.machine_cpus,
-                             self.settings.max_memory_mb or self.machine_memory_mb, None, None,
-                             "the admin's caps (CONDOR_DOCKER_MAX_CPUS/CONDOR_DOCKER_MAX_MEMORY_MB, "
+                             self.settings.max_memory_mb or self.machine_memory_mb, self._disk_cap_kb(), None,
+                             "the admin's caps (CONDOR_DOCKER_MAX_CPUS/_MEMORY_MB/_DISK_MB, "
                              "else this machine's size)")
+
+    def _disk_cap_kb(self) -> int | None:
+        """The disk limit without a startd: the admin's cap, else the execute filesystem's size (never the job's)."""
+        if self.settings.max_disk_mb:
+            return self.settings.max_disk_mb * 1024
+        for directory in self.settings.execute_dirs:
+            try:
+                info = os.statvfs(directory)
+            except OSError:
+                continue
+            return info.f_blocks * info.f_frsize // 1024
+        return None
 
     def resources(self, slot: str) -> SlotResources:
         """The trusted size of `slot`: HOLD when the startd has no such slot; never the caps by accident.
@@ -205,7 +219,11 @@ class SlotSource:
                 return None
         answer, why = _ask_with_timeout(self.query, slot, QUERY_TIMEOUT)
         if (answer is _NO_ANSWER or answer is None) and self.second_opinion is not None:
-            second, second_why = _ask_with_timeout(self.second_opinion, slot, QUERY_TIMEOUT * 2 + 1)
+            with self._second_lock:   # one fresh interpreter at a time, whatever the number of callers
+                with self._lock:
+                    if time.monotonic() < self._no_startd_until:
+                        return None
+                second, second_why = _ask_with_timeout(self.second_opinion, slot, QUERY_TIMEOUT * 2 + 1)
             log.info("slot %s: first query said %s; a fresh process says %s", slot,
                      _describe(answer, why), _describe(second, second_why))
             if second is not _NO_ANSWER:      # else the first answer stands ("no such slot" stays a hold)

@@ -84,6 +84,9 @@ KNOBS: tuple[Knob, ...] = (
          "Most Cpus a single container may get; 0 means the machine's cores.", 0),
     Knob("CONDOR_DOCKER_MAX_MEMORY_MB", "int", "0",
          "Most memory a single container may get; 0 means the machine's memory.", 0),
+    Knob("CONDOR_DOCKER_MAX_DISK_MB", "int", "0",
+         "Most disk a job may write when the slot's Disk is not known from a startd (caps); "
+         "0 means the size of the execute dir's filesystem.", 0),
     Knob("CONDOR_DOCKER_SLOT_SOURCE", "str", "startd",
          "Where a job's Cpus/Memory/Disk/GPUs come from: startd (the local startd's slot ad; its last answer "
          "while it is silent, else the job goes back to idle) or caps (CONDOR_DOCKER_MAX_*, no GPUs)."),
@@ -181,6 +184,7 @@ class Settings:
     pids_limit: int
     max_cpus: int
     max_memory_mb: int
+    max_disk_mb: int
     slot_source: str
     require_starter: bool
     tmp_size_mb: int

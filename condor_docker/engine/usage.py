@@ -184,9 +184,10 @@ def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = M
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if (info.st_dev, info.st_ino) in seen:
-                continue
-            seen.add((info.st_dev, info.st_ino))
+            if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):   # only hard links can repeat
+                if (info.st_dev, info.st_ino) in seen:
+                    continue
+                seen.add((info.st_dev, info.st_ino))
             total += info.st_blocks * 512
             if not stat.S_ISDIR(info.st_mode):
                 continue

@@ -183,3 +183,16 @@ def test_the_fresh_process_reports_no_startd_as_such(monkeypatch, tmp_path):
 
 def test_the_fresh_process_refuses_a_bad_slot_name():
     assert slots.main(['slot1_1") || true || ("']) == 2
+
+
+def test_without_a_startd_the_disk_limit_is_the_admins_never_the_jobs(tmp_path):
+    """An independent review: in caps mode a job that deleted `Disk` from .machine.ad had no limit."""
+    from condor_docker.agent import policy
+    capped = slots.SlotSource(default_settings(CONDOR_DOCKER_SLOT_SOURCE="caps", CONDOR_DOCKER_MAX_DISK_MB="100"),
+                              4, 1000).caps()
+    assert capped.disk_kb == 100 * 1024
+    by_fs = slots.SlotSource(default_settings(CONDOR_DOCKER_SLOT_SOURCE="caps",
+                                              CONDOR_DOCKER_EXECUTE_DIRS=str(tmp_path)), 4, 1000).caps()
+    assert by_fs.disk_kb and by_fs.disk_kb > 0
+    assert policy._disk_limit_kb(None, capped.disk_kb) == 100 * 1024       # Disk deleted: the cap
+    assert policy._disk_limit_kb(4096, capped.disk_kb) == 4096              # the job may only lower it
