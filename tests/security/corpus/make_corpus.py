@@ -87,11 +87,17 @@ c("exec-huge-rows", [J({"op": "exec", "scratch_dir": "{held}", "argv": ["sh"], "
 c("proc-scratch", [J({"op": "prepare", "job_ad": "A = 1", "scratch_dir": "/proc/self/cwd"})], "a scratch dir under /proc", expect="refused", codes=[16])
 c("dotdot-scratch", [J({"op": "prepare", "job_ad": None, "scratch_dir": "{held}/../../../../etc"})], "a scratch dir climbing out", expect="refused")
 c("operator-chain-ad-text", [J({"op": "prepare", "job_ad": "ClusterId = 1\nX = " + "+".join(["1"] * 50000) + "\n", "scratch_dir": "{held}"})],
-  "item 1: the operator chain that killed the agent (rc 139)", expect="refused", codes=[10], reason_has=["operators"])
+  "item 1: the operator chain that killed the agent (rc 139)", expect="refused", codes=[10], reason_has=["not one plain string"])
 c("select-chain-ad-text", [J({"op": "prepare", "job_ad": "ClusterId = 1\nX = a" + ".b" * 100000 + "\n", "scratch_dir": "{held}"})],
-  "a.b.b...: crashed classad2's lookup (rc 139) past the first bound", expect="refused", codes=[10], reason_has=["operators"])
+  "a.b.b...: crashed classad2's lookup (rc 139) past the first bound", expect="refused", codes=[10], reason_has=["not one plain string"])
 c("deep-parens-ad-text", [J({"op": "prepare", "job_ad": "X = " + "(" * 100000 + "1" + ")" * 100000 + "\n", "scratch_dir": "{held}"})],
-  "100k parentheses", expect="refused", codes=[10], reason_has=["nests"])
+  "100k parentheses", expect="refused", codes=[10], reason_has=["not one plain string"])
+c("quoted-names-ad-text", [J({"op": "prepare", "job_ad": "ClusterId = 1\nX = 'a\"b' + " + "+".join(["1"] * 300000) + " + 'c\"d'\n", "scratch_dir": "{held}"})],
+  "a review: single-quoted names hid a chain from the counter (rc 139)", expect="refused", codes=[10], reason_has=["not one plain string"])
+c("is-chain-ad-text", [J({"op": "prepare", "job_ad": "ClusterId = 1\nX = " + " is ".join(["1"] * 150000) + "\n", "scratch_dir": "{held}"})],
+  "a review: is/isnt were no operators (rc 139)", expect="refused", codes=[10], reason_has=["not one plain string"])
+c("mid-chain-ad-text", [J({"op": "prepare", "job_ad": "ClusterId = 1\nX = " + "+".join(["1"] * 5000) + "\n", "scratch_dir": "{held}"})],
+  "a chain under the length backstop: counted", expect="refused", codes=[10], reason_has=["operators"])
 c("signal-grace-nan-string", [J({"op": "signal", "container": "x", "signal": 15, "grace": "nan"})], "float('nan') from a string", expect="refused", codes=[16])
 c("signal-grace-inf-string", [J({"op": "signal", "container": "x", "signal": 15, "grace": "inf"})], "float('inf') from a string: cut to MAX_GRACE", expect="any")
 c("cleanup-slot-object", [J({"op": "cleanup", "cluster": 1, "proc": 0, "slot": {"a": [1]}})], "a slot that is an object", expect="refused", codes=[16])
