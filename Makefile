@@ -53,3 +53,8 @@ bench-pool: setup
 
 clean:
 	rm -rf $(DEMO) build *.egg-info .pytest_cache
+
+# the cgroup-v2 Debian 12 guest under qemu (tests/vm/README.md): image cached, a few minutes
+.PHONY: test-vm
+test-vm: setup
+	$(PYTHON) -m pytest -q -m vm tests/vm

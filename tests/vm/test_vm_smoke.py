@@ -1,0 +1,75 @@
+"""Smoke tests on the cgroup-v2 guest: the machine is what it claims, and a docker job runs.
+
+The guest (scripts/vm/build-guest.sh) is Debian 12 with systemd on the unified cgroup v2
+hierarchy and docker.io on the systemd cgroup driver: the kind of execute point the host
+(cgroup v1, cgroupfs driver) cannot show. See tests/vm/README.md.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from vmfixture import MEASURED
+
+REGISTRY_IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
+HELLO = f"""\
+universe = docker
+docker_image = {REGISTRY_IMAGE}
+executable = /bin/echo
+transfer_executable = false
+arguments = hello
+should_transfer_files = YES
+output = out.txt
+error = err.txt
+log = job.log
+request_memory = 32M
+queue
+"""
+# what the schedd's history says a job used (the accounting work on cgroup v2 comes later)
+USAGE = ("RemoteUserCpu", "RemoteSysCpu", "MemoryUsage", "ResidentSetSize", "ImageSize", "DiskUsage",
+         "CpusUsage", "ChirpCondorDockerRemoteUserCpu", "ChirpCondorDockerRemoteSysCpu",
+         "ChirpCondorDockerMemoryUsage", "ExitCode", "JobCurrentStartDate", "CompletionDate")
+
+
+def test_guest_runs_systemd_on_the_unified_cgroup_v2_hierarchy(vm):
+    assert vm.ssh("test -f /sys/fs/cgroup/cgroup.controllers && echo v2").stdout.strip() == "v2"
+    assert vm.ssh("stat -f -c %T /sys/fs/cgroup").stdout.strip() == "cgroup2fs"
+    assert vm.ssh("readlink /proc/1/exe").stdout.strip().endswith("/systemd")
+    controllers = vm.ssh("cat /sys/fs/cgroup/cgroup.controllers").stdout.split()
+    assert {"cpu", "memory", "pids", "io"} <= set(controllers), controllers
+
+
+def test_guest_engine_uses_the_systemd_cgroup_driver_on_cgroup_v2(vm):
+    info = json.loads(vm.ssh("docker info --format '{{json .}}'").stdout)
+    assert info["CgroupDriver"] == "systemd", info["CgroupDriver"]
+    assert str(info["CgroupVersion"]) == "2", info["CgroupVersion"]
+    MEASURED["guest engine"] = f"docker {info['ServerVersion']}, {info['CgroupDriver']} driver, " \
+                               f"cgroup v{info['CgroupVersion']}, kernel {info['KernelVersion']}"
+
+
+def test_guest_has_no_route_off_its_loopback(vm):
+    """restrict=on and no default route: the guest reaches nothing but its own services."""
+    assert vm.ssh("ip -4 route show default").stdout.strip() == ""
+    assert vm.ssh("ip route get 192.0.2.1", check=False).returncode != 0
+
+
+def test_pool_advertises_docker(vm_pool):
+    slot = vm_pool.call("slot_ad")["ad"]
+    assert slot.get("HasDocker") is True, slot
+    assert str(slot.get("DockerVersion", "")).startswith("Docker version"), slot.get("DockerVersion")
+
+
+def test_hello_docker_universe_job(vm_pool):
+    started = time.monotonic()
+    job = vm_pool.call("submit", text=HELLO, user="cdtest1")
+    ad = vm_pool.call("wait", timeout=900, until="done", **job)["ad"]
+    seconds = time.monotonic() - started
+    assert ad.get("ExitCode") == 0, ad
+    out = vm_pool.guest.ssh(f"cat {job['dir']}/out.txt").stdout
+    err = vm_pool.guest.ssh(f"cat {job['dir']}/err.txt").stdout
+    assert out == "hello\n", (out, err)
+    history = vm_pool.call("history", cluster=job["cluster"])["ad"] or {}
+    usage = {name: history.get(name) for name in USAGE}
+    MEASURED[f"hello job {vm_pool.version}"] = f"{seconds:.0f} s submit to done; condor_history: " + \
+        ", ".join(f"{k}={v}" for k, v in usage.items() if v is not None)
+    print("condor_history usage:", usage)
