@@ -12,8 +12,10 @@
 # checkout under test and installs it at boot, so the guest always runs the current code.
 #
 # Cached under $CONDOR_DOCKER_VM_CACHE (/var/lib/condor_docker-test/vm)/guest-<hash>,
-# where <hash> covers this script, guest-packages.txt, guest-requirements.txt and the
-# HTCondor tarballs: a run with an unchanged recipe only prints the directory. Building
+# where <hash> covers this script, guest-packages.txt, guest-requirements.txt,
+# provision-guest.sh, scripts/engine-up.sh and the HTCondor tarballs: a run with an
+# unchanged recipe only prints the directory. The last step boots the new disk once
+# (tests/vm/vmfixture.py provision) to run provision-guest.sh in it. Building
 # replaces older guest-* dirs. Needs root, debootstrap, e2fsprogs and network to
 # Debian's archive and PyPI (for the first build only). Exit 3: cannot build here.
 set -euo pipefail
@@ -44,7 +46,8 @@ tarballs=$(ls -1 "$htcondor_dir"/htcondor-*-x86_64.tar.* | sort)
 # -- the recipe and its hash ----------------------------------------------------------------
 packages=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$here/guest-packages.txt" | grep -v '^$' | tr '\n' ' ')
 recipe=$( {
-  sha256sum "$here/build-guest.sh" "$here/guest-packages.txt" "$here/guest-requirements.txt" | cut -d' ' -f1
+  sha256sum "$here/build-guest.sh" "$here/guest-packages.txt" "$here/guest-requirements.txt" \
+            "$here/provision-guest.sh" "$repo/scripts/engine-up.sh" | cut -d' ' -f1
   for t in $tarballs; do echo "$(basename "$t") $(sha256sum "$t" | cut -d' ' -f1)"; done
 } | sha256sum | cut -c1-16)
 out="$CACHE/guest-$recipe"
@@ -53,14 +56,14 @@ if [ -f "$out/READY" ]; then
   exit 0
 fi
 
-for tool in debootstrap mkfs.ext4 chroot unshare ssh-keygen; do
+for tool in debootstrap mkfs.ext4 chroot unshare ssh-keygen qemu-system-x86_64 qemu-img; do
   command -v "$tool" >/dev/null || need_install=1
 done
 if [ -n "${need_install:-}" ]; then
-  log "installing debootstrap e2fsprogs openssh-client"
+  log "installing debootstrap e2fsprogs openssh-client qemu-system-x86 qemu-utils"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq debootstrap e2fsprogs openssh-client >/dev/null \
-    || die "cannot install debootstrap" 3
+  apt-get update -qq >/dev/null && apt-get install -y -qq debootstrap e2fsprogs openssh-client \
+    qemu-system-x86 qemu-utils >/dev/null || die "cannot install debootstrap and qemu" 3
 fi
 [ -x "$HOST_VENV/bin/pip" ] || die "no host venv at $HOST_VENV to fetch the guest's wheels (make install)" 3
 
@@ -235,6 +238,11 @@ log "mkfs.ext4 -d: ${used_mb} MB of files in a ${size_mb} MB disk"
 mkfs.ext4 -q -F -L cdvm -E root_owner=0:0 -d "$root" "$work/out/disk.raw" "${size_mb}M" \
   || die "mkfs.ext4 -d failed"
 rm -rf "$root"
+
+# -- 6. one boot to warm it (engine, AppArmor cache, test registry and images) ---------------
+log "provisioning boot"
+/usr/bin/python3 "$repo/tests/vm/vmfixture.py" provision "$work/out" >"$CACHE/last-build-provision.log" 2>&1 \
+  || { tail -30 "$CACHE/last-build-provision.log" >&2; die "the provisioning boot failed"; }
 echo "build_seconds $(( $(date +%s) - started ))" >>"$work/out/manifest"
 touch "$work/out/READY"
 

@@ -90,8 +90,11 @@ def vm_pool(request, vm_project):
     started = time.monotonic()
     pool = vm_project.pool(f"/opt/condor_docker/htcondor-{request.param}")
     pool.version = request.param
-    MEASURED[f"pool {request.param}"] = (f"up in {time.monotonic() - started:.0f} s "
-                                         f"(HasDocker {pool.info['has_docker_after']:.0f} s after the startd started)")
+    offline = pool.info.get("first_offline")
+    MEASURED[f"pool {request.param}"] = (
+        f"up in {time.monotonic() - started:.0f} s (HasDocker {pool.info['has_docker_after']:.0f} s after the "
+        f"startd started" + (f"; HasDocker = false {offline['after']:.0f} s after it: "
+                             f"{offline['DockerOfflineReason']}" if offline else "") + ")")
     try:
         yield pool
     finally:

@@ -38,6 +38,7 @@ ADMIN_VENV = "/opt/condor_docker/venv"
 
 class GuestPool(Pool):
     """poolfixture.Pool with the admin's venv and condor_master under systemd (Delegate=yes)."""
+    first_offline: dict | None = None     # the slot ad's first HasDocker = false, if any
 
     @property
     def venv(self) -> str:
@@ -64,9 +65,15 @@ class GuestPool(Pool):
             raise PoolError(f"systemd-run condor_master failed: {result.stderr}")
         slot = self.wait_for(lambda: self._slot_ad(), timeout, "the startd's slot ad in the collector", 1.0)
         start_time = float(slot.get("DaemonStartTime", self.started_at))
+
+        def has_docker() -> bool:
+            ad = self._slot_ad() or {}
+            if ad.get("HasDocker") is False and not self.first_offline:
+                self.first_offline = {"after": time.time() - start_time,
+                                      "DockerOfflineReason": ad.get("DockerOfflineReason")}
+            return ad.get("HasDocker") is True
         try:
-            self.wait_for(lambda: (self._slot_ad() or {}).get("HasDocker") is True, timeout,
-                          "HasDocker = true in the slot ad", 1.0)
+            self.wait_for(has_docker, timeout, "HasDocker = true in the slot ad", 1.0)
         except AssertionError:
             raise PoolError(f"HasDocker never became true: {self._slot_ad()}\n"
                             f"agent log:\n{_tail(self.agent_log())}\nStartLog:\n"
@@ -81,14 +88,18 @@ class GuestPool(Pool):
 
 
 def ad_json(ad) -> dict:
-    """A ClassAd as plain JSON: literals as values, expressions as their text."""
+    """A ClassAd as plain JSON: literals as values, expressions evaluated (else their text)."""
     out = {}
     for key in ad.keys():
         value = ad.get(key)
-        if value is None or isinstance(value, (bool, int, float, str)):
-            out[key] = value
-        else:
-            out[key] = str(value)
+        if not (value is None or isinstance(value, (bool, int, float, str))):
+            try:
+                value = ad.eval(key)
+            except Exception:  # noqa: BLE001 - an expression that does not evaluate: its text
+                value = str(value)
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                value = str(value)
+        out[key] = value
     return out
 
 
@@ -107,7 +118,7 @@ class Server:
         self.pool = GuestPool.create(request["release_dir"], CHECKOUT)
         return {"root": self.pool.root, "port": self.pool.port, "config_file": self.pool.config_file,
                 "env": self.pool.env, "has_docker_after": self.pool.has_docker_after,
-                "start_seconds": time.monotonic() - started}
+                "first_offline": self.pool.first_offline, "start_seconds": time.monotonic() - started}
 
     def op_slot_ad(self, request: dict) -> dict:
         return {"ad": ad_json(self.pool.slot_ad())}
@@ -122,6 +133,10 @@ class Server:
 
     def op_ad(self, request: dict) -> dict:
         return {"ad": ad_json(self.pool.ad(self.job(request), request.get("proc", 0)))}
+
+    def op_rm(self, request: dict) -> dict:
+        self.pool.rm(self.job(request), timeout=request.get("timeout", 120))
+        return {}
 
     def op_history(self, request: dict) -> dict:
         """condor_history's own view of the job (what an accounting system would read)."""

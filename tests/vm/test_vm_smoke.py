@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from vmfixture import MEASURED
 
 REGISTRY_IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
@@ -28,7 +30,11 @@ queue
 # what the schedd's history says a job used (the accounting work on cgroup v2 comes later)
 USAGE = ("RemoteUserCpu", "RemoteSysCpu", "MemoryUsage", "ResidentSetSize", "ImageSize", "DiskUsage",
          "CpusUsage", "ChirpCondorDockerRemoteUserCpu", "ChirpCondorDockerRemoteSysCpu",
-         "ChirpCondorDockerMemoryUsage", "ExitCode", "JobCurrentStartDate", "CompletionDate")
+         "ChirpCondorDockerMemoryUsage", "ExitCode", "JobRunCount", "NumShadowStarts")
+# HTCondor 25.13.2's starter with the shipped HOOK_JOB_EXIT: it exits while its output
+# transfer child still runs; the shadow loses it and requeues the job (tests/vm/README.md)
+EARLY_STARTER_EXIT = "Daemon exiting before all child processes gone"
+COMPLETED, REMOVED, HELD = 4, 3, 5
 
 
 def test_guest_runs_systemd_on_the_unified_cgroup_v2_hierarchy(vm):
@@ -59,11 +65,40 @@ def test_pool_advertises_docker(vm_pool):
     assert str(slot.get("DockerVersion", "")).startswith("Docker version"), slot.get("DockerVersion")
 
 
+def _wait_done_or_requeued(pool, job: dict, timeout: float) -> dict:
+    """The job's ad once it is done, or as soon as it was started a second time (or held/removed)."""
+    deadline = time.monotonic() + timeout
+    ad: dict = {}
+    while time.monotonic() < deadline:
+        ad = pool.call("ad", **job)["ad"]
+        if ad.get("JobStatus") in (COMPLETED, REMOVED, HELD) or (ad.get("NumShadowStarts") or 0) > 1:
+            return ad
+        time.sleep(2)
+    return ad
+
+
 def test_hello_docker_universe_job(vm_pool):
     started = time.monotonic()
     job = vm_pool.call("submit", text=HELLO, user="cdtest1")
-    ad = vm_pool.call("wait", timeout=900, until="done", **job)["ad"]
+    ad = _wait_done_or_requeued(vm_pool, job, 900)
     seconds = time.monotonic() - started
+    if ad.get("JobStatus") != COMPLETED:
+        logs = vm_pool.call("logs", names=["StarterLog.slot1_1", "ShadowLog", "CondorDockerLog"])["logs"]
+        job_log = vm_pool.guest.ssh(f"cat {job['dir']}/job.log", check=False).stdout
+        vm_pool.call("rm", **job)
+        starter = logs.get("StarterLog.slot1_1") or ""
+        summary = (f"hello job on {vm_pool.version}: JobStatus={ad.get('JobStatus')} "
+                   f"NumShadowStarts={ad.get('NumShadowStarts')} HoldReason={ad.get('HoldReason')!r}")
+        MEASURED[f"hello job {vm_pool.version}"] = f"NOT done after {seconds:.0f} s: {summary}"
+        if EARLY_STARTER_EXIT in starter:
+            lines = [line for line in starter.splitlines()
+                     if any(word in line for word in ("HOOK_JOB_EXIT", "has_been_oom_killed", EARLY_STARTER_EXIT,
+                                                      "Transfer exit info", "EXITING WITH"))]
+            pytest.xfail(f"{summary}; the starter exits before its output transfer ends and the shadow "
+                         f"requeues the job (1008 'Job not found at execution machine'): "
+                         + " | ".join(lines[:5]))
+        pytest.fail(f"{summary}\n--- job.log:\n{job_log[-3000:]}\n--- StarterLog:\n{starter[-4000:]}\n"
+                    f"--- agent log:\n{(logs.get('CondorDockerLog') or '')[-3000:]}")
     assert ad.get("ExitCode") == 0, ad
     out = vm_pool.guest.ssh(f"cat {job['dir']}/out.txt").stdout
     err = vm_pool.guest.ssh(f"cat {job['dir']}/err.txt").stdout
@@ -73,3 +108,4 @@ def test_hello_docker_universe_job(vm_pool):
     MEASURED[f"hello job {vm_pool.version}"] = f"{seconds:.0f} s submit to done; condor_history: " + \
         ", ".join(f"{k}={v}" for k, v in usage.items() if v is not None)
     print("condor_history usage:", usage)
+    assert usage["NumShadowStarts"] == 1, f"the job was started more than once: {usage}"

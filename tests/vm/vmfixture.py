@@ -147,14 +147,20 @@ class Guest:
     process: subprocess.Popen | None = None
     boot_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    overlay: bool = True
+    powered_off: bool = False          # shutdown() saw the guest power itself off
 
     # -- boot -----------------------------------------------------------------------------------
     @classmethod
-    def boot(cls, guest_dir: str, memory_mb: int = 4096, cpus: int = 2, timeout: float = 300) -> "Guest":
-        """Boot the guest from a fresh overlay; return once its sshd answers. On failure nothing is left."""
+    def boot(cls, guest_dir: str, memory_mb: int = 4096, cpus: int = 2, timeout: float = 300,
+             overlay: bool = True) -> "Guest":
+        """Boot the guest from a fresh overlay; return once its sshd answers. On failure nothing is left.
+
+        overlay=False boots the cached disk itself, writable (provision() only, while building).
+        """
         os.makedirs(CACHE, 0o700, exist_ok=True)
         run_dir = tempfile.mkdtemp(prefix="run-", dir=CACHE)
-        guest = cls(guest_dir=guest_dir, run_dir=run_dir)
+        guest = cls(guest_dir=guest_dir, run_dir=run_dir, overlay=overlay)
         try:
             for accel in guest._accels():
                 for _attempt in range(3):                   # a forward port taken meanwhile: another one
@@ -203,10 +209,13 @@ class Guest:
             json.dump(results, stream, indent=1)
 
     def _qemu_command(self, accel: str, memory_mb: int, cpus: int) -> list[str]:
-        overlay = os.path.join(self.run_dir, "overlay.qcow2")
-        if not os.path.exists(overlay):
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                            os.path.join(self.guest_dir, "disk.raw"), overlay], check=True, timeout=60)
+        if self.overlay:
+            disk, disk_format = os.path.join(self.run_dir, "overlay.qcow2"), "qcow2"
+            if not os.path.exists(disk):
+                subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                                os.path.join(self.guest_dir, "disk.raw"), disk], check=True, timeout=60)
+        else:
+            disk, disk_format = os.path.join(self.guest_dir, "disk.raw"), "raw"
         cpu = ["-accel", "kvm"] if accel.startswith("kvm") else ["-accel", "tcg,thread=multi", "-cpu", "max"]
         return [QEMU, *cpu, "-m", str(memory_mb), "-smp", str(cpus), "-nodefaults", "-display", "none",
                 "-no-reboot", "-no-user-config",
@@ -214,7 +223,8 @@ class Guest:
                 "-initrd", os.path.join(self.guest_dir, "initrd.img"),
                 "-append", "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 "
                            "systemd.show_status=false",
-                "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+                "-drive", f"file={disk},if=virtio,format={disk_format},"
+                          f"cache={'unsafe' if self.overlay else 'writeback'}",
                 "-netdev", f"user,id=n0,restrict=on,ipv6=off,hostfwd=tcp:127.0.0.1:{self.port}-:22",
                 "-device", "virtio-net-pci,netdev=n0",
                 "-device", "virtio-rng-pci",
@@ -327,10 +337,10 @@ class Guest:
         members = {f"dist/{os.path.basename(wheel)}": wheel}
         members.update({name: os.path.join(repo, name) for name in CHECKOUT_FILES})
         self.put_tar(members, GUEST_CHECKOUT)
+        # the guest's disk is a fresh overlay: the project is not installed yet; its dependencies
+        # are (build-guest.sh), and pip resolves them against the wheel dir, offline
         self.ssh(f"{GUEST_VENV}/bin/pip install -q --disable-pip-version-check --no-index "
-                 f"--find-links /opt/condor_docker/wheels --force-reinstall --no-deps "
-                 f"{GUEST_CHECKOUT}/dist/{os.path.basename(wheel)} && "
-                 f"{GUEST_VENV}/bin/pip check -q --disable-pip-version-check && "
+                 f"--find-links /opt/condor_docker/wheels {GUEST_CHECKOUT}/dist/{os.path.basename(wheel)} && "
                  f"chmod -R a+rX,go-w {GUEST_VENV} && {GUEST_VENV}/bin/condor_docker --help >/dev/null")
         return os.path.basename(wheel)
 
@@ -365,6 +375,7 @@ class Guest:
                 pass
             try:
                 self.process.wait(timeout)
+                self.powered_off = True
             except subprocess.TimeoutExpired:
                 self.notes.append(f"the guest did not power off in {timeout} s: qemu killed")
         self._kill_qemu()
@@ -394,6 +405,23 @@ class Guest:
         if os.path.exists(self.run_dir):
             left.append(f"run dir {self.run_dir}")
         return left
+
+
+def provision(guest_dir: str, repo: str) -> None:
+    """Boot a new guest's own disk once and run scripts/vm/provision-guest.sh in it (build-guest.sh's last step)."""
+    guest = Guest.boot(guest_dir, overlay=False, timeout=600)
+    try:
+        guest.put_tar({"provision-guest.sh": os.path.join(repo, "scripts", "vm", "provision-guest.sh"),
+                       "engine-up.sh": os.path.join(repo, "scripts", "engine-up.sh")}, "/root/provision")
+        print(guest.ssh("bash /root/provision/provision-guest.sh", timeout=1800).stdout, flush=True)
+    finally:
+        guest.shutdown(timeout=180)
+    if not guest.powered_off:
+        raise VMError(f"the provisioning boot did not power off cleanly: {guest.notes}")
+    left = guest.leftovers()
+    if left:
+        raise VMError(f"the provisioning boot left: {left}")
+    print(f"provisioned in a boot of {guest.boot_seconds:.0f} s to sshd ({guest.accel})", flush=True)
 
 
 class GuestPool:
@@ -450,3 +478,38 @@ class GuestPool:
                 self.process.wait(30)
         self.process.stdout.close()
         self._stderr.close()
+
+
+if __name__ == "__main__":
+    # a guest by hand: python tests/vm/vmfixture.py [HTCONDOR_VERSION]  (kill -TERM PID stops it)
+    # build-guest.sh's last step: python3 tests/vm/vmfixture.py provision GUEST_DIR
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if sys.argv[1:2] == ["provision"] and len(sys.argv) == 3:
+        provision(sys.argv[2], repo)
+        sys.exit(0)
+    why = ensure_tools()
+    if why:
+        sys.exit(why)
+    guest_dir, build_seconds, _built = build_guest(repo)
+    guest = Guest.boot(guest_dir)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    pool = None
+    try:
+        print(f"booted in {guest.boot_seconds:.0f} s ({guest.accel}); ssh: {' '.join(guest.ssh_argv())}", flush=True)
+        guest.install_project(repo)
+        guest.ssh(f"bash {GUEST_CHECKOUT}/scripts/engine-up.sh", timeout=900)
+        if len(sys.argv) > 1:
+            pool = guest.pool(f"/opt/condor_docker/htcondor-{sys.argv[1]}")
+            print(f"pool: {json.dumps(pool.info)}", flush=True)
+        print("ready; kill -TERM", os.getpid(), "to stop", flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if pool is not None:
+            print("pool stop:", pool.call("stop", timeout=300), flush=True)
+            pool.close()
+        guest.shutdown()
+        print("left:", guest.leftovers(), flush=True)
