@@ -43,6 +43,8 @@ def test_guest_runs_systemd_on_the_unified_cgroup_v2_hierarchy(vm):
     assert vm.ssh("readlink /proc/1/exe").stdout.strip().endswith("/systemd")
     controllers = vm.ssh("cat /sys/fs/cgroup/cgroup.controllers").stdout.split()
     assert {"cpu", "memory", "pids", "io"} <= set(controllers), controllers
+    startup = vm.ssh("systemctl is-system-running --wait >/dev/null; systemd-analyze", check=False).stdout
+    MEASURED["guest startup (systemd-analyze)"] = startup.splitlines()[0] if startup else "?"
 
 
 def test_guest_engine_uses_the_systemd_cgroup_driver_on_cgroup_v2(vm):
