@@ -29,6 +29,11 @@ SUITE=bookworm
 DISK_HEADROOM_MB=${CONDOR_DOCKER_VM_HEADROOM_MB:-4096}   # free space in the guest's root fs
 
 log() { printf 'build-guest: %s\n' "$*" >&2; }
+step_started=$(date +%s); steps=""
+step() {   # step NAME: close the running step's timer (for the manifest), start the next
+  local now; now=$(date +%s)
+  steps="$steps $1=$((now - step_started))s"; step_started=$now
+}
 die() { log "$*"; exit "${2:-1}"; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot)" 3
@@ -90,6 +95,8 @@ debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include=ca-certificate
   "$SUITE" "$root" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
   || { tail -30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 
+step debootstrap
+
 # -- 2. the project's dependencies as wheels (the host's pip reaches PyPI) ------------------
 log "pip download the guest's wheels"
 mkdir -p "$root/opt/condor_docker/wheels"
@@ -112,6 +119,8 @@ for t in $tarballs; do
   mv "$work/unpack/$top" "$root/opt/condor_docker/htcondor-$version"
   rmdir "$work/unpack"
 done
+
+step wheels+htcondor
 
 # -- 4. packages and configuration inside the chroot --------------------------------------
 ssh-keygen -q -t ed25519 -N '' -C condor-docker-vm -f "$work/out/id_ed25519"
@@ -217,6 +226,7 @@ GUEST_PACKAGES="$packages" unshare -m --propagation private /bin/bash -c '
   || { tail -40 "$CACHE/last-build-chroot.log" >&2; die "installing the guest's packages failed"; }
 
 rm -f "$root/inside.sh"
+step chroot-packages
 
 # -- 5. kernel, initrd, host key, disk -------------------------------------------------------
 kernel=$(ls -1 "$root"/boot/vmlinuz-* | sort -V | tail -n 1)
@@ -235,15 +245,18 @@ echo "condor-docker-vm $(cut -d' ' -f1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub
 used_mb=$(du -sm "$root" | cut -f1)
 size_mb=$((used_mb + DISK_HEADROOM_MB))
 log "mkfs.ext4 -d: ${used_mb} MB of files in a ${size_mb} MB disk"
-mkfs.ext4 -q -F -L cdvm -E root_owner=0:0 -d "$root" "$work/out/disk.raw" "${size_mb}M" \
+mkfs.ext4 -q -F -L cdvm -E root_owner=0:0 -d "$root" "$work/out/disk.raw" "${size_mb}M" >&2 \
   || die "mkfs.ext4 -d failed"
 rm -rf "$root"
+step mkfs
 
 # -- 6. one boot to warm it (engine, AppArmor cache, test registry and images) ---------------
 log "provisioning boot"
 /usr/bin/python3 "$repo/tests/vm/vmfixture.py" provision "$work/out" >"$CACHE/last-build-provision.log" 2>&1 \
   || { tail -30 "$CACHE/last-build-provision.log" >&2; die "the provisioning boot failed"; }
+step provisioning-boot
 echo "build_seconds $(( $(date +%s) - started ))" >>"$work/out/manifest"
+echo "build_steps$steps" >>"$work/out/manifest"
 touch "$work/out/READY"
 
 # replace older guests (each is a few GB) and publish this one
