@@ -97,7 +97,14 @@ def ensure_tools() -> str | None:
 
 
 def htcondor_versions(repo: str) -> list[str]:
-    """The HTCondor versions the guest carries: those of the tarballs build-guest.sh finds."""
+    """The HTCondor versions to test: those of the tarballs build-guest.sh finds (all of which the
+    guest carries), or the ones named in $CONDOR_DOCKER_VM_HTCONDOR (comma-separated, e.g. 25.0.13)."""
+    wanted = [v.strip() for v in os.environ.get("CONDOR_DOCKER_VM_HTCONDOR", "").split(",") if v.strip()]
+    found = _tarball_versions(repo)
+    return [v for v in found if v in wanted] if wanted else found
+
+
+def _tarball_versions(repo: str) -> list[str]:
     directory = os.environ.get("CONDOR_DOCKER_VM_HTCONDOR_DIR")
     candidates = [directory] if directory else [os.path.join(os.path.dirname(repo), "shared", "htcondor"),
                                                 "/work/shared/htcondor"]
