@@ -32,7 +32,7 @@ demo: setup
 
 test: setup
 	VENV=$(VENV) bash scripts/pool-test-deps.sh
-	$(PYTEST) tests
+	CONDOR_DOCKER_VM_HTCONDOR=$${CONDOR_DOCKER_VM_HTCONDOR:-25.0.13} $(PYTEST) tests
 
 # -- one tier each (tests/<tier>, marker <tier>) ------------------------------------
 unit test-unit: install
@@ -59,8 +59,10 @@ test-roles: setup
 test-conformance: setup
 	$(PYTEST) tests/conformance || [ $$? -eq 5 ]
 
+# the cgroup-v2 Debian 12 guest under qemu (tests/vm/README.md): both HTCondor series;
+# `make test` runs it on the LTS only (CONDOR_DOCKER_VM_HTCONDOR), to keep CI well under its budget
 test-vm: install
-	$(PYTEST) tests/vm || [ $$? -eq 5 ]
+	$(PYTEST) tests/vm
 
 # a whole HTCondor pool in containers on this machine (docs/POOL-IN-CONTAINERS.md)
 pool: setup
@@ -79,3 +81,4 @@ bench-pool: setup
 
 clean:
 	rm -rf $(DEMO) build *.egg-info .pytest_cache
+
