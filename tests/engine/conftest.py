@@ -48,3 +48,13 @@ def no_leak(engine):
     yield
     left = engine.managed_containers()
     assert not left, f"container(s) left behind: {[c['Names'] for c in left]}"
+
+
+@pytest.fixture
+def api():
+    """The Docker SDK's low-level client, for tests that set the engine up (the product uses engine/client.py)."""
+    import docker
+
+    client = docker.APIClient(version="auto")
+    yield client
+    client.close()

@@ -35,13 +35,6 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def api():
-    client = docker.APIClient(version="auto")
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def pushed(api):
     """Push throwaway images to the registry, absent from the engine; remove what the test pulled."""
     references: list[str] = []

@@ -38,13 +38,6 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def api():
-    client = docker.APIClient(version="auto")
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def pushed(api):
     """Push throwaway images to the registry, absent from the engine; remove what the test made."""
     made: list[tuple[str, str]] = []
