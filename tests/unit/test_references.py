@@ -74,10 +74,11 @@ def sources() -> list[tuple[str, list[tuple[int, str]]]]:
 
 @lru_cache(maxsize=1)
 def file_names() -> frozenset[str]:
-    skip = {".git", ".venv", "venv", "__pycache__", "node_modules", ".pytest_cache"}
+    skip = {".git", ".venv", "venv", "__pycache__", "node_modules", ".pytest_cache", "build", "dist"}
     names = set()
     for path in ROOT.rglob("*.py"):
-        if not skip.intersection(path.relative_to(ROOT).parts):
+        parts = path.relative_to(ROOT).parts
+        if not skip.intersection(parts) and not any(part.endswith(".egg-info") for part in parts):
             names.add(path.name)
     return frozenset(names)
 
