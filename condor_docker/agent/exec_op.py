@@ -118,8 +118,7 @@ class ExecOp:
         ctx.job = f"{labels.get(CLUSTER_LABEL, '?')}.{labels.get(PROC_LABEL, '?')}"
         policy.check_container_owner(ctx.uid, name, labels)
         policy.check_same_job(ctx.pid, ctx.uid, name, labels, require_starter=self.settings.require_starter)
-        if not ctx.peer_still_there():
-            raise policy.refuse(f"process {ctx.pid} exited while its request was checked")
+        policy.check_peer_still_there(ctx)
         if ctx.uid == 0 or labels.get(SCRATCH_DIR_LABEL) != scratch_dir:
             raise policy.refuse(f"container {name} is not the job of scratch dir {scratch_dir}")
         if (details.get("State") or {}).get("Paused"):

@@ -159,8 +159,7 @@ class JobService:
             file_job_text, machine_text = read_scratch_ads(scratch, job_ad_required=job_text is None)
             proof = starter_proof.find_starter(ctx.pid, scratch.job_dir,
                                                policy.trusted_owners())
-            if not ctx.peer_still_there():   # what /proc said may be a new process's with the same pid
-                raise policy.refuse(f"process {ctx.pid} exited while its request was checked")
+            policy.check_peer_still_there(ctx)   # what /proc said may be a new process's with the same pid
             if proof is None and self.settings.require_starter:
                 raise policy.refuse(f"process {ctx.pid} is not a job of the condor_starter of {scratch.path} "
                                     "(CONDOR_DOCKER_REQUIRE_STARTER = true)")
@@ -190,8 +189,7 @@ class JobService:
             raise Failure(Code.JOB_INTERRUPTED, f"container {name} does not exist (any more)")
         policy.check_container_owner(ctx.uid, name, state.labels)
         policy.check_same_job(ctx.pid, ctx.uid, name, state.labels, require_starter=self.settings.require_starter)
-        if not ctx.peer_still_there():
-            raise policy.refuse(f"process {ctx.pid} exited while its request was checked")
+        policy.check_peer_still_there(ctx)
         owner_agent = state.labels.get(AGENT_LABEL)
         if owner_agent not in (None, self.settings.agent_id):  # a sibling execute node's, same engine
             raise policy.refuse(f"container {name} belongs to another condor_docker agent ({owner_agent})")

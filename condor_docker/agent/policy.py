@@ -81,6 +81,12 @@ def check_same_job(peer_pid: int, peer_uid: int, name: str, labels: dict, *, req
         raise refuse(f"process {peer_pid} is not a job of condor_starter {starter}, which runs container {name}")
 
 
+def check_peer_still_there(ctx) -> None:
+    """Refuse when the peer exited after what /proc said about it was read (its pid may be reused)."""
+    if not ctx.peer_still_there():
+        raise refuse(f"process {ctx.pid} exited while its request was checked")
+
+
 def trusted_owners() -> set[int]:
     """Who may own an execute dir: root, this agent's own user, and the condor user."""
     owners = {0, os.geteuid()}
