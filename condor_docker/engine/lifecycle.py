@@ -354,7 +354,7 @@ class ContainerRun:
 
     def _final_usage(self) -> None:
         """The exact totals from the container's own parent cgroup, which outlives the container's."""
-        disk_kb = self._disk_kb()[0]
+        disk_kb = self._disk()[0]
         with self._lock:
             self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, disk_kb))
         final = self.cgroup.read() if self.cgroup is not None else None
@@ -371,12 +371,9 @@ class ContainerRun:
         with self._lock:
             return self._usage
 
-    def _disk_kb(self) -> tuple[int, int, int]:
-        """(total, scratch dir, writable layer + the image's anonymous volumes) in KB: what the job wrote here."""
-        return self._disk()[:3]
-
     def _disk(self) -> tuple[int, int, int, str]:
-        """As _disk_kb, and why the size is not complete ("" when it is): an incomplete walk is a hold."""
+        """(total, scratch dir, writable layer + the image's anonymous volumes) in KB, what the job wrote
+        here, and why the size is not complete ("" when it is): an incomplete walk is a hold."""
         try:
             layer_kb = (self.engine.size_rw(self.container_id) or 0) // 1024
         except Failure as failure:

@@ -216,7 +216,3 @@ def _close(fd: int, listing: Any) -> None:
         listing.close()
     os.close(fd)
 
-
-def tree_size_kb(path: str, max_entries: int = MAX_WALK_ENTRIES) -> int:
-    """tree_size(path).kb: what was counted (at least), for reports."""
-    return tree_size(path, max_entries).kb

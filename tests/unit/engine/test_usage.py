@@ -56,9 +56,9 @@ def test_tree_size_counts_blocks_once_and_never_follows_links(tmp_path):
     (scratch / "sub" / "data").write_bytes(b"y" * (1 << 20))
     os.link(scratch / "sub" / "data", scratch / "hardlink")
     os.symlink(outside, scratch / "link")
-    size = usage.tree_size_kb(str(scratch))
+    size = usage.tree_size(str(scratch)).kb
     assert 1024 <= size < 1024 + 64
-    assert usage.tree_size_kb(str(tmp_path / "missing")) == 0
+    assert usage.tree_size(str(tmp_path / "missing")).kb == 0
 
 
 def test_network_bytes_sum_interfaces():
