@@ -18,12 +18,25 @@ def engine():
         pytest.fail(f"the test engine did not come up:\n{result.stderr}")
     from condor_docker.engine.client import Engine
     engine = Engine()
+    before = {c["Id"] for c in ours(engine)}
     yield engine
-    leftovers = engine.managed_containers()
+    leftovers = [c for c in ours(engine) if c["Id"] not in before]
     for container in leftovers:
         engine.remove(container["Id"])
     engine.close()
     assert not leftovers, f"containers left behind: {[c['Names'] for c in leftovers]}"
+
+
+def ours(engine) -> list[dict]:
+    """The managed containers these tests make: the default settings' agent id.
+
+    The engine is shared: a pool test's agent (its own agent id) or a run killed before
+    its cleanup may leave containers that are not this test's doing, and a leak check
+    that counted them would blame whichever engine test ran next.
+    """
+    from condor_docker.core.labels import own_containers_filter
+    from condor_docker.core.settings import default_settings
+    return engine.managed_containers(own_containers_filter(default_settings().agent_id))
 
 
 @pytest.fixture
@@ -45,8 +58,9 @@ def scratch(job_user):
 @pytest.fixture
 def no_leak(engine):
     """Assert that the test left no container of ours behind."""
+    before = {c["Id"] for c in ours(engine)}
     yield
-    left = engine.managed_containers()
+    left = [c for c in ours(engine) if c["Id"] not in before]
     assert not left, f"container(s) left behind: {[c['Names'] for c in left]}"
 
 
