@@ -174,7 +174,7 @@ class JobService:
             if proof is not None:
                 spec = dataclasses.replace(spec, labels=spec.labels + ((STARTER_PID_LABEL, str(proof.starter_pid)),))
             ctx.container = spec.name
-            policy.check_spec(spec, self.settings)
+            policy.check_spec(spec, self.settings, request.vouched)
         except BaseException:
             scratch.close()
             raise

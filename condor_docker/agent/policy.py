@@ -27,13 +27,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
+from typing import Any
 
 from ..core import ads
 from ..core.failures import Code, Failure
 from ..core.labels import MANAGED_LABEL, STARTER_PID_LABEL, UID_LABEL
 from ..core.request import JobRequest
 from ..core.settings import Settings
-from ..core.spec import ContainerSpec, parse_extra_arguments
+from ..core.spec import ContainerSpec, knob_value, parse_extra_arguments
 from . import starter_proof
 from .slots import SlotResources, check_claim
 
@@ -118,13 +119,16 @@ def check_resources(request: JobRequest, machine_ad_text: str | None, trusted: S
                                vouched=vouched_attributes(request.uid, trusted))
 
 
-def vouched_attributes(uid: int, trusted: SlotResources) -> tuple[tuple[str, str], ...]:
-    """What MOUNT_IF may read: Owner from the caller's uid (the kernel's word), the rest from the startd."""
+def vouched_attributes(uid: int, trusted: SlotResources) -> tuple[tuple[str, Any], ...]:
+    """What the admin's expressions (MOUNT_IF, expression knobs) may read: Owner from the caller's
+    uid (the kernel's word), Cpus and Memory from the trusted slot size, the rest from the startd."""
     try:
         owner = pwd.getpwuid(uid).pw_name
     except KeyError:
         owner = str(uid)
-    return (("Owner", owner),) + tuple((name, value) for name, value in trusted.vouched if name != "Owner")
+    sizes = (("Cpus", trusted.cpus), ("Memory", trusted.memory_mb))
+    return (("Owner", owner),) + sizes + tuple((name, value) for name, value in trusted.vouched
+                                               if name not in ("Owner", "Cpus", "Memory"))
 
 
 def _disk_limit_kb(claimed: int | None, trusted: int | None) -> int | None:
@@ -154,8 +158,9 @@ def admin_capabilities(settings: Settings) -> tuple[str, ...]:
     return tuple(dict.fromkeys(settings.add_capabilities + parse_extra_arguments(settings.extra_arguments).cap_add))
 
 
-def check_spec(spec: ContainerSpec, settings: Settings) -> None:
-    """Re-check the final spec against the admin's settings (defence in depth over core/spec.py)."""
+def check_spec(spec: ContainerSpec, settings: Settings, vouched: tuple[tuple[str, Any], ...] = ()) -> None:
+    """Re-check the final spec against the admin's settings (defence in depth over core/spec.py);
+    `vouched`: what the job's per-job knob expressions were evaluated over."""
     user = spec.user.split(":")
     if "0" in user or any(g == "0" for g in spec.group_add):
         raise refuse(f"container {spec.name} would run as root ({spec.user}): refused")
@@ -165,7 +170,7 @@ def check_spec(spec: ContainerSpec, settings: Settings) -> None:
     extra = set(spec.cap_add) - set(admin_capabilities(settings))
     if extra:
         raise refuse(f"capabilities {', '.join(sorted(extra))} were not configured by the admin")
-    if settings.drop_all_capabilities and "ALL" not in spec.cap_drop:
+    if knob_value(settings.drop_all_capabilities, vouched) and "ALL" not in spec.cap_drop:
         raise refuse("DOCKER_DROP_ALL_CAPABILITIES is true but the container keeps capabilities")
     if "no-new-privileges" not in spec.security_opt:
         raise refuse("the container must run with no-new-privileges")

@@ -93,8 +93,11 @@ class Agent:
             attrs["DockerVersion"] = state.version
         if not state.healthy:
             attrs["DockerOfflineReason"] = state.reason or "the Docker engine is not usable"
-        attrs["DockerNetworks"] = [n for n in self.settings.networks
-                                   if not state.networks or n in state.networks]
+        # One comma-separated string, as HTCondor's startd advertises DOCKER_NETWORKS:
+        # condor_submit's requirement StringListMember(DockerNetworkType, TARGET.DockerNetworks)
+        # is ERROR on a ClassAd list, so a job naming an admin network would never match.
+        attrs["DockerNetworks"] = ",".join(n for n in self.settings.networks
+                                           if not state.networks or n in state.networks)
         for volume in self.settings.volumes:
             attrs[f"HasDockerVolume{volume.name}"] = True
         if state.healthy:

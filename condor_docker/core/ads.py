@@ -156,6 +156,32 @@ def read_ad_file(path: str | os.PathLike, what: str | None = None) -> classad2.C
     return parse_ad(text, what)
 
 
+def with_htcondor_functions() -> None:
+    """Make HTCondor's own ClassAd functions (StringListMember, stringListSize, ...) evaluable.
+
+    classad2 alone knows only the ClassAd language's functions: an admin's
+    `StringListMember(Owner, "alice,bob")` would be ERROR there, which reads as false.
+    Importing htcondor2 registers the rest, as every HTCondor daemon has them.  Only
+    the agent's side calls this (a hook must not pay for htcondor2 at start).
+    """
+    import htcondor2  # noqa: F401  (the import registers the functions)
+
+
+def evaluate_over(expression: str, attributes: tuple[tuple[str, Any], ...]) -> Any:
+    """An admin's expression evaluated over `attributes` alone (what the agent vouches for).
+
+    None when it is undefined or an error, so each caller applies HTCondor's default.
+    """
+    with_htcondor_functions()
+    ad = classad2.ClassAd()
+    for name, value in attributes:
+        ad[name] = value
+    value = classad2.ExprTree(expression).eval(ad)
+    if value is classad2.Value.Undefined or value is classad2.Value.Error:
+        return None
+    return value
+
+
 def evaluate(ad: classad2.ClassAd, attr: str) -> Any:
     """The attribute's value, or None when it is missing, undefined or an error."""
     if attr not in ad:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import classad2
 
@@ -54,7 +54,7 @@ class JobRequest:
     job_ad: classad2.ClassAd = field(compare=False, repr=False)
     gpus: tuple[str, ...] = ()      # the starter's assignment (_CONDOR_AssignedGPUs / AssignedGPUs)
     disk_kb: int | None = None      # the slot's Disk (else RequestDisk), KB: the running job's disk limit
-    vouched: tuple[tuple[str, str], ...] = ()   # attributes the agent vouches for (MOUNT_IF reads only these)
+    vouched: tuple[tuple[str, Any], ...] = ()   # what the agent vouches for (admin expressions read only these)
 
     @property
     def job_id(self) -> str:

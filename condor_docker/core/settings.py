@@ -30,7 +30,7 @@ class OverrideError(SettingsError):
 @dataclass(frozen=True)
 class Knob:
     name: str
-    kind: str          # "str", "int", "bool", "list", "duration"
+    kind: str          # "str", "int", "bool", "list", "duration"; "bool_expr", "int_expr": or a KnobExpression
     default: str
     doc: str
     minimum: int | None = None
@@ -68,10 +68,13 @@ KNOBS: tuple[Knob, ...] = (
          "Names of admin volumes; each is defined by DOCKER_VOLUME_DIR_<NAME>."),
     Knob("DOCKER_MOUNT_VOLUMES", "list", "",
          "Volumes mounted into every job (others only when DOCKER_VOLUME_DIR_<NAME>_MOUNT_IF is true)."),
-    Knob("DOCKER_SHM_SIZE", "int", "0",
-         "Size of /dev/shm in bytes; 0 keeps the engine's default.", 0),
-    Knob("DOCKER_DROP_ALL_CAPABILITIES", "bool", "true",
-         "Drop every Linux capability in the container."),
+    Knob("DOCKER_SHM_SIZE", "int_expr", "0",
+         "Size of /dev/shm in bytes; 0 keeps the engine's default. As in HTCondor, a ClassAd "
+         "expression is allowed; it may name only Owner, RemoteOwner, RemoteUser, Name, Cpus, Memory.", 0),
+    Knob("DOCKER_DROP_ALL_CAPABILITIES", "bool_expr", "true",
+         "Drop every Linux capability in the container. As in HTCondor, a ClassAd expression "
+         "is allowed; it may name only Owner, RemoteOwner, RemoteUser, Name, Cpus, Memory "
+         "(undefined or an error: true)."),
     Knob("CONDOR_DOCKER_ADD_CAPABILITIES", "list", "",
          "Capabilities added back after dropping (HTCondor adds SYS_PTRACE; we add none by default)."),
     Knob("DOCKER_RUN_UNDER_INIT", "bool", "true",
@@ -176,8 +179,8 @@ class Settings:
     networks: tuple[str, ...]
     volumes: tuple[Volume, ...]
     mount_volumes: tuple[str, ...]
-    shm_size: int
-    drop_all_capabilities: bool
+    shm_size: int | KnobExpression
+    drop_all_capabilities: bool | KnobExpression
     add_capabilities: tuple[str, ...]
     run_under_init: bool
     extra_arguments: str
@@ -247,12 +250,18 @@ def _convert(knob: Knob, raw: str) -> Any:
         return text
     if knob.kind == "list":
         return tuple(item for item in re.split(r"[\s,]+", text) if item)
-    if knob.kind == "bool":
+    if knob.kind in ("bool", "bool_expr"):
         if text.lower() in ("true", "yes", "1", "on"):
             return True
         if text.lower() in ("false", "no", "0", "off"):
             return False
+        if knob.kind == "bool_expr":
+            return KnobExpression(knob.name, check_vouched_expression(knob.name, text, "true or false"), "bool")
         raise SettingsError(f"{knob.name} = {raw!r} is not a boolean: write true or false")
+    if knob.kind == "int_expr":
+        if not re.fullmatch(r"[+-]?\d+", text):
+            return KnobExpression(knob.name, check_vouched_expression(knob.name, text, "a whole number"), "int")
+        knob = dataclasses.replace(knob, kind="int")
     try:
         number = float(text.rstrip("s")) if knob.kind == "duration" else int(text)
         if not math.isfinite(number) or number > MAX_DURATION_S:
@@ -265,25 +274,40 @@ def _convert(knob: Knob, raw: str) -> Any:
     return number
 
 
-# What DOCKER_VOLUME_DIR_<N>_MOUNT_IF may name: attributes the agent can vouch for, never the
-# job-writable .job.ad (a job would write Owner = "alice" and get alice's volume).  Owner comes from
-# the caller's uid (the kernel), the rest from the startd's ad of the job's slot.
-MOUNT_IF_ATTRIBUTES = ("Owner", "RemoteOwner", "RemoteUser", "Name")
+# What an admin's ClassAd expression (DOCKER_VOLUME_DIR_<N>_MOUNT_IF, DOCKER_DROP_ALL_CAPABILITIES,
+# DOCKER_SHM_SIZE) may name: attributes the agent can vouch for, never the job-writable .job.ad
+# (a job would write Owner = "alice" and get alice's volume).  Owner comes from the caller's uid
+# (the kernel), the rest from the startd's ad of the job's slot.
+MOUNT_IF_ATTRIBUTES = ("Owner", "RemoteOwner", "RemoteUser", "Name", "Cpus", "Memory")
 
 
-def check_mount_if(knob: str, expression: str) -> str:
-    """The expression, if it parses and names only MOUNT_IF_ATTRIBUTES; else SettingsError naming them."""
+@dataclass(frozen=True)
+class KnobExpression:
+    """A knob HTCondor evaluates per job (param_boolean/param_longlong over the ads): its text and type.
+
+    core/spec.py evaluates it over the vouched attributes of each job (core/ads.evaluate_over).
+    """
+    knob: str
+    text: str
+    kind: str       # "bool" or "int"
+
+
+def check_vouched_expression(knob: str, expression: str, literal: str = "") -> str:
+    """The expression, if it parses and names only MOUNT_IF_ATTRIBUTES; else SettingsError naming them
+    (and `literal`, what else the knob takes: "true or false", "a whole number")."""
     import classad2
 
     try:
         tree = classad2.ExprTree(expression)
         names = classad2.ClassAd().externalRefs(tree)
     except Exception as err:
-        raise SettingsError(f"{knob} = {expression!r} is not a ClassAd expression: {err}") from None
+        raise SettingsError(f"{knob} = {expression!r} is not {literal + ' or ' if literal else ''}"
+                            f"a ClassAd expression: {err}") from None
     allowed = {name.lower() for name in MOUNT_IF_ATTRIBUTES}
     foreign = sorted({name for name in names if name and name.split(".")[-1].lower() not in allowed})
     if foreign:
         raise SettingsError(f"{knob} = {expression!r} names {', '.join(foreign)}, which a job can write: "
+                            f"{'write ' + literal + ', or ' if literal else ''}"
                             f"use only {', '.join(MOUNT_IF_ATTRIBUTES)} (what the agent vouches for)")
     return expression
 
@@ -302,7 +326,7 @@ def _volumes(lookup: Callable[[str], str | None], names: tuple[str, ...]) -> tup
             raise SettingsError(f"{knob} = {raw!r}: write /host/path[:/container/path][:ro]")
         mount_if = lookup(f"{knob}_MOUNT_IF")
         if mount_if is not None and mount_if.strip():
-            mount_if = check_mount_if(f"{knob}_MOUNT_IF", mount_if)
+            mount_if = check_vouched_expression(f"{knob}_MOUNT_IF", mount_if)
         else:
             mount_if = None
         volumes.append(Volume(name, parts[0], parts[-1], read_only, mount_if))

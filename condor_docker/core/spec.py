@@ -11,14 +11,14 @@ turns the spec into Docker SDK arguments.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
 
-import classad2
-
-from . import gpus
+from . import ads, gpus
 from .failures import Code, Failure
 from .labels import (
     AGENT_LABEL,
@@ -37,7 +37,7 @@ from .labels import (
     UID_LABEL,
 )
 from .request import JobRequest
-from .settings import Settings, SettingsError
+from .settings import KnobExpression, Settings, SettingsError
 
 # The starter's environment that makes no sense inside an image, or that belongs
 # to the host (paths into the host's filesystem, our own internals).
@@ -154,13 +154,27 @@ def _mount_if(volume_expr: str | None, vouched: tuple[tuple[str, str], ...], kno
     """
     if volume_expr is None:
         return True
-    ad = classad2.ClassAd()
-    for name, value in vouched:
-        ad[name] = value
     try:
-        return classad2.ExprTree(volume_expr).eval(ad) is True
+        return ads.evaluate_over(volume_expr, vouched) is True
     except Exception as err:
         raise SettingsError(f"{knob}_MOUNT_IF = {volume_expr!r} is not a ClassAd expression: {err}") from err
+
+
+def knob_value(value: Any, vouched: tuple[tuple[str, Any], ...]) -> Any:
+    """A knob's value for this job: a KnobExpression (HTCondor evaluates these knobs per job)
+    evaluated over the vouched attributes; undefined, an error or the wrong type gives
+    HTCondor's default (DOCKER_DROP_ALL_CAPABILITIES true, DOCKER_SHM_SIZE unset)."""
+    if not isinstance(value, KnobExpression):
+        return value
+    try:
+        result = ads.evaluate_over(value.text, vouched)
+    except Exception:
+        result = None
+    if value.kind == "bool":
+        return result if isinstance(result, bool) else True
+    if isinstance(result, bool) or not isinstance(result, (int, float)) or not math.isfinite(result):
+        return 0
+    return max(0, int(result))
 
 
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp")
@@ -262,10 +276,10 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
         memory_mb=memory,
         pids_limit=settings.pids_limit,
         init=settings.run_under_init,
-        cap_drop=("ALL",) if settings.drop_all_capabilities else (),
+        cap_drop=("ALL",) if knob_value(settings.drop_all_capabilities, request.vouched) else (),
         cap_add=cap_add,
         security_opt=("no-new-privileges",) + extras.security_opt,
-        shm_size=settings.shm_size,
+        shm_size=knob_value(settings.shm_size, request.vouched),
         stdin_open=request.has_input,
         extras=extras,
         device_requests=gpus.device_requests(request.gpus),

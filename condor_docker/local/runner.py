@@ -192,7 +192,8 @@ class LocalRunner:
             starter_env.update(gpus.starter_environment(self.gpu_ids[:ads.get_int(proc.ad, "RequestGPUs", 0) or 0]))
             job_request = request.from_ads(proc.ad, machine_ad, uid=self.uid, gid=self.gid, scratch_dir=scratch,
                                            starter_env=starter_env)
-            job_request = dataclasses.replace(job_request, vouched=(("Owner", self.user),))
+            job_request = dataclasses.replace(job_request, vouched=(("Owner", self.user), ("Cpus", job_request.cpus),
+                                                                    ("Memory", job_request.memory_mb)))
             container = spec.build_spec(job_request, self.settings)
             transfer_in(proc, scratch, self.uid, self.gid)
             self._write_ads(scratch, proc, machine_ad)

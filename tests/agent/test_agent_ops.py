@@ -42,7 +42,7 @@ def test_machine_attrs(agent_factory, tmp_path):
     assert attrs["HasDocker"] is True
     assert attrs["DockerVersion"].startswith("Docker version ")
     assert "DockerOfflineReason" not in attrs
-    assert attrs["DockerNetworks"] == []
+    assert attrs["DockerNetworks"] == ""
     assert attrs["HasDockerVolumeDATA"] is True
     assert isinstance(attrs["DockerImageCacheList"], list) and isinstance(attrs["DockerCachedImageSizeMb"], int)
 
@@ -97,3 +97,34 @@ def test_chirp_failure_is_reported_not_raised(fake_chirp, tmp_path):
     err = io.StringIO()
     assert chirp.set_delayed({"ChirpX": 1}, config=str(tmp_path / "missing"), stderr=err) is False
     assert "no Chirp configuration" in err.getvalue()
+
+
+@pytest.fixture
+def admin_network():
+    """A user-defined bridge of this test's own (explicit subnet, internal: no route out), removed after."""
+    import secrets
+
+    import docker
+    client = docker.APIClient(version="auto")
+    name = f"cdtest-admin-{secrets.token_hex(3)}"
+    pool = docker.types.IPAMPool(subnet="172.30.247.0/24")
+    client.create_network(name, driver="bridge", internal=True, ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+    yield name
+    client.remove_network(name)
+    client.close()
+
+
+def test_admin_networks_are_one_string_condor_submit_can_match(agent_factory, admin_network):
+    """condor_submit requires StringListMember(DockerNetworkType, TARGET.DockerNetworks):
+    a job naming an existing admin network matches, a configured but missing one is not offered."""
+    import classad2
+    import htcondor2  # noqa: F401  (HTCondor's StringListMember, as condor_submit's requirement uses)
+    agent = agent_factory(DOCKER_NETWORKS=f"{admin_network}, cdtest-no-such-network")
+    advertised = agent.call("machine_attrs")["attrs"]["DockerNetworks"]
+    assert advertised == admin_network
+    machine = classad2.ClassAd({"DockerNetworks": advertised})
+    requirement = classad2.ExprTree("StringListMember(MY.DockerNetworkType, TARGET.DockerNetworks)")
+    for network, matches in ((admin_network, True), ("cdtest-no-such-network", False)):
+        job = classad2.ClassAd({"DockerNetworkType": network})
+        assert requirement.eval(job, machine) is matches, network
+    assert requirement.eval(job, classad2.ClassAd({"DockerNetworks": [admin_network]})) is classad2.Value.Error

@@ -292,3 +292,22 @@ def test_a_shared_uid_is_not_enough_to_act_on_another_starters_container(tmp_pat
             child.kill()
         starter.kill()
         starter.wait()
+
+
+def test_the_capability_recheck_evaluates_the_knob_for_the_same_job(execute):
+    """DOCKER_DROP_ALL_CAPABILITIES as an expression: kept for alice, so check_spec agrees; for bob
+    (drop) a spec that keeps them is refused, whatever the job's own ad says about its Owner."""
+    import dataclasses
+    job = ads.read_ad_file(os.path.join(FIXTURES, "job.ad"))
+    job["Owner"] = "alice"                    # the job's word: never read by the knob
+    machine = ads.read_ad_file(os.path.join(FIXTURES, "machine.ad"))
+    settings = settings_for(execute, DOCKER_DROP_ALL_CAPABILITIES='Owner != "alice"')
+    alice = dataclasses.replace(from_ads(job, machine, uid=1001, gid=1001, scratch_dir="/x"),
+                                vouched=(("Owner", "alice"),))
+    bob = dataclasses.replace(alice, vouched=(("Owner", "bob"),))
+    kept = build_spec(alice, settings)
+    assert kept.cap_drop == ()
+    policy.check_spec(kept, settings, alice.vouched)
+    assert build_spec(bob, settings).cap_drop == ("ALL",)
+    with pytest.raises(Failure, match="DOCKER_DROP_ALL_CAPABILITIES"):
+        policy.check_spec(kept, settings, bob.vouched)

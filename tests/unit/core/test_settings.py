@@ -14,7 +14,7 @@ def test_defaults_and_overrides():
 @pytest.mark.parametrize("knob,value,words", [
     ("CONDOR_DOCKER_PULL_TIMEOUT", "soon", "not a number of seconds"),
     ("CONDOR_DOCKER_PULL_TIMEOUT", "0", "below its minimum"),
-    ("DOCKER_DROP_ALL_CAPABILITIES", "maybe", "not a boolean"),
+    ("DOCKER_DROP_ALL_CAPABILITIES", "maybe", "write true or false, or use only Owner"),
     ("CONDOR_DOCKER_DEFAULT_NETWORK", "labnet", "DOCKER_NETWORKS"),
     ("DOCKER_VOLUMES", "DATA", "DOCKER_VOLUME_DIR_DATA is not set"),
 ])

@@ -205,3 +205,46 @@ def test_an_images_own_condor_docker_labels_cannot_speak_for_the_agent():
         assert mine[key] == ""
     for key in (labels.MANAGED_LABEL, labels.AGENT_LABEL, labels.UID_LABEL, labels.SCRATCH_DIR_LABEL):
         assert mine[key]
+
+
+def _built(knobs, vouched):
+    return spec.build_spec(dataclasses.replace(real_request(), vouched=vouched), default_settings(**knobs))
+
+
+ALICE = (("Owner", "alice"), ("Cpus", 2), ("Memory", 4096))
+BOB = (("Owner", "bob"), ("Cpus", 1), ("Memory", 1024))
+
+
+def test_drop_all_capabilities_is_an_expression_over_vouched_attributes_as_in_htcondor():
+    """HTCondor evaluates DOCKER_DROP_ALL_CAPABILITIES per job (param_boolean over the ads); a site's
+    `StringListMember(Owner, "...")` must mean the same here (HTCondor's own functions, not ERROR)."""
+    knobs = {"DOCKER_DROP_ALL_CAPABILITIES": '!StringListMember(Owner, "alice,carol")'}
+    assert _built(knobs, ALICE).cap_drop == ()
+    assert _built(knobs, BOB).cap_drop == ("ALL",)
+    # undefined or an error: HTCondor's default, drop them
+    assert _built({"DOCKER_DROP_ALL_CAPABILITIES": "RemoteUser == \"x\""}, ALICE).cap_drop == ("ALL",)
+    assert _built({"DOCKER_DROP_ALL_CAPABILITIES": 'Owner + 1'}, ALICE).cap_drop == ("ALL",)
+    assert _built({"DOCKER_DROP_ALL_CAPABILITIES": "false"}, BOB).cap_drop == ()
+
+
+def test_shm_size_is_an_expression_over_the_trusted_slot_size():
+    knobs = {"DOCKER_SHM_SIZE": "Memory * 1024 * 1024 / 4"}
+    assert _built(knobs, ALICE).shm_size == 1024 * 1024 * 1024
+    assert _built(knobs, BOB).shm_size == 256 * 1024 * 1024
+    assert _built({"DOCKER_SHM_SIZE": "Memory - 99999"}, BOB).shm_size == 0        # negative: engine default
+    assert _built({"DOCKER_SHM_SIZE": "RemoteUser * 2"}, BOB).shm_size == 0        # undefined: not set
+    assert _built({"DOCKER_SHM_SIZE": "65536"}, BOB).shm_size == 65536
+
+
+@pytest.mark.parametrize("knob", ["DOCKER_DROP_ALL_CAPABILITIES", "DOCKER_SHM_SIZE"])
+@pytest.mark.parametrize("expression", ['AcctGroup == "admins"', "TARGET.RequestMemory * 2", "MY.WantCaps"])
+def test_expression_knobs_naming_job_attributes_are_refused_at_start(knob, expression):
+    """The job writes its own ad: a knob that reads it would let the job choose its capabilities."""
+    with pytest.raises(SettingsError) as caught:
+        default_settings(**{knob: expression})
+    assert knob in str(caught.value) and "Owner, RemoteOwner" in str(caught.value)
+
+
+def test_a_plain_bool_knob_is_still_refused_when_not_a_boolean():
+    with pytest.raises(SettingsError, match="is not a boolean"):
+        default_settings(DOCKER_RUN_UNDER_INIT="Owner == \"x\"")
