@@ -13,7 +13,8 @@ closed.  Every request is logged as one line:
 The ops are in service.py (the op table), jobs.py and exec_op.py; the socket's
 directory in rundir.py.
 
-Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
+SIGHUP (condor_reconfig) re-reads the knobs and restarts in place only when one
+changed (reconfig.py).  Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
 exits *without* touching running containers: condor_master restarts the agent,
 the running jobs' launchers reconnect with `reattach`, and the reaper removes
 what nobody reattached.  At start the agent recovers: it lists its managed
@@ -44,6 +45,7 @@ from ..wire.protocol import (
     encode,
     peer_credentials,
 )
+from .reconfig import Reconfig, inherited_listener, restart_in_place
 from .rundir import bind_socket
 from .service import Agent
 
@@ -153,9 +155,15 @@ def _admit(agent: Agent, limits: ConnectionLimits, sock: socket.socket) -> None:
         _turn_away(sock, f"the agent cannot start a thread now ({err}): try again later")
 
 
-def serve(agent: Agent, path: str, stop: threading.Event) -> None:
-    """Accept until `stop`; each admitted connection gets its own (daemon) thread."""
-    listener = bind_socket(path)
+def serve(agent: Agent, path: str, stop: threading.Event, listener: socket.socket | None = None,
+          keep: threading.Event | None = None) -> socket.socket | None:
+    """Accept until `stop`; each admitted connection gets its own (daemon) thread.
+
+    `listener`: a socket handed over by a restart in place (else one is bound).  When
+    `keep` is set at the stop, the listener is returned open and its path left in place
+    (for the next image of the agent, agent/reconfig.py); otherwise it is closed and removed.
+    """
+    listener = listener or bind_socket(path)
     limits = ConnectionLimits(agent.settings.max_connections, agent.settings.max_connections_per_uid)
     log.info("agent listening on %s (at most %d connections, %d per uid)", path, limits.total, limits.per_uid)
     try:
@@ -172,6 +180,9 @@ def serve(agent: Agent, path: str, stop: threading.Event) -> None:
                 continue
             _admit(agent, limits, sock)
     finally:
+        if keep is not None and keep.is_set():
+            log.info("agent hands its socket %s over to its next image", path)
+            return listener   # noqa: B012 - the stop is the handover, nothing to re-raise
         listener.close()
         try:
             os.unlink(path)
@@ -233,12 +244,16 @@ def main_agent(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signals.SIGTERM, signals.SIGQUIT, signals.SIGINT):
         signals.signal(signum, lambda num, _frame: stop.set())
+    reconfig = Reconfig(args.set, settings)
+    signals.signal(signals.SIGHUP, lambda num, _frame: reconfig.hup.set())   # condor_reconfig
+    listener = inherited_listener(path)
     agent = Agent(settings)
     agent.start()
     from .exec_op import install_sshd_template
     install_sshd_template(path)   # for condor_ssh_to_job (SSH_TO_JOB_SSHD_CONFIG_TEMPLATE)
+    threading.Thread(target=reconfig.watch, args=(stop,), daemon=True, name="condor_docker-reconfig").start()
     try:
-        serve(agent, path, stop)
+        kept = serve(agent, path, stop, listener, keep=reconfig.restart)
     except OSError as err:
         log.error("cannot serve on %s: %s", path, err)
         print(f"condor_docker agent: cannot serve on {path}: {err}", file=sys.stderr)
@@ -246,6 +261,8 @@ def main_agent(argv: list[str] | None = None) -> int:
     finally:
         agent.stop()
         logging.shutdown()
+    if kept is not None:
+        restart_in_place(kept, path)
     # Leave now: connection threads still serving jobs must not run their cleanup
     # (which would remove the containers); the jobs survive and are reattached.
     os._exit(0)

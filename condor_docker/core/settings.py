@@ -436,12 +436,33 @@ def default_agent_id(execute_dirs: tuple[str, ...]) -> str:
     return f"{socket.gethostname()}-{digest}"
 
 
+# A name of our own whose value is "$(KNOB)": read through it, a knob comes back as the text
+# the admin wrote (macros expanded), whatever type HTCondor's param table gives the knob.
+_RAW_READER = "CONDOR_DOCKER_INTERNAL_RAW_VALUE"
+
+
 def _param_lookup() -> Callable[[str], str | None]:
+    """The admin's text of each knob, from HTCondor's configuration.
+
+    htcondor2.param converts the knobs HTCondor itself types (DOCKER_RUN_UNDER_INIT,
+    DOCKER_DROP_ALL_CAPABILITIES, DOCKER_IMAGE_CACHE_SIZE, ...): `maybe` or an expression
+    comes back as the table's default, so a typo would be silently read as something
+    else and a per-job expression lost.  Reading "$(KNOB)" through an untyped name of our
+    own gives the text, which _convert checks like any other.
+    """
     import htcondor2  # only where the HTCondor configuration is wanted
 
+    param = htcondor2.param
+
     def lookup(name: str) -> str | None:
-        value = htcondor2.param.get(name)
-        return None if value is None else str(value)
+        if name not in param:
+            return None
+        param[_RAW_READER] = f"$({name})"
+        try:
+            value = param.get(_RAW_READER)
+        finally:
+            del param[_RAW_READER]
+        return "" if value is None else str(value)
 
     return lookup
 

@@ -175,3 +175,36 @@ transfer_executable = false
         for block in iter(lambda: stream.read(1 << 20), b""):
             got.update(block)
     assert got.hexdigest() == expected.hexdigest()
+
+
+def _agent_processes(pool) -> list:
+    return [p for p in pool.processes() if "agent" in (p.info["cmdline"] or ())
+            and any("condor_docker" in arg for arg in p.info["cmdline"] or ())]
+
+
+def test_condor_reconfig_keeps_the_agent_and_applies_a_changed_knob(pool, pool_job_user):
+    """condor_master sends SIGHUP on condor_reconfig: the agent must neither die of it (Python's
+    default) nor drop the running job; a changed knob is applied by a restart in place."""
+    agents = _agent_processes(pool)
+    assert len(agents) == 1, agents
+    sleeper = pool.submit(docker_submit("""
+executable = /bin/sh
+arguments = "-c 'sleep 12; echo survived'"
+transfer_executable = false
+"""), user=pool_job_user)
+    pool.wait(sleeper, "running", timeout=120)
+    pool.reconfig()
+    pool.wait_for(lambda: "condor_reconfig: no condor_docker knob changed" in pool.agent_log(), 30,
+                  "the agent logged the reconfig")
+    pool.write_config("96-reconfig-test.conf", "CONDOR_DOCKER_MAX_REQUEUES = 4\n")
+    try:
+        pool.reconfig()
+        pool.wait_for(lambda: "CONDOR_DOCKER_MAX_REQUEUES changed: restarting in place" in pool.agent_log(), 30,
+                      "the agent restarted in place")
+    finally:
+        pool.remove_config("96-reconfig-test.conf")
+        pool.reconfig()
+    assert [p.pid for p in _agent_processes(pool)] == [agents[0].pid]   # the master saw no exit
+    ad = pool.wait(sleeper, "done", timeout=120)
+    assert ad.get("ExitCode") == 0 and read(f"{sleeper.dir}/out.txt") == "survived\n"
+    assert pool.slot_ad().get("HasDocker") is True

@@ -24,8 +24,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from vmfixture import MEASURED, Guest, VMError, build_guest, ensure_tools, htcondor_versions  # noqa: E402
-
+from vmfixture import (  # noqa: E402
+    MEASURED,
+    Guest,
+    VMError,
+    build_guest,
+    ensure_tools,
+    htcondor_versions,
+)
 
 VERSIONS = htcondor_versions(REPO)
 

@@ -10,7 +10,6 @@ import json
 import time
 
 import pytest
-
 from vmfixture import MEASURED
 
 REGISTRY_IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"

@@ -62,3 +62,27 @@ def test_a_duration_must_be_a_finite_number_of_seconds(value):
     with pytest.raises(argparse.ArgumentTypeError):
         settings.seconds(value)
     assert settings.seconds("2.5") == 2.5
+
+
+def test_htcondor_typed_knobs_are_read_as_the_admin_wrote_them(tmp_path, monkeypatch):
+    """htcondor2.param turns DOCKER_RUN_UNDER_INIT = maybe into True and an expression in a knob
+    HTCondor types into its default: read that way, a typo would run and a per-job rule be lost."""
+    import htcondor2
+    config = tmp_path / "condor_config"
+    config.write_text('DOCKER_DROP_ALL_CAPABILITIES = Owner != "alice"\nDOCKER_IMAGE_CACHE_SIZE = 3\n'
+                      "MY_INIT = maybe\nDOCKER_RUN_UNDER_INIT = $(MY_INIT)\n")
+    monkeypatch.setenv("CONDOR_CONFIG", str(config))
+    htcondor2.reload_config()
+    try:
+        assert htcondor2.param.get("DOCKER_RUN_UNDER_INIT") is True      # what the binding itself says
+        with pytest.raises(settings.SettingsError, match="DOCKER_RUN_UNDER_INIT = 'maybe' is not a boolean"):
+            settings.load_settings()
+        config.write_text('DOCKER_DROP_ALL_CAPABILITIES = Owner != "alice"\n')
+        htcondor2.reload_config()
+        loaded = settings.load_settings()
+        assert loaded.drop_all_capabilities == settings.KnobExpression(
+            "DOCKER_DROP_ALL_CAPABILITIES", 'Owner != "alice"', "bool")
+        assert settings._RAW_READER not in htcondor2.param
+    finally:
+        monkeypatch.delenv("CONDOR_CONFIG")
+        htcondor2.reload_config()
