@@ -35,6 +35,11 @@ SSHD_TEMPLATE_NAME = "ssh_to_job_sshd_config_template"   # written by the agent 
 JOB_EXIT_BEFORE = "25.4.0"   # the first HTCondor whose starter exits under an async output transfer
 
 
+
+def _kind(knob) -> str:
+    """A knob's type as an admin reads it ("bool or expression", not the table's "bool_expr")."""
+    return knob.kind.replace("_expr", " or expression")
+
 def _header(which: str, purpose: str) -> list[str]:
     return [
         f"# condor_docker: {purpose}",
@@ -46,7 +51,7 @@ def _header(which: str, purpose: str) -> list[str]:
 
 
 def _knob_block(knob: Knob) -> list[str]:
-    kind = knob.kind if knob.minimum is None else f"{knob.kind}, minimum {knob.minimum}"
+    kind = _kind(knob) if knob.minimum is None else f"{_kind(knob)}, minimum {knob.minimum}"
     doc = textwrap.wrap(f"{knob.doc} ({kind})", width=86)
     return [f"# {line}" for line in doc] + [f"{knob.name} = {knob.configured}".rstrip(), ""]
 
@@ -191,7 +196,7 @@ def knob_table_markdown() -> str:
     """The README's knob table, from the same source as the config files."""
     rows = ["| knob | type | default | meaning |", "|---|---|---|---|"]
     for knob in KNOBS:
-        kind = knob.kind if knob.minimum is None else f"{knob.kind} (>= {knob.minimum})"
+        kind = _kind(knob) if knob.minimum is None else f"{_kind(knob)} (>= {knob.minimum})"
         default = f"`{knob.configured}`" if knob.configured else "(empty)"
         rows.append(f"| `{knob.name}` | {kind} | {default} | {knob.doc} |")
     return "\n".join(rows) + "\n"

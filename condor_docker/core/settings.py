@@ -134,7 +134,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("DOCKER_PERFORM_TEST", "bool", "true",
          "Run a tiny container at agent start and after the engine recovers."),
     Knob("CONDOR_DOCKER_TEST_IMAGE", "str", "",
-         "A locally present image for the self-test; empty to skip the test."),
+         "A locally present image with `true` for the self-test; empty: the built-in one "
+         "(129 bytes, loaded into the engine when missing, no registry needed)."),
     Knob("CONDOR_DOCKER_REAP_PERIOD", "duration", "30",
          "Seconds between sweeps for containers whose job is gone.", 1),
     Knob("CONDOR_DOCKER_REAP_GRACE", "duration", "60",

@@ -156,6 +156,13 @@ class Engine:
             except docker.errors.NotFound:
                 return None
 
+    def load_image(self, archive: bytes, what: str) -> None:
+        """Load an image archive (`docker load`); an error the engine streams back is raised."""
+        with translate_engine_errors("other", what):
+            for chunk in self.api.load_image(archive):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise Failure(Code.ENGINE_ERROR, f"cannot load {what}: {chunk['error']}")
+
     def images(self) -> list[dict]:
         with translate_engine_errors("other", "images"):
             return self.api.images()

@@ -11,8 +11,10 @@ CONDOR_DOCKER_HEALTH_PERIOD instead, and `advertise` publishes what it found:
 - unhealthy: with a reason an admin can act on (socket missing, permission
   denied on the socket, engine not answering, self-test failed with the engine's
   words).
-A self-test container (DOCKER_PERFORM_TEST, CONDOR_DOCKER_TEST_IMAGE) runs once
-after the first success and after every recovery, never left behind.  Only
+A self-test container (DOCKER_PERFORM_TEST) runs `true` once after the first success
+and after every recovery, never left behind; its failure is the advertised
+DockerOfflineReason.  The image is the admin's CONDOR_DOCKER_TEST_IMAGE, else the
+built-in one (selftest_image.py), loaded when missing: no registry is needed.  Only
 state changes are logged.
 """
 from __future__ import annotations
@@ -20,15 +22,17 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import platform
 import socket
 import threading
 import time
 from dataclasses import dataclass
 
-from ..core.failures import Failure
+from ..core.failures import Code, Failure
 from ..core.labels import SELFTEST_LABEL, selftest_filter
 from ..core.settings import Settings
 from ..core.spec import ContainerSpec
+from . import selftest_image
 from .client import Engine, translate_engine_errors
 
 log = logging.getLogger("condor_docker.health")
@@ -98,6 +102,7 @@ class Health:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._runs = 0
+        self._unsupported_logged = False
 
     def current(self) -> HealthState:
         return self._state
@@ -130,7 +135,26 @@ class Health:
         return HealthState(True, docker_version_line(version), None, networks)
 
     def _wants_selftest(self) -> bool:
-        return self.settings.perform_test and bool(self.settings.test_image)
+        if not self.settings.perform_test:
+            return False
+        if self.settings.test_image or selftest_image.supported():
+            return True
+        if not self._unsupported_logged:
+            self._unsupported_logged = True
+            log.warning("no built-in self-test image for %s: set CONDOR_DOCKER_TEST_IMAGE to a local "
+                        "image with `true`, or DOCKER_PERFORM_TEST = false", platform.machine())
+        return False
+
+    def _test_image(self) -> str:
+        """The image the self-test runs: the admin's, else the built-in one (loaded when missing)."""
+        if self.settings.test_image:
+            if self.engine.image_inspect(self.settings.test_image) is None:
+                raise Failure(Code.ENGINE_ERROR, f"the test image {self.settings.test_image} is not on this engine")
+            return self.settings.test_image
+        if self.engine.image_inspect(selftest_image.BUILTIN_TEST_IMAGE) is None:
+            self.engine.load_image(selftest_image.image_archive(), selftest_image.BUILTIN_TEST_IMAGE)
+            log.info("loaded the built-in self-test image %s", selftest_image.BUILTIN_TEST_IMAGE)
+        return selftest_image.BUILTIN_TEST_IMAGE
 
     def _selftest(self) -> str | None:
         """Run `true` in the test image; None when it worked, else the reason with the engine's words."""
@@ -139,9 +163,7 @@ class Health:
         self._remove_leftovers()
         container_id = None
         try:
-            if self.engine.image_inspect(self.settings.test_image) is None:
-                return f"self-test failed: the test image {self.settings.test_image} is not on this engine"
-            container_id = self.engine.create(selftest_spec(self.settings.test_image, name))
+            container_id = self.engine.create(selftest_spec(self._test_image(), name))
             self.engine.start(container_id, name)
             deadline = time.monotonic() + SELFTEST_DEADLINE
             state = self.engine.inspect(container_id)

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Protocol
 from ..core import imageref
 from ..core.failures import Code, Failure
 from ..core.settings import Settings
-from . import images
+from . import images, selftest_image
 
 log = logging.getLogger("condor_docker.image_cache")
 
@@ -294,7 +294,8 @@ class ImageCache:
             log.warning("image garbage collection failed: %s", err.reason)
 
     def _protected(self) -> set[str]:
-        return {_key(ref) for ref in self.settings.pinned_images + (self.settings.test_image,) if ref}
+        test_image = self.settings.test_image or selftest_image.BUILTIN_TEST_IMAGE
+        return {_key(ref) for ref in self.settings.pinned_images + (test_image,) if ref}
 
     def collect_garbage(self) -> list[str]:
         """Evict least-recently-used managed images until under both the count and the MB limit."""

@@ -54,6 +54,37 @@ def test_healthy_engine_with_selftest_leaves_nothing():
     assert health._runs == 1  # the self-test runs after the first success, not every period
 
 
+def test_the_builtin_selftest_image_is_loaded_when_missing_and_runs():
+    """No CONDOR_DOCKER_TEST_IMAGE: the self-test still runs (DOCKER_PERFORM_TEST is on by
+    default), with the built-in image the agent loads itself: no registry, no Docker Hub."""
+    from condor_docker.engine import selftest_image
+    from condor_docker.engine.selftest_image import BUILTIN_TEST_IMAGE
+    client = docker.APIClient(version="auto")
+    try:
+        try:
+            client.remove_image(BUILTIN_TEST_IMAGE)
+        except docker.errors.NotFound:
+            pass
+        health = _health(CONDOR_DOCKER_TEST_IMAGE="")
+        state = health.check()
+        assert state.healthy and state.reason is None, state
+        assert health._runs == 1 and _selftest_containers() == []
+        image = client.inspect_image(BUILTIN_TEST_IMAGE)
+        assert image["Size"] < 4096 and image["Config"]["Cmd"] == ["true"]
+        # the same bytes on every machine: loading again gives the same image id
+        again = _health(CONDOR_DOCKER_TEST_IMAGE="")
+        again.engine.load_image(selftest_image.image_archive(),
+                                BUILTIN_TEST_IMAGE)
+        assert client.inspect_image(BUILTIN_TEST_IMAGE)["Id"] == image["Id"]
+    finally:
+        client.close()
+
+
+def test_perform_test_false_runs_no_selftest():
+    health = _health(CONDOR_DOCKER_TEST_IMAGE="", DOCKER_PERFORM_TEST="false")
+    assert health.check().healthy and health._runs == 0
+
+
 def test_failing_selftest_is_unhealthy_with_a_reason():
     state = _health(CONDOR_DOCKER_TEST_IMAGE="condor-docker-test/no-such-image:1").check()
     assert not state.healthy and state.reason.startswith("self-test failed")

@@ -162,15 +162,14 @@ def test_overrides(pool: "Pool") -> str:
     """What a test pool must set differently from a site (a file sorting after the shipped ones).
 
     Only machine facts: where the venv is, a socket and state dir private to this
-    pool, network none (the test engine has no bridge), the self-test image.
-    Nothing here may hide a bug in the shipped files.
+    pool, network none (the test engine has no bridge).  The self-test runs with the
+    shipped default, the built-in image.  Nothing here may hide a bug in the shipped files.
     """
     return f"""\
 # condor_docker pool tests: this pool's own paths (sorts after 50-condor_docker-*.conf)
 CONDOR_DOCKER_PREFIX = {pool.venv}
 CONDOR_DOCKER_AGENT_SOCKET = {pool.agent_dir}/agent.sock
 CONDOR_DOCKER_DEFAULT_NETWORK = none
-CONDOR_DOCKER_TEST_IMAGE = {LOCAL_IMAGE}
 CONDOR_DOCKER_REAP_GRACE = 120
 """
 
