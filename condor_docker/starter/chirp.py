@@ -7,7 +7,7 @@ the schedd is a delayed attribute set through the starter's Chirp server
 courtesy: when it fails the job still ends with a clear exit status and stderr
 line, so a failure here is reported on stderr and never raised.
 
-Stdlib + htchirp only (the launcher imports this; no docker, no htcondor2).
+Stdlib + htchirp + core/chirpnames only (the launcher imports this; no docker, no htcondor2).
 """
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ import os
 import sys
 from typing import Any, Mapping, TextIO
 
-HOLD_REASON = "ChirpCondorDockerHoldReason"
-HOLD_SUBCODE = "ChirpCondorDockerHoldSubCode"
-OOM = "ChirpCondorDockerOOM"
-REQUEUE_REASON = "ChirpCondorDockerRequeueReason"
+from ..core.chirpnames import HOLD_REASON, HOLD_SUBCODE, OOM, REQUEUE_REASON
+
 MARKS = (HOLD_REASON, HOLD_SUBCODE, OOM, REQUEUE_REASON)   # what the access-point transform acts on
 
 

@@ -50,6 +50,7 @@ import threading
 import time
 from typing import Any
 
+from ..core.chirpnames import USAGE as USAGE_ATTRS
 from ..core.failures import Code, Failure
 from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
@@ -277,13 +278,6 @@ def report_failure(failure: Failure, *, oom: bool = False) -> int:
         return EX_HOLD
     chirp.set_delayed({chirp.REQUEUE_REASON: failure.reason})
     return EX_TEMPFAIL
-
-
-# what the container used, as delayed job attributes (see docs/USAGE-ACCOUNTING.md)
-USAGE_ATTRS = {"cpu_user_s": "ChirpCondorDockerRemoteUserCpu", "cpu_sys_s": "ChirpCondorDockerRemoteSysCpu",
-               "peak_memory_mb": "ChirpCondorDockerMemoryUsage", "disk_kb": "ChirpCondorDockerDiskUsage",
-               "network_in_bytes": "ChirpCondorDockerNetworkInBytes",
-               "network_out_bytes": "ChirpCondorDockerNetworkOutBytes"}
 
 
 def report_usage(usage: dict) -> bool:

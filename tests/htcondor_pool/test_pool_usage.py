@@ -76,6 +76,36 @@ def test_cpu_and_memory_of_the_container_reach_the_schedd(pool, pool_job_user):
     assert history and float(history[0]) >= 0.3 * ours_cpu and int(history[1]) >= 100, history
 
 
+def test_a_short_peak_is_the_jobs_memory_usage_at_the_end(pool, pool_job_user):
+    """The procd's snapshots (every 5 s here) miss a peak of a second: HTCondor's own figure was
+    the launcher's ~30 MB.  The access-point transform makes MemoryUsage the container's exact
+    peak once the job has ended, in condor_q, condor_history and the terminated event."""
+    job = pool.submit(f"""\
+universe = docker
+docker_image = {REGISTRY_IMAGE}
+executable = /bin/sh
+arguments = "-c 'dd if=/dev/zero of=/dev/null bs=180M count=2 2>/dev/null; echo peaked'"
+transfer_executable = false
+output = out.txt
+error = err.txt
+log = job.log
+request_memory = 512
+queue
+""", user=pool_job_user)
+    ad = pool.wait(job, "done", timeout=180)
+    exact = int(ad.get("ChirpCondorDockerMemoryUsage", 0))
+    assert exact >= 180, _figures(ad)
+    assert int(ad.eval("MemoryUsage")) == exact, _figures(ad)
+    history = pool.condor("condor_history", "-limit", "1", f"{job.cluster}.0", "-af", "MemoryUsage",
+                          user=pool_job_user).stdout.split()
+    assert history == [str(exact)], (history, _figures(ad))
+    with open(f"{job.dir}/job.log") as log:
+        terminated = log.read().split("Job terminated")[-1]
+    # "   Memory (MB)  :  182  512  512" (usage, request, allocated)
+    memory = [line.split(":")[1].split() for line in terminated.splitlines() if "Memory (MB)" in line]
+    assert memory and memory[0][0] == str(exact), terminated
+
+
 def test_going_over_request_disk_is_a_hold(pool, pool_job_user):
     job = pool.submit(f"""\
 universe = docker

@@ -133,3 +133,20 @@ def test_knob_table_lists_every_knob():
     table = configfiles.knob_table_markdown()
     for knob in KNOBS:
         assert f"| `{knob.name}` |" in table
+
+
+@pytest.mark.parametrize("chirp,rss_kb,expected", [
+    (182, 7500, 182),          # a short peak the procd missed: the container's exact figure
+    (1, 100 * 1024, 100),      # the job set the attribute itself, lower: HTCondor's figure stays
+    ('"huge"', 7500, 8),       # not a number
+    (None, 7500, 8),           # no Chirp (not a docker job, or Chirp failed): HTCondor's default
+])
+def test_memory_usage_metric_takes_the_exact_peak_only_when_higher(chirp, rss_kb, expected):
+    import classad2
+
+    from condor_docker.core.configfiles import memory_usage_metric
+    ad = classad2.ClassAd({"ResidentSetSize": rss_kb})
+    if chirp is not None:
+        ad["ChirpCondorDockerMemoryUsage"] = classad2.ExprTree(str(chirp))
+    ad["MemoryUsage"] = classad2.ExprTree(memory_usage_metric("((ResidentSetSize+1023)/1024)"))
+    assert ad.eval("MemoryUsage") == expected
