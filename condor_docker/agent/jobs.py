@@ -246,7 +246,8 @@ class JobService:
             raise bounded(failure, request, self.settings) from None
         try:
             run = ContainerRun(self.engine, spec, io, kill_grace=self._grace(request),
-                               on_created=lambda cid: self._created(ctx, job, cid, scratch), **self._disk_limits(request))
+                               on_created=lambda cid: self._created(ctx, job, cid, scratch),
+                               on_started=lambda cid: self._services(ctx, spec, cid), **self._disk_limits(request))
             return self._serve(ctx, job, run, request, pull_policy=request.pull_policy)
         finally:
             self._untrack(job)
@@ -305,6 +306,33 @@ class JobService:
             raise policy.refuse(f"scratch dir {scratch.path} changed between the checks and the start "
                                 f"of {job.name}: refused")
         ctx.send_event(ops.Started(job.name).to_message())
+
+    def _services(self, ctx: RequestContext, spec: ContainerSpec, container_id: str) -> None:
+        """container_service_names: tell the launcher each service's host port (it sets <name>_HostPort).
+
+        With host networking a service listens on its own port; on a bridge, on the port the
+        engine published.  A port the engine did not publish is left out (and logged): the
+        job runs on, as HTCondor's docker universe does.
+        """
+        if not spec.services:
+            return
+        try:
+            published = {} if spec.network_mode == "host" else self.engine.host_ports(container_id)
+        except Failure as failure:
+            log.warning("job=%s container=%s cannot read its published ports: %s", ctx.job, spec.name, failure.reason)
+            return
+        ports = {}
+        for name, port in spec.services:
+            host_port = port if spec.network_mode == "host" else published.get(port)
+            if host_port is None:
+                log.warning("job=%s container=%s service %s: container port %d was not published",
+                            ctx.job, spec.name, name, port)
+                continue
+            ports[name] = host_port
+        log.info("job=%s container=%s services %s", ctx.job, spec.name,
+                 " ".join(f"{name}={spec.publish_address if spec.network_mode != 'host' else 'host'}:{port}"
+                          for name, port in ports.items()))
+        ctx.send_event(ops.Services(ports).to_message())
 
     def _serve(self, ctx: RequestContext, job: TrackedJob, run: ContainerRun, request: JobRequest,
                pull_policy: str | None, adopting: ContainerState | None = None) -> dict:

@@ -6,6 +6,7 @@ agent's policy, the lifecycle) works on the typed request.
 """
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -20,6 +21,7 @@ from .arguments import (
     parse_env_v1,
     parse_env_v2,
 )
+from .chirpnames import SERVICE_NAME
 from .failures import Code, Failure
 
 PULL_POLICIES = ("always", "missing")
@@ -55,6 +57,7 @@ class JobRequest:
     gpus: tuple[str, ...] = ()      # the starter's assignment (_CONDOR_AssignedGPUs / AssignedGPUs)
     disk_kb: int | None = None      # the slot's Disk (else RequestDisk), KB: the running job's disk limit
     vouched: tuple[tuple[str, Any], ...] = ()   # what the agent vouches for (admin expressions read only these)
+    services: tuple[tuple[str, int], ...] = ()  # container_service_names: (name, container port)
 
     @property
     def job_id(self) -> str:
@@ -151,10 +154,6 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
     """Read the request; any attribute that cannot be used is a HOLD naming it."""
     cmd = ads.get_str(job_ad, "Cmd") or None
     vacate = ads.get_int(job_ad, "JobMaxVacateTime")
-    if ads.get_str(job_ad, "ContainerServiceNames"):
-        raise Failure(Code.BAD_JOB_AD, "container_service_names: condor_docker does not forward container ports "
-                                       "on this execute point; remove it (or run where HTCondor's own docker "
-                                       "universe is used)")
     return JobRequest(
         cluster=ads.get_int(job_ad, "ClusterId", 0) or 0,
         proc=ads.get_int(job_ad, "ProcId", 0) or 0,
@@ -183,7 +182,39 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
         gpus=gpus.assigned_gpus(starter_env or {}, ads.get_str(machine_ad, "AssignedGPUs"),
                                 ads.get_int(machine_ad, "GPUs")),
         disk_kb=_optional_resource(machine_ad, job_ad, "Disk", "RequestDisk"),
+        services=container_services(job_ad),
     )
+
+
+MAX_SERVICES = 32
+
+
+def container_services(job_ad: classad2.ClassAd) -> tuple[tuple[str, int], ...]:
+    """container_service_names and each <name>_container_port: (service, container port) pairs.
+
+    A service's host port lands in the job ad as <name>_HostPort, so a name must be an
+    attribute name; each must have a port (condor_submit checks that too).  Else a hold
+    naming the service and the fix.
+    """
+    names = ads.get_str(job_ad, "ContainerServiceNames")
+    if not names:
+        return ()
+    services = []
+    for name in dict.fromkeys(n for n in re.split(r"[\s,]+", names) if n):
+        if not SERVICE_NAME.match(name):
+            raise Failure(Code.BAD_JOB_AD, f"container_service_names: {name[:80]!r} is not a service name: "
+                                           "use letters, digits and _, starting with a letter")
+        try:
+            port = ads.get_int(job_ad, f"{name}_ContainerPort")
+        except Failure:
+            port = None
+        if port is None or not 1 <= port <= 65535:
+            raise Failure(Code.BAD_JOB_AD, f"container_service_names: service {name} has no usable port: "
+                                           f"set {name}_container_port = 1..65535 in the submit file")
+        services.append((name, port))
+    if len(services) > MAX_SERVICES:
+        raise Failure(Code.BAD_JOB_AD, f"container_service_names: {len(services)} services, at most {MAX_SERVICES}")
+    return tuple(services)
 
 
 def _optional_resource(machine_ad: classad2.ClassAd, job_ad: classad2.ClassAd, slot_attr: str,

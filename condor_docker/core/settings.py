@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ KNOBS: tuple[Knob, ...] = (
          "Whether docker_network_type = host is allowed."),
     Knob("DOCKER_NETWORKS", "list", "",
          "Admin-defined engine networks a job may name in docker_network_type."),
+    Knob("CONDOR_DOCKER_SERVICE_ADDRESS", "str", "0.0.0.0",
+         "Host address a job's container_service_names ports are published on (nat and admin "
+         "networks); HTCondor's docker universe publishes on every address. 127.0.0.1: only this machine."),
     Knob("DOCKER_VOLUMES", "list", "",
          "Names of admin volumes; each is defined by DOCKER_VOLUME_DIR_<NAME>."),
     Knob("DOCKER_MOUNT_VOLUMES", "list", "",
@@ -178,6 +182,7 @@ class Settings:
     default_network: str
     allow_host_network: bool
     networks: tuple[str, ...]
+    service_address: str
     volumes: tuple[Volume, ...]
     mount_volumes: tuple[str, ...]
     shm_size: int | KnobExpression
@@ -361,6 +366,11 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
     if values["default_network"] not in ("nat", "none", "host") + values["networks"]:
         raise SettingsError(f"CONDOR_DOCKER_DEFAULT_NETWORK = {values['default_network']!r}: "
                             "use nat, none, host or a network listed in DOCKER_NETWORKS")
+    try:
+        ipaddress.ip_address(values["service_address"])
+    except ValueError:
+        raise SettingsError(f"CONDOR_DOCKER_SERVICE_ADDRESS = {values['service_address']!r} is not an IP address: "
+                            "write e.g. 0.0.0.0 (every address) or 127.0.0.1 (this machine only)") from None
     if values["slot_source"] not in ("startd", "caps"):
         raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
     values["allowed_registries"] = _registries("CONDOR_DOCKER_ALLOWED_REGISTRIES", values["allowed_registries"])

@@ -95,6 +95,9 @@ class ContainerSpec:
     extras: Extras = field(default_factory=Extras)
     device_requests: tuple[gpus.DeviceRequest, ...] = ()   # exactly the job's assigned GPUs
     cgroup_parent: str | None = None        # the launcher's job cgroup (agent only; see agent/launcher_watch.py)
+    published: tuple[int, ...] = ()         # container ports the engine publishes on publish_address
+    publish_address: str = ""
+    services: tuple[tuple[str, int], ...] = ()   # container_service_names: (name, container port)
 
     @property
     def memory_bytes(self) -> int:
@@ -223,6 +226,23 @@ def network_mode(request: JobRequest, settings: Settings) -> str:
                   f"docker_network_type = {wanted!r} is not a network of this machine: use one of {offered}")
 
 
+def published_ports(request: JobRequest, network: str) -> tuple[int, ...]:
+    """The container ports to publish for the job's services (container_service_names).
+
+    On a bridge (nat or an admin network) each gets a host port the engine picks; with
+    host networking the service already listens on the host, so nothing is published (its
+    host port is its own); without a network nothing can reach it: a hold naming the fix.
+    """
+    if not request.services:
+        return ()
+    if network == "none":
+        raise Failure(Code.BAD_JOB_AD, "container_service_names needs a network, but the job runs with "
+                                       "docker_network_type = none: use nat (or an admin network)")
+    if network == "host":
+        return ()
+    return tuple(dict.fromkeys(port for _, port in request.services))
+
+
 def _labels(request: JobRequest, extras: Extras, agent_id: str) -> tuple[tuple[str, str], ...]:
     ours = {
         MANAGED_LABEL: "true",
@@ -259,6 +279,7 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
     memory = min(request.memory_mb, settings.max_memory_mb) if settings.max_memory_mb else request.memory_mb
     entrypoint, command = _command(request)
     cap_add = tuple(dict.fromkeys(settings.add_capabilities + extras.cap_add))
+    network = network_mode(request, settings)
     return ContainerSpec(
         name=container_name(request.cluster, request.proc, request.slot, request.uid),
         image=request.image,
@@ -271,7 +292,7 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
         mounts=_mounts(request, settings),
         labels=_labels(request, extras, settings.agent_id),
         hostname=hostname(request),
-        network_mode=network_mode(request, settings),
+        network_mode=network,
         cpu_shares=max(2, 100 * cpus),
         memory_mb=memory,
         pids_limit=settings.pids_limit,
@@ -283,6 +304,9 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
         stdin_open=request.has_input,
         extras=extras,
         device_requests=gpus.device_requests(request.gpus),
+        published=published_ports(request, network),
+        publish_address=settings.service_address,
+        services=request.services,
     )
 
 

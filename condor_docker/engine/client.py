@@ -278,6 +278,7 @@ class Engine:
                                                         capabilities=[list(r.capabilities)] if r.capabilities else None)
                              for r in spec.device_requests] or None,
             cgroup_parent=spec.cgroup_parent,
+            port_bindings={port: (spec.publish_address,) for port in spec.published} or None,
         )
         with translate_engine_errors("create", spec.name):
             created = api.create_container(
@@ -292,9 +293,22 @@ class Engine:
                 name=spec.name,
                 stdin_open=spec.stdin_open,
                 network_disabled=spec.network_mode == "none",
+                ports=list(spec.published) or None,
                 host_config=host_config,
             )
         return created["Id"]
+
+    def host_ports(self, container_id: str) -> dict[int, int]:
+        """Container port -> the host port the engine published it on (tcp), for a started container."""
+        with translate_engine_errors("other", container_id[:12]):
+            ports = (self.api.inspect_container(container_id).get("NetworkSettings") or {}).get("Ports") or {}
+        found: dict[int, int] = {}
+        for key, bindings in ports.items():
+            number, _, protocol = str(key).partition("/")
+            for binding in bindings or ():
+                if protocol in ("", "tcp") and str(binding.get("HostPort", "")).isdigit() and number.isdigit():
+                    found.setdefault(int(number), int(binding["HostPort"]))
+        return found
 
     def attach(self, container_id: str, stdin: bool) -> Any:
         """The raw attach socket (stdout/stderr frames; stdin if asked), before start."""

@@ -118,12 +118,13 @@ class ContainerRun:
 
     def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, *, kill_grace: float = 10.0,
                  on_created: Callable[[str], None] | None = None, disk_limit_kb: int | None = None,
-                 disk_check_period: float = 30.0) -> None:
+                 disk_check_period: float = 30.0, on_started: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.spec = spec
         self.io = io
         self.kill_grace = kill_grace
         self.on_created = on_created
+        self.on_started = on_started   # after the engine started it (its host ports exist from then)
         self.container_id: str | None = None
         self._lock = threading.Lock()
         self._signals_sent: list[int] = []
@@ -211,6 +212,8 @@ class ContainerRun:
                 return ExitResult(None, self._signals_sent[0])
             self.engine.start(self.container_id, self.spec.name)
             log.info("started %s (%s) image %s", self.spec.name, self.container_id[:12], self.spec.image)
+            if self.on_started is not None:
+                self.on_started(self.container_id)
             self._start_monitors()
             return self._wait_for_result(pumps)
         finally:

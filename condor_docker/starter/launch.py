@@ -48,8 +48,9 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Mapping
 
+from ..core.chirpnames import HOST_PORT_SUFFIX, SERVICE_NAME
 from ..core.chirpnames import USAGE as USAGE_ATTRS
 from ..core.failures import Code, Failure
 from ..wire import ops
@@ -145,6 +146,7 @@ class Launcher:
         self.kill_signals = kill_signals(job_ad)
         chirp.clear_stale_marks(job_ad, stderr=io.StringIO())   # a courtesy: never fatal, never noisy
         self.container: str | None = None
+        self.services: dict[str, int] = {}     # container_service_names -> host port, once started
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in signal handlers
         self._connection: Connection | None = None
         self._abort_signal: int | None = None
@@ -215,6 +217,8 @@ class Launcher:
                 raise LostAgent("the agent closed the connection")
             if message.get("event") == "started":
                 self.container = str(message.get("container"))
+            if message.get("event") == "services":
+                self.services = publish_services(message.get("ports"), self.env)
             if "ok" in message:
                 return message
 
@@ -266,7 +270,30 @@ class Launcher:
         finally:
             self._done.set()
             self._events.put(None)
+            if self.services:   # nobody answers there any more (HTCondor: undefined after exit)
+                chirp.set_delayed({f"{name}{HOST_PORT_SUFFIX}": chirp.UNDEFINED for name in self.services},
+                                  stderr=io.StringIO())
         return finish(final)
+
+
+def publish_services(ports: Any, env: Mapping[str, str]) -> dict[str, int]:
+    """Each container service's host port as <name>_HostPort: in the schedd's job ad (a delayed
+    Chirp attribute: the shipped config adds *_HostPort to CHIRP_DELAYED_UPDATE_PREFIX) and in
+    the job's own .job.ad, where HTCondor's docker universe puts it too."""
+    if not isinstance(ports, dict):
+        return {}
+    services = {name: port for name, port in ports.items()
+                if isinstance(name, str) and SERVICE_NAME.match(name) and isinstance(port, int) and 0 < port < 65536}
+    if not services:
+        return {}
+    chirp.set_delayed({f"{name}{HOST_PORT_SUFFIX}": port for name, port in services.items()}, stderr=io.StringIO())
+    path = env.get("_CONDOR_JOB_AD") or os.path.join(env.get("_CONDOR_SCRATCH_DIR") or os.getcwd(), ".job.ad")
+    try:   # the job's stderr is the user's: nothing is said there (HTCondor says nothing either)
+        with open(path, "a") as job_ad:
+            job_ad.writelines(f"{name}{HOST_PORT_SUFFIX} = {port}\n" for name, port in services.items())
+    except OSError:
+        pass
+    return services
 
 
 def report_failure(failure: Failure, *, oom: bool = False) -> int:

@@ -409,6 +409,14 @@ class Started(Record):
         return {"event": "started", "container": self.container}
 
 
+class Services(Record):
+    """Launch: the job's container_service_names and the host port each one is reachable on."""
+    ports: Mapping[str, int]
+
+    def to_message(self) -> dict:
+        return {"event": "services", "ports": dict(self.ports)}
+
+
 def pull_progress(snapshot: Mapping[str, Any]) -> dict:
     """Prepare with progress: one snapshot of a pull (reference, bytes_done, bytes_total, layers, ...)."""
     return {"event": "pull_progress", **snapshot}

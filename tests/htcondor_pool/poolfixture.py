@@ -521,15 +521,17 @@ class Pool:
         import psutil
 
         mine = []
-        for process in psutil.process_iter(["pid", "cmdline"]):
+        for pid in psutil.pids():   # a process may end at any point of this walk: it is then not ours
             try:
-                if process.pid == os.getpid():
+                if pid == os.getpid():
                     continue
-                environ = process.environ()
-                if environ.get("CONDOR_CONFIG") == self.config_file or \
-                        any(self.root in arg for arg in process.info["cmdline"] or ()):
+                process = psutil.Process(pid)
+                cmdline = process.cmdline()
+                process.info = {"pid": pid, "cmdline": cmdline}
+                if process.environ().get("CONDOR_CONFIG") == self.config_file or \
+                        any(self.root in arg for arg in cmdline or ()):
                     mine.append(process)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            except (psutil.Error, OSError):
                 continue
         return mine
 
