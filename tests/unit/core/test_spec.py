@@ -248,3 +248,31 @@ def test_expression_knobs_naming_job_attributes_are_refused_at_start(knob, expre
 def test_a_plain_bool_knob_is_still_refused_when_not_a_boolean():
     with pytest.raises(SettingsError, match="is not a boolean"):
         default_settings(DOCKER_RUN_UNDER_INIT="Owner == \"x\"")
+
+
+def test_container_services_publish_on_the_admins_address_and_hold_without_a_network():
+    web = {"ContainerServiceNames": "web, api", "web_ContainerPort": 8080, "api_ContainerPort": 9000}
+    s = build(DockerNetworkType="nat", knobs={"CONDOR_DOCKER_SERVICE_ADDRESS": "127.0.0.1"}, **web)
+    assert s.published == (8080, 9000) and s.publish_address == "127.0.0.1"
+    assert s.services == (("web", 8080), ("api", 9000))
+    assert build(DockerNetworkType="host", **web).published == ()       # it listens on the host already
+    with pytest.raises(Failure) as caught:
+        build(DockerNetworkType="none", **web)
+    assert caught.value.code is Code.BAD_JOB_AD and "needs a network" in caught.value.reason
+    assert build(DockerNetworkType="none").published == ()
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"ContainerServiceNames": "web"}, "service web has no usable port: set web_container_port"),
+    ({"ContainerServiceNames": "web", "web_ContainerPort": 70000}, "service web has no usable port"),
+    ({"ContainerServiceNames": "9lives", "9lives_ContainerPort": 80}, "'9lives' is not a service name"),
+])
+def test_a_service_that_cannot_be_published_is_a_hold_naming_it(changes, words):
+    with pytest.raises(Failure) as caught:
+        real_request(**changes)
+    assert caught.value.code is Code.BAD_JOB_AD and words in caught.value.reason, caught.value.reason
+
+
+def test_a_bad_service_address_stops_the_agent_at_start():
+    with pytest.raises(SettingsError, match="CONDOR_DOCKER_SERVICE_ADDRESS = 'everywhere' is not an IP address"):
+        default_settings(CONDOR_DOCKER_SERVICE_ADDRESS="everywhere")

@@ -58,3 +58,16 @@ def test_over_disk_exits_137_with_a_hold(monkeypatch, capsys):
 def test_usage_is_not_reported_without_chirp(monkeypatch):
     monkeypatch.delenv("_CONDOR_CHIRP_CONFIG", raising=False)
     assert launch.report_usage({"cpu_user_s": 1.0}) is False
+
+
+def test_service_ports_are_appended_to_the_jobs_own_ad(tmp_path, monkeypatch):
+    from condor_docker.starter import launch
+    sent = []
+    monkeypatch.setattr(launch.chirp, "set_delayed", lambda values, stderr=None: sent.append(values) or True)
+    job_ad = tmp_path / ".job.ad"
+    job_ad.write_text("ClusterId = 1\n")
+    got = launch.publish_services({"web": 32768, "bad name": 1, "neg": -1, "txt": "80"},
+                                  {"_CONDOR_JOB_AD": str(job_ad)})
+    assert got == {"web": 32768} and sent == [{"web_HostPort": 32768}]
+    assert job_ad.read_text() == "ClusterId = 1\nweb_HostPort = 32768\n"
+    assert launch.publish_services("not a mapping", {}) == {}
