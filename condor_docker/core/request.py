@@ -154,6 +154,8 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
     """Read the request; any attribute that cannot be used is a HOLD naming it."""
     cmd = ads.get_str(job_ad, "Cmd") or None
     vacate = ads.get_int(job_ad, "JobMaxVacateTime")
+    if ads.get_bool(job_ad, "DockerSendCredentials", False):
+        raise Failure(Code.BAD_JOB_AD, SEND_CREDENTIALS_REFUSED)
     return JobRequest(
         cluster=ads.get_int(job_ad, "ClusterId", 0) or 0,
         proc=ads.get_int(job_ad, "ProcId", 0) or 0,
@@ -187,6 +189,15 @@ def from_ads(job_ad: classad2.ClassAd, machine_ad: classad2.ClassAd, *, uid: int
 
 
 MAX_SERVICES = 32
+
+# HTCondor's starter fetches the owner's registry credentials from the shadow (a syscall only
+# its own docker universe makes; the access point runs DOCKER_PAT_PRODUCER).  No hook can ask
+# for them, and pulling a private image with root's credentials for a job that expected its
+# owner's would hand one user's access to another: refused, never silently ignored.
+SEND_CREDENTIALS_REFUSED = (
+    "docker_send_credentials: condor_docker cannot fetch the job owner's registry credentials "
+    "(only HTCondor's own docker universe can ask the shadow for them): remove it and use a public "
+    "image, or an image from a registry the admin lists in CONDOR_DOCKER_CREDENTIAL_REGISTRIES")
 
 
 def container_services(job_ad: classad2.ClassAd) -> tuple[tuple[str, int], ...]:

@@ -6,7 +6,7 @@ import time
 
 import docker
 import pytest
-from poolfixture import REGISTRY_IMAGE, cluster_submit
+from poolfixture import REGISTRY_IMAGE, Job, cluster_submit
 
 
 def burst_submit(image: str, count: int) -> str:
@@ -59,3 +59,39 @@ def test_eight_jobs_on_one_uncached_image_pull_it_once(pool, pool_job_user, unca
     pool.wait(job, "done", timeout=300)
     assert [ad.get("ExitCode") for ad in pool.ads(job)] == [0] * 8
     assert engine_pulls(uncached_image, since) == 1
+
+
+def test_docker_send_credentials_is_held_with_the_reason(pool, pool_job_user):
+    """HTCondor's starter fetches the owner's credentials from the shadow; no hook can: a hold, never
+    a pull with someone else's credentials or a silent anonymous one."""
+    import os
+    import pwd
+    import re
+    entry = pwd.getpwnam(pool_job_user)
+    job_dir = pool.submit("universe = docker\ndocker_image = x\nexecutable = /bin/true\nqueue 0\n",
+                          user=pool_job_user).dir          # a submit dir of the user's own
+    docker_dir = os.path.join(job_dir, ".docker")          # condor_submit wants $HOME/.docker/config.json
+    os.mkdir(docker_dir)
+    with open(os.path.join(docker_dir, "config.json"), "w") as config:
+        config.write('{"auths": {}}')
+    with open(os.path.join(job_dir, "job.sub"), "w") as submit:
+        submit.write(f"""\
+universe = docker
+docker_image = {REGISTRY_IMAGE}
+docker_send_credentials = true
+docker_network_type = none
+executable = /bin/true
+transfer_executable = false
+log = job.log
+request_memory = 64
+queue
+""")
+    for path in (docker_dir, os.path.join(docker_dir, "config.json"), os.path.join(job_dir, "job.sub")):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    result = pool.condor("env", f"HOME={job_dir}", "condor_submit", "job.sub", user=pool_job_user, cwd=job_dir)
+    cluster = int(re.search(r"submitted to cluster (\d+)\.", result.stdout).group(1))
+    job = Job(cluster=cluster, dir=job_dir, user=pool_job_user, count=1)
+    ad = pool.wait(job, "held", timeout=120)
+    assert "docker_send_credentials: condor_docker cannot fetch" in ad.get("HoldReason", ""), ad.get("HoldReason")
+    assert ad.get("HoldReasonCode") == 19
+    pool.rm(job)

@@ -276,3 +276,11 @@ def test_a_service_that_cannot_be_published_is_a_hold_naming_it(changes, words):
 def test_a_bad_service_address_stops_the_agent_at_start():
     with pytest.raises(SettingsError, match="CONDOR_DOCKER_SERVICE_ADDRESS = 'everywhere' is not an IP address"):
         default_settings(CONDOR_DOCKER_SERVICE_ADDRESS="everywhere")
+
+
+def test_docker_send_credentials_is_a_hold_never_silently_ignored():
+    with pytest.raises(Failure) as caught:
+        real_request(DockerSendCredentials=True)
+    assert caught.value.code is Code.BAD_JOB_AD and "docker_send_credentials" in caught.value.reason
+    assert "CONDOR_DOCKER_CREDENTIAL_REGISTRIES" in caught.value.reason
+    assert real_request(DockerSendCredentials=False).image
