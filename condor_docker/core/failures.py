@@ -33,6 +33,8 @@ Codes (also published in the README):
                                (CONDOR_DOCKER_MAX_IMAGE_SIZE_MB)
       21  REGISTRY_NOT_ALLOWED the image's registry is not in the admin's list
                                (CONDOR_DOCKER_ALLOWED_REGISTRIES)
+      22  WRONG_ARCHITECTURE   the image is built for another CPU architecture
+                               (DOCKER_SKIP_IMAGE_ARCH_CHECK turns the check off)
       102 OVER_MEMORY          the job went over its memory limit (the same subcode
                                HTCondor's own docker universe uses)
       103 OVER_DISK            the job's scratch dir plus its container's writable
@@ -76,6 +78,7 @@ class Code(enum.IntEnum):
     TOO_MANY_REQUEUES = 19
     IMAGE_TOO_LARGE = 20
     REGISTRY_NOT_ALLOWED = 21
+    WRONG_ARCHITECTURE = 22
     OVER_MEMORY = 102
     OVER_DISK = 103
     ENGINE_UNAVAILABLE = 301

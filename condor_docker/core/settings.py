@@ -81,6 +81,11 @@ KNOBS: tuple[Knob, ...] = (
          "(undefined or an error: true)."),
     Knob("CONDOR_DOCKER_ADD_CAPABILITIES", "list", "",
          "Capabilities added back after dropping (HTCondor adds SYS_PTRACE; we add none by default)."),
+    Knob("DOCKER_SKIP_IMAGE_ARCH_CHECK", "bool", "false",
+         "Run images built for another CPU architecture (by default such a job is held, 22, as HTCondor does)."),
+    Knob("DOCKER_LOG_DRIVER_NONE", "bool", "true",
+         "Give containers the engine's `none` log driver (the job's output goes to its files only); "
+         "false: the engine's default driver also keeps a copy."),
     Knob("DOCKER_RUN_UNDER_INIT", "bool", "true",
          "Run the job under the engine's init, so signals reach it and zombies are reaped."),
     Knob("DOCKER_EXTRA_ARGUMENTS", "str", "",
@@ -188,6 +193,8 @@ class Settings:
     shm_size: int | KnobExpression
     drop_all_capabilities: bool | KnobExpression
     add_capabilities: tuple[str, ...]
+    skip_image_arch_check: bool
+    log_driver_none: bool
     run_under_init: bool
     extra_arguments: str
     pids_limit: int

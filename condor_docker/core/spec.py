@@ -98,6 +98,7 @@ class ContainerSpec:
     published: tuple[int, ...] = ()         # container ports the engine publishes on publish_address
     publish_address: str = ""
     services: tuple[tuple[str, int], ...] = ()   # container_service_names: (name, container port)
+    log_driver_none: bool = True            # DOCKER_LOG_DRIVER_NONE
 
     @property
     def memory_bytes(self) -> int:
@@ -307,6 +308,7 @@ def build_spec(request: JobRequest, settings: Settings) -> ContainerSpec:
         published=published_ports(request, network),
         publish_address=settings.service_address,
         services=request.services,
+        log_driver_none=settings.log_driver_none,
     )
 
 

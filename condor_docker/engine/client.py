@@ -268,7 +268,7 @@ class Engine:
             security_opt=list(spec.security_opt),
             shm_size=spec.shm_size or None,
             group_add=list(spec.group_add),
-            log_config=docker.types.LogConfig(type="none"),
+            log_config=docker.types.LogConfig(type="none") if spec.log_driver_none else None,
             ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.extras.ulimits] or None,
             devices=list(spec.extras.devices) or None,
             tmpfs=dict(spec.extras.tmpfs) or None,

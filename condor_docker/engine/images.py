@@ -6,6 +6,7 @@ garbage collection (see engine/image_cache.py); the local runner calls it direct
 from __future__ import annotations
 
 import logging
+import platform
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,17 +36,38 @@ class ImageRules:
     allowed_registries: tuple[str, ...] = ()
     max_image_mb: int = 0
     credential_registries: tuple[str, ...] = ()
+    check_architecture: bool = True     # not DOCKER_SKIP_IMAGE_ARCH_CHECK
 
     @classmethod
     def of(cls, settings: Settings) -> "ImageRules":
         return cls(allowed_registries=settings.allowed_registries, max_image_mb=settings.max_image_size_mb,
-                   credential_registries=settings.credential_registries)
+                   credential_registries=settings.credential_registries,
+                   check_architecture=not settings.skip_image_arch_check)
 
     def sends_credentials(self, reference: str) -> bool:
         return registry_host(reference) in {canonical_registry(name) for name in self.credential_registries}
 
 
 MB = 1024 * 1024
+
+# platform.machine() -> the engine's name for it (an image's Architecture)
+ENGINE_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def check_architecture(reference: str, inspected: dict, machine: str | None = None) -> None:
+    """HOLD (WRONG_ARCHITECTURE) when the image is built for another CPU than this machine's.
+
+    As HTCondor's docker universe: an image that does not say is given the benefit of
+    the doubt, and so is a machine whose architecture we cannot name.  Without this the
+    job would fail at exec with the engine's "exec format error" and be mistaken for a
+    broken job.
+    """
+    here = ENGINE_ARCHITECTURES.get(machine or platform.machine())
+    image = str(inspected.get("Architecture") or "")
+    if here and image and image != here:
+        raise Failure(Code.WRONG_ARCHITECTURE,
+                      f"Image {reference} is built for {image}, not for this machine's {here}: use an image "
+                      f"(or a multi-arch tag) for {here}, or ask the admin for DOCKER_SKIP_IMAGE_ARCH_CHECK")
 _SIZE_KNOB = "CONDOR_DOCKER_MAX_IMAGE_SIZE_MB"
 
 
@@ -109,6 +131,8 @@ def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_ima
             raise Failure(Code.IMAGE_NOT_TRUSTED,
                           f"Image {reference} exists only on this machine and DOCKER_TRUST_LOCAL_IMAGES is false: "
                           "push it to a registry, or ask the admin to trust local images")
+        if rules.check_architecture:
+            check_architecture(reference, present)
         return present
     log.info("pulling %s (policy %s)", reference, policy)
     cap = rules.max_image_mb
@@ -128,6 +152,8 @@ def ensure_image(engine: Engine, reference: str, *, policy: str, trust_local_ima
             raise Failure(failure.code, f"{failure.reason} (pulled anonymously: registry {registry_host(reference)} "
                                         "is not in CONDOR_DOCKER_CREDENTIAL_REGISTRIES)") from None
         raise
+    if rules.check_architecture:
+        check_architecture(reference, pulled)
     return pulled
 
 

@@ -214,3 +214,39 @@ def test_exit_result_round_trips_with_a_failure():
     again = ExitResult.from_dict(__import__("json").loads(__import__("json").dumps(result.to_dict())))
     assert again.signal == 9 and again.oom and again.usage.peak_memory_mb == 64
     assert again.failure.code is Code.OVER_MEMORY
+
+
+def test_an_image_for_another_cpu_is_held_unless_the_admin_skips_the_check(engine):
+    """HTCondor holds such a job too; without the check it dies at exec with 'exec format error'."""
+    import platform
+
+    from condor_docker.engine import images, selftest_image
+    other = "aarch64" if platform.machine() == "x86_64" else "x86_64"
+    reference = f"condor-docker-test/other-arch-{os.getpid()}:1"
+    engine.load_image(selftest_image.image_archive(other, tag=reference), reference)
+    try:
+        with pytest.raises(Failure) as caught:
+            ensure_image(engine, reference, policy="missing", trust_local_images=True, pull_timeout=10,
+                         stall_timeout=10)
+        assert caught.value.code is Code.WRONG_ARCHITECTURE and caught.value.kind is Kind.HOLD
+        assert "DOCKER_SKIP_IMAGE_ARCH_CHECK" in caught.value.reason
+        skipping = images.ImageRules.of(default_settings(DOCKER_SKIP_IMAGE_ARCH_CHECK="true"))
+        assert ensure_image(engine, reference, policy="missing", trust_local_images=True, pull_timeout=10,
+                            stall_timeout=10, rules=skipping)["Architecture"] != images.ENGINE_ARCHITECTURES[
+                                platform.machine()]
+        # an image built for this machine passes
+        ensure_image(engine, REGISTRY_IMAGE, policy="missing", trust_local_images=False, pull_timeout=60,
+                     stall_timeout=10)
+    finally:
+        engine.remove_image(reference)
+
+
+def test_log_driver_none_is_the_default_and_the_admin_can_keep_the_engines(engine, scratch, job_user, no_leak):
+    import dataclasses
+    _, container = make_spec(scratch, job_user, "-c 'true'")
+    for none, expected in ((True, "none"), (False, engine.info().get("LoggingDriver"))):
+        created = engine.create(dataclasses.replace(container, log_driver_none=none))
+        try:
+            assert engine.api.inspect_container(created)["HostConfig"]["LogConfig"]["Type"] == expected
+        finally:
+            engine.remove(created)
