@@ -169,7 +169,8 @@ class JobService:
                                                 starter_env=env,
                                                 slot=(proof.slot if proof and proof.slot else claimed_slot))
             ctx.job = request.job_id
-            request = policy.check_resources(request, machine_text, self.slots.resources(request.slot))
+            claim = str(proof.starter_pid) if proof is not None else None
+            request = policy.check_resources(request, machine_text, self.slots.resources(request.slot, claim))
             spec = build_spec(request, self.settings)
             if proof is not None:
                 spec = dataclasses.replace(spec, labels=spec.labels + ((STARTER_PID_LABEL, str(proof.starter_pid)),))

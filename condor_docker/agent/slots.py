@@ -147,7 +147,9 @@ class SlotSource:
         self.second_opinion = second_opinion if second_opinion is not None else (
             fresh_process_query if use_startd else None)
         self._no_startd_until = 0.0
-        self._last_known: dict[str, SlotResources] = {}   # slot -> what its startd said last
+        # (slot, the job's proven starter pid) -> what its startd said last: a dynamic slot's name is
+        # reused by the next claim, whose size may be smaller; only the same job gets its own size back
+        self._last_known: dict[tuple[str, str | None], SlotResources] = {}
         self._lock = threading.Lock()
         self._second_lock = threading.Lock()
 
@@ -169,13 +171,14 @@ class SlotSource:
             return info.f_blocks * info.f_frsize // 1024
         return None
 
-    def resources(self, slot: str) -> SlotResources:
+    def resources(self, slot: str, claim: str | None = None) -> SlotResources:
         """The trusted size of `slot`: HOLD when the startd has no such slot; never the caps by accident.
 
         With a startd configured (CONDOR_DOCKER_SLOT_SOURCE = startd), a moment
         when no startd answers (busy, restarting) must not hand the job the whole
         machine: the last size that startd gave for this slot is used, else the
-        job goes back to idle (SLOT_UNKNOWN) and is tried again.
+        job goes back to idle (SLOT_UNKNOWN) and is tried again.  `claim` (the job's proven
+        starter pid) keys that memory: another job on a slot of the same name never gets it.
         """
         if not isinstance(slot, str) or not SLOT_NAME.match(slot):
             raise Failure(Code.POLICY_REFUSED, f"slot name {str(slot)[:80]!r} is not a slot name like slot1_1")
@@ -183,28 +186,28 @@ class SlotSource:
             return self.caps()
         ad = self._ask(slot)
         if ad is None:
-            return self._last_known_or_retry(slot)
+            return self._last_known_or_retry(slot, claim)
         if ad is _NO_SUCH_SLOT:
             raise Failure(Code.POLICY_REFUSED, f"the startd of this machine has no slot {slot}: "
                                                "the job's _CONDOR_SLOT or .machine.ad was changed")
         cpus, memory = _number(ad, "Cpus"), _number(ad, "Memory")
         if not cpus or not memory:
             log.warning("slot %s ad has no Cpus/Memory (%s): trying the job again later", slot, ad)
-            return self._last_known_or_retry(slot)
+            return self._last_known_or_retry(slot, claim)
         caps = self.caps()
         found = SlotResources(min(cpus, caps.cpus), min(memory, caps.memory_mb), _number(ad, "Disk"),
                               _number(ad, "GPUs"), f"the startd's slot {ad.get('Name') or slot}",
                               _gpu_ids(ad.get("AssignedGPUs")),
                               tuple((name, ad[name][:256]) for name in SLOT_VOUCHED if isinstance(ad.get(name), str)))
         with self._lock:
-            self._last_known[slot] = found
+            self._last_known[(slot, claim)] = found
             while len(self._last_known) > MAX_KNOWN_SLOTS:
                 self._last_known.pop(next(iter(self._last_known)))
         return found
 
-    def _last_known_or_retry(self, slot: str) -> SlotResources:
+    def _last_known_or_retry(self, slot: str, claim: str | None) -> SlotResources:
         with self._lock:
-            known = self._last_known.get(slot)
+            known = self._last_known.get((slot, claim))
         if known is not None:
             return dataclasses.replace(known, source=known.source + " (as it last answered)")
         raise Failure(Code.SLOT_UNKNOWN, f"no startd answered for slot {slot} and its size is not known yet; "

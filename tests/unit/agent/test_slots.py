@@ -196,3 +196,23 @@ def test_without_a_startd_the_disk_limit_is_the_admins_never_the_jobs(tmp_path):
     assert by_fs.disk_kb and by_fs.disk_kb > 0
     assert policy._disk_limit_kb(None, capped.disk_kb) == 100 * 1024       # Disk deleted: the cap
     assert policy._disk_limit_kb(4096, capped.disk_kb) == 4096              # the job may only lower it
+
+
+def test_the_last_size_goes_back_only_to_the_same_job():
+    """Dynamic slot names are reused: the next claim of slot1_1 (another starter) may be smaller,
+    so a silent startd must not hand it the previous job's 8 GB."""
+    answers = [{"Name": "slot1_1@x", "Cpus": 4, "Memory": 8192, "Disk": 4096, "GPUs": 0}]
+
+    def flaky(slot):
+        if answers:
+            return answers.pop()
+        raise slots.NoStartd("restarting")
+
+    source = slots.SlotSource(default_settings(), 16, 64000, query=flaky, second_opinion=flaky)
+    assert source.resources("slot1_1", claim="4242").memory_mb == 8192
+    source._no_startd_until = 0.0
+    assert source.resources("slot1_1", claim="4242").memory_mb == 8192        # the same starter
+    source._no_startd_until = 0.0
+    with pytest.raises(Failure) as caught:
+        source.resources("slot1_1", claim="5353")                            # the next claim's starter
+    assert caught.value.code is Code.SLOT_UNKNOWN
