@@ -113,6 +113,9 @@ def _make_private_dir(parent_fd: int, name: str, mode: int, uid: int, gid: int, 
     return fd
 
 
+DISK_WALK_BUDGET = 20   # the disk walk's share of the time: at most 1/20 (see ContainerRun._watch_disk)
+
+
 class ContainerRun:
     """One container's life; `stop`, `suspend` and `resume` may be called from other threads."""
 
@@ -402,9 +405,20 @@ class ContainerRun:
         return self._volumes
 
     def _watch_disk(self) -> None:
-        """Every period: scratch dir + writable layer against the slot's Disk; over it -> kill, hold."""
-        while not self._finished.wait(self.disk_check_period):
+        """Every period: scratch dir + writable layer against the slot's Disk; over it -> kill, hold.
+
+        A walk of a huge tree is expensive: the next one waits at least DISK_WALK_BUDGET times
+        as long as this one took, so one job's million files cost the agent a bounded share
+        of a CPU (about 1/DISK_WALK_BUDGET), whatever CONDOR_DOCKER_DISK_CHECK_PERIOD says.
+        """
+        delay = self.disk_check_period
+        while not self._finished.wait(delay):
+            started = time.monotonic()
             used_kb, scratch_kb, layer_kb, incomplete = self._disk()
+            took = time.monotonic() - started
+            delay = max(self.disk_check_period, took * DISK_WALK_BUDGET)
+            if delay > self.disk_check_period:
+                log.info("%s: the disk walk took %.1f s; the next in %.0f s", self.spec.name, took, delay)
             with self._lock:
                 self._usage = dataclasses.replace(self._usage, disk_kb=max(self._usage.disk_kb, used_kb))
             if incomplete and not self._finished.is_set():
