@@ -373,6 +373,11 @@ class JobService:
         if job is not None and not (ctx.uid == 0 or ctx.uid == job.uid):
             ctx.container = name
             raise policy.refuse(f"container {name} does not belong to uid {ctx.uid}")
+        if job is not None:   # the same rule as for a container found on the engine (_owned_container)
+            ctx.container = name
+            labels = {STARTER_PID_LABEL: str(job.starter_pid)} if job.starter_pid is not None else {}
+            policy.check_same_job(ctx.pid, ctx.uid, name, labels, require_starter=self.settings.require_starter)
+            policy.check_peer_still_there(ctx)
         return job
 
     def signal(self, ctx: RequestContext, asked: ops.Signal) -> dict:
@@ -411,9 +416,12 @@ class JobService:
         if asked.slot:
             pairs.append((SLOT_LABEL, asked.slot))
         found = self.engine.managed_containers(own_containers_filter(self.settings.agent_id, *pairs))
-        mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {}) and self._same_job(ctx, c)]
-        if found and not mine:
+        owned = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})]
+        mine = [c for c in owned if self._same_job(ctx, c)]
+        if found and not owned:
             raise policy.refuse(f"the containers of job {ctx.job} do not belong to uid {ctx.uid}")
+        if owned and not mine:
+            raise policy.refuse(f"process {ctx.pid} is not a job of the condor_starter that runs job {ctx.job}")
         # A JOB_EXIT hook run by a starter removes only that starter's containers: job ids are
         # not unique across schedds, and another job of the same user may carry the same id.
         proof = starter_proof.find_starter(ctx.pid, None, policy.trusted_owners())
