@@ -24,7 +24,9 @@ from ..wire import protocol
 from ..wire.ops import MachineAttrs
 from ..wire.socketpath import agent_socket
 
-TIMEOUT = 5.0   # connect and read; the cron period is 60 s and a hung agent must not hang us
+TIMEOUT = 20.0  # connect and read: longer than the agent's first engine check with its self-test (a
+#                 slow machine took over 5 s: HasDocker stayed false a whole cron period); the
+#                 cron period is 60 s, and a hung agent must not hang us past it
 # The startd runs its first cron job the moment it starts, while condor_master is
 # still starting the agent beside it; the next run is a whole period later.  So a
 # missing or refusing socket is retried for this long before saying HasDocker = false
