@@ -86,6 +86,8 @@ REFUSED = {
     "stream_output": "output is written straight to the file already; remove it",
     "stream_error": "output is written straight to the file already; remove it",
     "container_service_names": "no port forwarding on one machine",
+    "docker_send_credentials": "registry credentials are not sent: pull the image yourself first "
+                               "(docker pull) or use a public one",
     "notify_user": "no mail is sent by condor_docker run",
     "x509userproxy": "credentials are not handled",
     "use_oauth_services": "credentials are not handled",
