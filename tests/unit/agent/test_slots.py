@@ -53,15 +53,20 @@ def test_no_startd_never_gives_the_caps_and_is_not_asked_again_at_once():
     assert calls == ["slot1_1", "slot1_1"]          # the first query and the fresh process, then quiet
 
 
-def test_a_silent_startd_gives_the_last_size_it_said():
-    answers = [{"Name": "slot1_1@x", "Cpus": 1, "Memory": 128, "Disk": 4096, "GPUs": 0}]
+def _answers_once(ad: dict) -> slots.SlotSource:
+    """A source whose startd answers `ad` once, then is silent (restarting)."""
+    answers = [ad]
 
     def flaky(slot):
         if answers:
             return answers.pop()
         raise slots.NoStartd("restarting")
 
-    source = slots.SlotSource(default_settings(), 16, 64000, query=flaky, second_opinion=flaky)
+    return slots.SlotSource(default_settings(), 16, 64000, query=flaky, second_opinion=flaky)
+
+
+def test_a_silent_startd_gives_the_last_size_it_said():
+    source = _answers_once({"Name": "slot1_1@x", "Cpus": 1, "Memory": 128, "Disk": 4096, "GPUs": 0})
     first = source.resources("slot1_1")
     source._no_startd_until = 0.0
     again = source.resources("slot1_1")
@@ -201,14 +206,7 @@ def test_without_a_startd_the_disk_limit_is_the_admins_never_the_jobs(tmp_path):
 def test_the_last_size_goes_back_only_to_the_same_job():
     """Dynamic slot names are reused: the next claim of slot1_1 (another starter) may be smaller,
     so a silent startd must not hand it the previous job's 8 GB."""
-    answers = [{"Name": "slot1_1@x", "Cpus": 4, "Memory": 8192, "Disk": 4096, "GPUs": 0}]
-
-    def flaky(slot):
-        if answers:
-            return answers.pop()
-        raise slots.NoStartd("restarting")
-
-    source = slots.SlotSource(default_settings(), 16, 64000, query=flaky, second_opinion=flaky)
+    source = _answers_once({"Name": "slot1_1@x", "Cpus": 4, "Memory": 8192, "Disk": 4096, "GPUs": 0})
     assert source.resources("slot1_1", claim="4242").memory_mb == 8192
     source._no_startd_until = 0.0
     assert source.resources("slot1_1", claim="4242").memory_mb == 8192        # the same starter
