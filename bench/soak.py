@@ -67,7 +67,10 @@ class Agent:
                             "DOCKER_IMAGE_CACHE_SIZE": str(cache_size),
                             "CONDOR_DOCKER_IMAGE_CACHE_MB": str(cache_mb),
                             "CONDOR_DOCKER_PULL_STALL_TIMEOUT": "20",
-                            "CONDOR_DOCKER_REAP_PERIOD": "10", "CONDOR_DOCKER_REAP_GRACE": "30"}.items():
+                            "CONDOR_DOCKER_REAP_PERIOD": "10", "CONDOR_DOCKER_REAP_GRACE": "30",
+                            # no startd and no condor_starter here: the admin's caps are the slot sizes
+                            "CONDOR_DOCKER_SLOT_SOURCE": "caps",
+                            "CONDOR_DOCKER_REQUIRE_STARTER": "false"}.items():
             self.args += ["--set", f"{knob}={value}"]
         self.process: subprocess.Popen | None = None
         self.rss: list[int] = []
