@@ -27,6 +27,7 @@ from ..core import imageref
 from ..core.failures import Code, Failure
 from ..core.labels import managed_filter
 from ..core.spec import ContainerSpec
+from .streams import EngineStream
 
 log = logging.getLogger("condor_docker.engine")
 
@@ -337,11 +338,11 @@ class Engine:
             )
         return created["Id"]
 
-    def attach(self, container_id: str, stdin: bool) -> Any:
-        """The raw attach socket (stdout/stderr frames; stdin if asked), before start."""
+    def attach(self, container_id: str, stdin: bool) -> EngineStream:
+        """The attach connection (stdout/stderr frames; stdin if asked), before start; the caller closes it."""
         with translate_engine_errors("other", container_id[:12]):
             params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
-            return self.waiter.attach_socket(container_id, params=params)
+            return EngineStream(self.waiter.attach_socket(container_id, params=params))
 
     def start(self, container_id: str, name: str) -> None:
         with translate_engine_errors("start", name):
@@ -365,9 +366,22 @@ class Engine:
             created=data.get("Created", ""), name=data.get("Name", "").lstrip("/"))
 
     def stats_stream(self, container_id: str) -> Iterator[dict]:
-        """One sample a second until the container stops (no timeout)."""
+        """One sample a second until the container stops (no timeout).
+
+        The response is closed when the generator is (docker-py's own stream
+        never closes it, so a reader that stopped early left its socket to
+        dockerd open until the garbage collector ran): close it, or read it
+        inside `contextlib.closing`.
+        """
         with translate_engine_errors("other", container_id[:12]):
-            yield from self.waiter.stats(container_id, stream=True, decode=True)
+            waiter = self.waiter
+            response = waiter._get(waiter._url("/containers/{0}/stats", container_id),
+                                   params={"stream": True}, stream=True)
+            try:
+                waiter._raise_for_status(response)
+                yield from waiter._stream_helper(response, decode=True)
+            finally:
+                response.close()
 
     def size_rw(self, container_id: str) -> int | None:
         """Bytes in the container's writable layer (the engine's SizeRw); None if it is gone."""
@@ -438,10 +452,11 @@ class Engine:
                                            workdir=workdir)
         return created["Id"]
 
-    def exec_attach(self, exec_id: str, tty: bool, name: str) -> Any:
-        """Start the exec and return its raw stream (frames unless tty); lasts as long as the command."""
+    def exec_attach(self, exec_id: str, tty: bool, name: str) -> EngineStream:
+        """Start the exec and return its stream (frames unless tty), which lasts as long as the
+        command; the caller closes it."""
         with translate_engine_errors("exec", name):
-            return self.waiter.exec_start(exec_id, tty=tty, socket=True)
+            return EngineStream(self.waiter.exec_start(exec_id, tty=tty, socket=True))
 
     def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
         with translate_engine_errors("other", exec_id[:12]):
