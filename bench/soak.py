@@ -9,8 +9,13 @@ holding `.job.ad`/`.machine.ad` (from the real-pool fixtures), and `condor_docke
 launch` started as an ordinary user (nobody) with the starter's environment.
 About 10 % of jobs go over their memory, 10 % name an image that does not exist,
 10 % are sent SIGTERM mid-run (as a vacate would); the agent is killed -9 twice
-and restarted.  At the end it prints outcomes by reason, leaked containers, images
-over the cache limits and the agent's RSS; it exits 1 if anything leaked.
+(`--crashes`) and restarted.  At the end it prints outcomes by reason, leaked
+containers, images over the cache limits, and the agent's figures (open fds,
+sockets to dockerd, threads, RSS; condor_docker/agent/resources.py): idle after
+each start, at the peak of each run with how many jobs ran then, and after its
+last job once the background checks settle.  It exits 1 if anything leaked;
+the figures are for reading, not a pass/fail (tests/agent/test_agent_resources.py
+asserts them).
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from condor_docker.agent.resources import Figures, figures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "real-pool")
@@ -67,10 +75,15 @@ class Agent:
                             "DOCKER_IMAGE_CACHE_SIZE": str(cache_size),
                             "CONDOR_DOCKER_IMAGE_CACHE_MB": str(cache_mb),
                             "CONDOR_DOCKER_PULL_STALL_TIMEOUT": "20",
-                            "CONDOR_DOCKER_REAP_PERIOD": "10", "CONDOR_DOCKER_REAP_GRACE": "30"}.items():
+                            "CONDOR_DOCKER_REAP_PERIOD": "10", "CONDOR_DOCKER_REAP_GRACE": "30",
+                            # no startd and no condor_starter here: the admin's caps are the slot sizes
+                            "CONDOR_DOCKER_SLOT_SOURCE": "caps",
+                            "CONDOR_DOCKER_REQUIRE_STARTER": "false"}.items():
             self.args += ["--set", f"{knob}={value}"]
         self.process: subprocess.Popen | None = None
-        self.rss: list[int] = []
+        self.starts = 0
+        self.figures: list[tuple[str, Figures]] = []   # (when, figures), in order
+        self.peak: tuple[Figures, int] | None = None     # this run's most threads, with the jobs running then
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=REPO)
@@ -78,7 +91,36 @@ class Agent:
         deadline = time.monotonic() + 30
         while not self.answers() and time.monotonic() < deadline:  # a killed agent leaves its socket file
             time.sleep(0.1)
-        self.rss.append(psutil.Process(self.process.pid).memory_info().rss)
+        self.starts += 1
+        time.sleep(1)   # the first health check and reap
+        self.note("idle after start" if self.starts == 1 else f"after restart {self.starts - 1} (reattaching)")
+
+    def now(self) -> Figures:
+        assert self.process is not None
+        return figures(self.process.pid)
+
+    def note(self, when: str) -> None:
+        self.figures.append((when, self.now()))
+
+    def sample(self, running: int) -> None:
+        """One sample of a run (for its peak)."""
+        try:
+            now = self.now()
+        except (psutil.Error, OSError):   # killed or restarting
+            return
+        if self.peak is None or now.threads > self.peak[0].threads:
+            self.peak = (now, running)
+
+    def end_of_run(self, when: str, settle: bool = True) -> None:
+        if self.peak is not None:
+            peak, running = self.peak
+            self.figures.append((f"peak, {running} jobs running", peak))
+        self.peak = None
+        idle = self.figures[0][1] if self.figures else None
+        deadline = time.monotonic() + 30   # a finished job's last threads end within a poll period
+        while settle and idle is not None and time.monotonic() < deadline and self.now().threads > idle.threads:
+            time.sleep(0.5)
+        self.note(when)
 
     def answers(self) -> bool:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -92,20 +134,21 @@ class Agent:
 
     def kill9(self) -> None:
         assert self.process is not None
-        self.rss.append(psutil.Process(self.process.pid).memory_info().rss)
+        self.end_of_run("just before kill -9", settle=False)   # jobs are running: nothing to settle
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> int:
         assert self.process is not None
-        self.rss.append(psutil.Process(self.process.pid).memory_info().rss)
         self.process.terminate()
         return self.process.wait(60)
 
 
 class Soak:
-    def __init__(self, jobs: int, concurrency: int, seed: int) -> None:
+    def __init__(self, jobs: int, concurrency: int, seed: int, crashes: int = 2) -> None:
         self.jobs = jobs
+        self.crashes = crashes
+        self.running = 0
         self.concurrency = concurrency
         self.random = random.Random(seed)
         self.root = tempfile.mkdtemp(prefix="condor_docker-soak.")
@@ -186,8 +229,8 @@ class Soak:
 
     def run(self) -> int:
         self.agent.start()
-        kinds = [self.random.choice(KINDS) for _ in range(self.jobs)]
-        crash_points = {self.jobs // 3, 2 * self.jobs // 3}
+        kinds = [self.random.choice(self.kinds) for _ in range(self.jobs)]
+        crash_points = [self.jobs * (n + 1) // (self.crashes + 1) for n in range(self.crashes)]
         slots = [f"slot1_{i + 1}" for i in range(self.concurrency)]
         free = list(slots)
         free_lock = threading.Condition()
@@ -197,26 +240,30 @@ class Soak:
                 while not free:
                     free_lock.wait()
                 slot = free.pop()
+                self.running += 1
             try:
                 self.run_job(number, kinds[number], slot)
             finally:
                 with free_lock:
                     free.append(slot)
+                    self.running -= 1
                     free_lock.notify()
 
         started = time.monotonic()
         with ThreadPoolExecutor(self.concurrency) as pool:
             futures = [pool.submit(job, n) for n in range(self.jobs)]
             crashed = 0
-            while crashed < 2:
+            while self.done < self.jobs:
                 time.sleep(0.5)
-                if self.done >= min(crash_points) if crashed == 0 else self.done >= max(crash_points):
+                self.agent.sample(self.running)
+                if crashed < len(crash_points) and self.done >= crash_points[crashed]:
                     print(f"soak: killing the agent -9 after {self.done} jobs", flush=True)
                     self.agent.kill9()
                     self.agent.start()
                     crashed += 1
             for future in futures:
                 future.result()
+        self.agent.end_of_run(f"after the last job ({self.jobs} in all)")
         elapsed = time.monotonic() - started
         return self.report(elapsed)
 
@@ -242,8 +289,10 @@ class Soak:
               f"({', '.join(c['Names'][0].lstrip('/') + ' ' + c['State'] for c in at_end)})")
         print(f"soak: containers leaked (still there after one reap cycle): {len(leaked)}")
         print(f"soak: images over the limits: {over}")
-        rss = [f"{r / 2 ** 20:.1f} MB" for r in self.agent.rss]
-        print(f"soak: agent RSS samples (start, before each kill -9, restarts, end): {', '.join(rss)}")
+        print("soak: the agent's figures (fds, sockets to the engine among them, threads, RSS):")
+        for when, figure in self.agent.figures:
+            print(f"  {when:<32} {figure.fds:5d} fds {figure.engine_sockets:5d} engine {figure.threads:5d} threads "
+                  f"{figure.rss_mb:7.1f} MB")
         for container in leaked:
             client.remove_container(container["Id"], force=True, v=True)
         client.close()
@@ -251,6 +300,7 @@ class Soak:
         return 1 if leaked or over else 0
 
     agent_cache_size = 2
+    kinds = KINDS
 
     def leftovers(self, client) -> list[dict]:
         found = client.containers(all=True, filters={"label": ["org.condor_docker.managed=true"]})
@@ -263,11 +313,17 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--crashes", type=int, default=2, help="how many times the agent is killed -9 (default 2)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="the job mix to draw from, comma-separated among ok, hog, bad, kill "
+                             "(default: 7 ok to 1 each of the others)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("soak: run as root (the launcher runs as nobody, the agent as root)", file=sys.stderr)
         return 2
-    return Soak(args.jobs, args.concurrency, args.seed).run()
+    soak = Soak(args.jobs, args.concurrency, args.seed, args.crashes)
+    soak.kinds = tuple(args.kinds.split(","))
+    return soak.run()
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ class RequestContext:
         """
         if self.pidfd < 0:
             return True
-        readable, _, _ = select.select([self.pidfd], [], [], 0)
-        return not readable
+        poller = select.poll()   # not select(): a busy agent's fds go past FD_SETSIZE (1024)
+        poller.register(self.pidfd, select.POLLIN)
+        return not poller.poll(0)
 
     def close(self) -> None:
         if self.pidfd >= 0:

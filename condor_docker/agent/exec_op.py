@@ -164,6 +164,10 @@ class _Session:
             self._output()
         finally:
             self.done.set()
+            try:   # wake the control thread's read: a client that stays connected must not keep it
+                self.ctx.connection.sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
 
     def _output(self) -> None:
         stdout, stderr = self.ctx.fds[1], self.ctx.fds[2]

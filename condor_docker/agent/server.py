@@ -14,8 +14,9 @@ The ops are in service.py (the op table), jobs.py and exec_op.py; the socket's
 directory in rundir.py.
 
 SIGHUP (condor_reconfig) re-reads the knobs and restarts in place only when one
-changed (reconfig.py).  Shutdown (SIGTERM, SIGQUIT, SIGINT) stops accepting, removes the socket and
-exits *without* touching running containers: condor_master restarts the agent,
+changed (reconfig.py).  Shutdown (SIGTERM, SIGQUIT, SIGINT, or the parent that
+started it exiting) stops accepting, removes the socket and exits *without*
+touching running containers: condor_master restarts the agent,
 the running jobs' launchers reconnect with `reattach`, and the reaper removes
 what nobody reattached.  At start the agent recovers: it lists its managed
 containers and leaves the running ones for their launchers.
@@ -155,9 +156,20 @@ def _admit(agent: Agent, limits: ConnectionLimits, sock: socket.socket) -> None:
         _turn_away(sock, f"the agent cannot start a thread now ({err}): try again later")
 
 
-def serve(agent: Agent, path: str, stop: threading.Event, listener: socket.socket | None = None,
-          keep: threading.Event | None = None) -> socket.socket | None:
-    """Accept until `stop`; each admitted connection gets its own (daemon) thread.
+def parent_gone(parent: int | None) -> bool:
+    """Whether the process that started the agent has exited (the agent was given to another parent).
+
+    condor_master starts the agent and restarts it; a master that is killed or
+    dies stops nobody, and an agent that outlived its master (a test pool torn
+    down, a master killed -9) went on holding the engine for a pool that was no
+    longer there.  An agent started by PID 1 (systemd) has no parent to lose.
+    """
+    return parent is not None and parent > 1 and os.getppid() != parent
+
+
+def serve(agent: Agent, path: str, stop: threading.Event, parent: int | None = None,
+          listener: socket.socket | None = None, keep: threading.Event | None = None) -> socket.socket | None:
+    """Accept until `stop`, or until `parent` (a pid) is gone; each admitted connection gets its own thread.
 
     `listener`: a socket handed over by a restart in place (else one is bound).  When
     `keep` is set at the stop, the listener is returned open and its path left in place
@@ -169,6 +181,10 @@ def serve(agent: Agent, path: str, stop: threading.Event, listener: socket.socke
     try:
         while not stop.is_set():
             ready, _, _ = select.select([listener], [], [], 0.5)
+            if parent_gone(parent):
+                log.warning("the agent's parent (pid %d, condor_master) has exited: stopping, as on SIGTERM "
+                            "(running jobs are left for their launchers)", parent)
+                break
             if not ready:
                 continue
             try:
@@ -217,6 +233,7 @@ def setup_logging(path: str | None, foreground: bool) -> None:
 
 
 def main_agent(argv: list[str] | None = None) -> int:
+    parent = os.getppid()   # first: a parent that exits while the agent starts is noticed too
     parser = argparse.ArgumentParser(prog="condor_docker agent", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", help="the unix socket (default: CONDOR_DOCKER_AGENT_SOCKET)")
     parser.add_argument("--log", help=f"log file (default: $(LOG)/{LOG_NAME}, else stderr); - for stderr")
@@ -253,7 +270,7 @@ def main_agent(argv: list[str] | None = None) -> int:
     install_sshd_template(path)   # for condor_ssh_to_job (SSH_TO_JOB_SSHD_CONFIG_TEMPLATE)
     threading.Thread(target=reconfig.watch, args=(stop,), daemon=True, name="condor_docker-reconfig").start()
     try:
-        kept = serve(agent, path, stop, listener, keep=reconfig.restart)
+        kept = serve(agent, path, stop, parent, listener, keep=reconfig.restart)
     except OSError as err:
         log.error("cannot serve on %s: %s", path, err)
         print(f"condor_docker agent: cannot serve on {path}: {err}", file=sys.stderr)

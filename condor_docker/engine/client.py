@@ -21,13 +21,45 @@ import docker
 import docker.errors
 import docker.types
 import requests
+from docker.transport.unixconn import UnixHTTPAdapter
 
 from ..core import imageref
 from ..core.failures import Code, Failure
 from ..core.labels import managed_filter
 from ..core.spec import ContainerSpec
+from .streams import EngineStream
 
 log = logging.getLogger("condor_docker.engine")
+
+# Keep-alive connections a client keeps to the engine once its calls have returned; a call
+# made while all of them are busy opens one more, closed when it returns (see _OnePoolAdapter).
+IDLE_CONNECTIONS = 4
+
+
+class _OnePoolAdapter(UnixHTTPAdapter):
+    """One connection pool for the engine's unix socket, whatever the URL.
+
+    docker-py keys its unix-socket pools by the whole URL, path and query
+    included, and keeps up to 25 of them with up to 10 idle connections each:
+    every container's own `/json`, `/wait`, `/attach`, every job's container
+    list filtered by its scratch dir got a pool of its own, so each client
+    held about 25 idle sockets to dockerd that were never closed (10 jobs left
+    the agent 45 sockets to the engine, 35 more than at start).  There is one
+    socket, so one pool, of at most IDLE_CONNECTIONS idle connections.
+    """
+
+    def get_connection(self, url, proxies=None):
+        return super().get_connection("http+docker://localhost", proxies)
+
+
+class _PoolFullIsNormal(logging.Filter):
+    """urllib3 warns when it closes a connection its full pool cannot keep: that is the bound working."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Connection pool is full")
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_PoolFullIsNormal())
 
 # Engine/registry texts -> classification.  Checked in order; first match wins.
 # Recorded texts are replayed in tests/unit/engine/test_classify.py.
@@ -114,29 +146,46 @@ class Engine:
         self.timeout = timeout
         self._api: docker.APIClient | None = None
         self._waiter: docker.APIClient | None = None
+        self._clients_lock = threading.Lock()   # two threads' first calls must not make two clients
 
     # -- clients -----------------------------------------------------------------
     @property
     def api(self) -> docker.APIClient:
         if self._api is None:
-            with translate_engine_errors("other", "connect"):
-                self._api = docker.APIClient(base_url=self.url, timeout=self.timeout, version="auto")
+            with self._clients_lock:
+                if self._api is None:
+                    self._api = self._client(self.timeout, "auto")
         return self._api
 
     @property
     def waiter(self) -> docker.APIClient:
         """A client with no timeout, for calls that last as long as the job."""
         if self._waiter is None:
-            with translate_engine_errors("other", "connect"):
-                self._waiter = docker.APIClient(base_url=self.url, timeout=None,
-                                                version=self.api.api_version)
+            version = self.api.api_version
+            with self._clients_lock:
+                if self._waiter is None:
+                    self._waiter = self._client(None, version)
         return self._waiter
 
+    def _client(self, timeout: float | None, version: str) -> docker.APIClient:
+        with translate_engine_errors("other", "connect"):
+            client = docker.APIClient(base_url=self.url, timeout=timeout, version=version,
+                                      max_pool_size=IDLE_CONNECTIONS)
+        adapter = getattr(client, "_custom_adapter", None)
+        if type(adapter) is UnixHTTPAdapter:
+            one_pool = _OnePoolAdapter(adapter.socket_path, adapter.timeout, pool_connections=1,
+                                       max_pool_size=IDLE_CONNECTIONS)
+            client.mount("http+docker://", one_pool)
+            client._custom_adapter = one_pool
+            adapter.close()   # the version query's connection
+        return client
+
     def close(self) -> None:
-        for client in (self._api, self._waiter):
+        with self._clients_lock:
+            clients, self._api, self._waiter = (self._api, self._waiter), None, None
+        for client in clients:
             if client is not None:
                 client.close()
-        self._api = self._waiter = None
 
     # -- engine ------------------------------------------------------------------
     def version(self) -> dict:
@@ -310,11 +359,11 @@ class Engine:
                     found.setdefault(int(number), int(binding["HostPort"]))
         return found
 
-    def attach(self, container_id: str, stdin: bool) -> Any:
-        """The raw attach socket (stdout/stderr frames; stdin if asked), before start."""
+    def attach(self, container_id: str, stdin: bool) -> EngineStream:
+        """The attach connection (stdout/stderr frames; stdin if asked), before start; the caller closes it."""
         with translate_engine_errors("other", container_id[:12]):
             params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
-            return self.waiter.attach_socket(container_id, params=params)
+            return EngineStream(self.waiter.attach_socket(container_id, params=params))
 
     def start(self, container_id: str, name: str) -> None:
         with translate_engine_errors("start", name):
@@ -338,9 +387,22 @@ class Engine:
             created=data.get("Created", ""), name=data.get("Name", "").lstrip("/"))
 
     def stats_stream(self, container_id: str) -> Iterator[dict]:
-        """One sample a second until the container stops (no timeout)."""
+        """One sample a second until the container stops (no timeout).
+
+        The response is closed when the generator is (docker-py's own stream
+        never closes it, so a reader that stopped early left its socket to
+        dockerd open until the garbage collector ran): close it, or read it
+        inside `contextlib.closing`.
+        """
         with translate_engine_errors("other", container_id[:12]):
-            yield from self.waiter.stats(container_id, stream=True, decode=True)
+            waiter = self.waiter
+            response = waiter._get(waiter._url("/containers/{0}/stats", container_id),
+                                   params={"stream": True}, stream=True)
+            try:
+                waiter._raise_for_status(response)
+                yield from waiter._stream_helper(response, decode=True)
+            finally:
+                response.close()
 
     def size_rw(self, container_id: str) -> int | None:
         """Bytes in the container's writable layer (the engine's SizeRw); None if it is gone."""
@@ -411,10 +473,11 @@ class Engine:
                                            workdir=workdir)
         return created["Id"]
 
-    def exec_attach(self, exec_id: str, tty: bool, name: str) -> Any:
-        """Start the exec and return its raw stream (frames unless tty); lasts as long as the command."""
+    def exec_attach(self, exec_id: str, tty: bool, name: str) -> EngineStream:
+        """Start the exec and return its stream (frames unless tty), which lasts as long as the
+        command; the caller closes it."""
         with translate_engine_errors("exec", name):
-            return self.waiter.exec_start(exec_id, tty=tty, socket=True)
+            return EngineStream(self.waiter.exec_start(exec_id, tty=tty, socket=True))
 
     def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
         with translate_engine_errors("other", exec_id[:12]):

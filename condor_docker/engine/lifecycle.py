@@ -9,30 +9,34 @@ crash of this thread) ends with the container force-removed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import re
+import select
 import signal as signals
 import socket
+import stat
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..core.failures import Code, Failure
 from ..core.labels import AGENT_LABEL, UID_LABEL
 from ..core.spec import ContainerSpec
 from ..host import safefs
-from ..host.fdio import write_all
 from .client import Engine
-from .streams import frames
+from .streams import EngineStream, frames
 from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size
 
 log = logging.getLogger("condor_docker.lifecycle")
 
 _TINI_EXEC_FAILED = re.compile(rb"\[FATAL tini \(\d+\)\] exec (.+?) failed: ([^\n]+)")
 _CREATE_RETRIES = 3
+_DRAIN_SECONDS = 10     # after the container stopped, for its last output to reach the job's files
+_POLL_MS = 200          # how soon a relay stuck on the job's side notices that the container is gone
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ class ContainerRun:
         self._volumes: list[str] | None = None   # the container's anonymous volumes, read once it exists
         self.disk_check_period = disk_check_period
         self.cgroup = ContainerCgroup(spec.cgroup_parent) if spec.cgroup_parent else None
+        self._attach: EngineStream | None = None
+        self._abandon = threading.Event()   # the container is gone: relays stop, whatever they wait for
 
     # -- control from other threads -------------------------------------------
     def stop(self, signum: int = signals.SIGTERM, grace: float | None = None) -> None:
@@ -209,8 +215,7 @@ class ContainerRun:
             self.container_id = self._create()
             if self.on_created is not None:
                 self.on_created(self.container_id)
-            attach = self.engine.attach(self.container_id, stdin=self.spec.stdin_open)
-            pumps = self._start_pumps(attach)
+            pumps = self._start_pumps(self.engine.attach(self.container_id, stdin=self.spec.stdin_open))
             if self._stopping.is_set():
                 return ExitResult(None, self._signals_sent[0])
             self.engine.start(self.container_id, self.spec.name)
@@ -223,6 +228,7 @@ class ContainerRun:
             self._finished.set()
             if self.container_id is not None:
                 self._remove()
+            self._end_streams()
 
     def adopt(self, container_id: str, running: bool) -> ExitResult:
         """Instead of `run`: take over a container an earlier agent created (no create, no start).
@@ -242,6 +248,7 @@ class ContainerRun:
         finally:
             self._finished.set()
             self._remove()
+            self._end_streams()
 
     def _wait_for_result(self, pumps: list[threading.Thread]) -> ExitResult:
         """Wait for the container to stop, drain its output, then read how it ended."""
@@ -249,8 +256,21 @@ class ContainerRun:
         self._finished.set()
         self._final_usage()
         for pump in pumps:
-            pump.join(timeout=10)
+            pump.join(timeout=_DRAIN_SECONDS)
         return self._result()
+
+    def _end_streams(self) -> None:
+        """The container is gone: end its relays and close its attach connection, whatever they are doing.
+
+        A relay still running here is stuck on the job's side (an output pipe
+        nobody reads, an input that never ends); it stops within a poll period
+        and closes its own copies of the job's fds, so nothing of it is left,
+        and it never writes to (or reads from) an fd number the agent has
+        closed and perhaps reused for another job.
+        """
+        self._abandon.set()
+        if self._attach is not None:
+            self._attach.close()
 
     def _start_monitors(self) -> None:
         threading.Thread(target=self._collect_usage, daemon=True, name="usage").start()
@@ -298,65 +318,87 @@ class ContainerRun:
         if self.cgroup is not None:
             self.cgroup.remove()
 
-    def _start_pumps(self, attach) -> list[threading.Thread]:
-        pumps = [threading.Thread(target=self._pump_output, args=(attach,), daemon=True)]
+    def _start_pumps(self, attach: EngineStream) -> list[threading.Thread]:
+        """The relays, each with its own copies of the job's fds, which it closes when it ends."""
+        self._attach = attach
+        relays: list[tuple[Callable[..., None], tuple[int, ...]]] = [(self._pump_output, _dups(
+            self.io.stdout_fd, self.io.stderr_fd))]
         if self.spec.stdin_open and self.io.stdin_fd is not None:
-            pumps.append(threading.Thread(target=self._pump_input, args=(attach,), daemon=True))
-        for pump in pumps:
-            pump.start()
+            relays.append((self._pump_input, _dups(self.io.stdin_fd)))
+        pumps = []
+        for number, (target, fds) in enumerate(relays):
+            pump = threading.Thread(target=target, args=(attach, *fds), daemon=True, name="relay")
+            try:
+                pump.start()
+            except RuntimeError:   # no thread: this relay's fds and the later ones' are nobody's
+                for _, unused in relays[number:]:
+                    _close_all(unused)
+                raise
+            pumps.append(pump)
         return pumps[:1]  # only output must be drained before the result is read
 
-    def _pump_output(self, attach) -> None:
+    def _pump_output(self, attach: EngineStream, stdout_fd: int, stderr_fd: int) -> None:
         try:
+            writers = {1: _JobFdWriter(stdout_fd, self._abandon), 2: _JobFdWriter(stderr_fd, self._abandon)}
             for stream, data in frames(attach):
                 if stream == 2 and len(self._stderr_head) < 4096:
                     self._stderr_head += data[:4096 - len(self._stderr_head)]
-                write_all(self.io.stderr_fd if stream == 2 else self.io.stdout_fd, data)
-        except (OSError, ValueError) as err:
-            log.warning("output relay of %s ended: %s", self.spec.name, err)
-        finally:
-            try:
-                attach.close()
-            except OSError:
-                pass
-
-    def _pump_input(self, attach) -> None:
-        raw = getattr(attach, "_sock", attach)
-        try:
-            while True:
-                chunk = os.read(self.io.stdin_fd, 65536)
-                if not chunk:
+                if not writers[2 if stream == 2 else 1].write(data):
+                    log.warning("output relay of %s abandoned: the job's %s takes no more output",
+                                self.spec.name, "stderr" if stream == 2 else "stdout")
                     break
-                raw.sendall(chunk)
-        except OSError as err:
-            log.warning("input relay of %s ended: %s", self.spec.name, err)
+        except (OSError, ValueError) as err:
+            if not self._abandon.is_set():
+                log.warning("output relay of %s ended: %s", self.spec.name, err)
         finally:
-            try:
-                raw.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+            attach.close()
+            os.close(stdout_fd)
+            os.close(stderr_fd)
+
+    def _pump_input(self, attach: EngineStream, stdin_fd: int) -> None:
+        """The job's stdin into the container until its end (then half-close) or the container's."""
+        poller = select.poll()
+        poller.register(stdin_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        try:
+            while not self._finished.is_set():
+                if not poller.poll(_POLL_MS):
+                    continue
+                chunk = os.read(stdin_fd, 65536)
+                if not chunk:
+                    attach.shutdown(socket.SHUT_WR)
+                    break
+                attach.sendall(chunk)
+        except OSError as err:
+            if not self._finished.is_set():
+                log.warning("input relay of %s ended: %s", self.spec.name, err)
+        finally:
+            os.close(stdin_fd)
 
     def _collect_usage(self) -> None:
         """Live figures from the engine's stream (one sample a second); `_final_usage` completes them."""
-        peak = 0
         try:
-            for sample in self.engine.stats_stream(self.container_id):
-                cpu = sample.get("cpu_stats", {}).get("cpu_usage", {})
-                memory = sample.get("memory_stats", {})
-                peak = max(peak, int(memory.get("max_usage") or memory.get("usage") or 0))
-                rx, tx = network_bytes(sample)
-                if cpu.get("total_usage"):
-                    with self._lock:
-                        self._usage = dataclasses.replace(
-                            self._usage, cpu_user_s=max(self._usage.cpu_user_s, cpu.get("usage_in_usermode", 0) / 1e9),
-                            cpu_sys_s=max(self._usage.cpu_sys_s, cpu.get("usage_in_kernelmode", 0) / 1e9),
-                            peak_memory_mb=max(self._usage.peak_memory_mb, mb_ceil(peak)),
-                            network_in_bytes=max(self._usage.network_in_bytes, rx),
-                            network_out_bytes=max(self._usage.network_out_bytes, tx))
-                if self._finished.is_set():
-                    break
+            with contextlib.closing(self.engine.stats_stream(self.container_id)) as samples:
+                self._read_stats(samples)
         except Exception as err:  # statistics are best effort; never fail the job for them
             log.debug("stats of %s ended: %s", self.spec.name, err)
+
+    def _read_stats(self, samples: Iterator[dict]) -> None:
+        peak = 0
+        for sample in samples:
+            cpu = sample.get("cpu_stats", {}).get("cpu_usage", {})
+            memory = sample.get("memory_stats", {})
+            peak = max(peak, int(memory.get("max_usage") or memory.get("usage") or 0))
+            rx, tx = network_bytes(sample)
+            if cpu.get("total_usage"):
+                with self._lock:
+                    self._usage = dataclasses.replace(
+                        self._usage, cpu_user_s=max(self._usage.cpu_user_s, cpu.get("usage_in_usermode", 0) / 1e9),
+                        cpu_sys_s=max(self._usage.cpu_sys_s, cpu.get("usage_in_kernelmode", 0) / 1e9),
+                        peak_memory_mb=max(self._usage.peak_memory_mb, mb_ceil(peak)),
+                        network_in_bytes=max(self._usage.network_in_bytes, rx),
+                        network_out_bytes=max(self._usage.network_out_bytes, tx))
+            if self._finished.is_set():
+                break
 
     def _final_usage(self) -> None:
         """The exact totals from the container's own parent cgroup, which outlives the container's."""
@@ -457,6 +499,58 @@ class ContainerRun:
         if signum is not None:
             return ExitResult(None, signum, False, usage)
         return ExitResult(code, None, False, usage)
+
+
+def _dups(*fds: int) -> tuple[int, ...]:
+    copies: list[int] = []
+    try:
+        for fd in fds:
+            copies.append(os.dup(fd))
+    except OSError as err:   # out of fds: the job comes back later, on a less busy agent
+        _close_all(copies)
+        raise Failure(Code.AGENT_UNAVAILABLE, f"cannot relay the job's streams: {err.strerror}") from err
+    return tuple(copies)
+
+
+def _close_all(fds: tuple[int, ...] | list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class _JobFdWriter:
+    """Writes to one of the job's output fds without ever blocking past `abandon`.
+
+    A regular file (what the starter gives) or a device never blocks for long.
+    A pipe or socket is the job's to read, and a job that does not read it
+    would have blocked the relay forever: it is made non-blocking (the job's
+    own open file, shared only with the job's processes) and written when
+    poll says so, until `abandon` is set.
+    """
+
+    def __init__(self, fd: int, abandon: threading.Event) -> None:
+        self.fd = fd
+        self.abandon = abandon
+        mode = os.fstat(fd).st_mode
+        self.waits = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        if self.waits:
+            os.set_blocking(fd, False)
+            self.poller = select.poll()
+            self.poller.register(fd, select.POLLOUT)
+
+    def write(self, data: bytes) -> bool:
+        """True when all of `data` was written; False when abandoned first."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                while not self.poller.poll(_POLL_MS):
+                    if self.abandon.is_set():
+                        return False
+        return True
 
 
 def signal_of_exit_code(code: int) -> int | None:
