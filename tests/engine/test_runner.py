@@ -104,17 +104,20 @@ def test_interrupt_kills_the_job_and_reports_the_signal(examples, engine, no_lea
         "arguments = \"-c 'sleep 120'\"\nlog = long.log\nrequest_memory = 32\nqueue\n")
     argv = [sys.executable, "-m", "condor_docker.cli", "run", "long.sub", "--state-dir", str(examples / ".state")]
     runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not engine.managed_containers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert engine.managed_containers(), "the job's container never appeared"
     time.sleep(0.5)
     runner.send_signal(signal.SIGTERM)
-    out, _ = runner.communicate(timeout=30)
-    assert "killed by signal 15" in out
-    terminated = events(examples / "long.log")[-1][1]
-    assert terminated["TerminatedBySignal"] == 15
+    out, err = runner.communicate(timeout=30)
+    assert "removed: condor_docker run was interrupted (killed by signal 15)" in out
+    assert "stopping job " in err and "Ctrl-C again to kill it now" in err
+    assert runner.returncode == 130
+    # as condor_rm: an aborted event, whether the job had started or not (it used to be 005 or a 306 hold)
+    kinds = [kind for kind, _ in events(examples / "long.log")]
+    assert kinds[-1] == htcondor2.JobEventType.JOB_ABORTED
 
 
 def test_bad_submit_file_names_the_problem(examples):
