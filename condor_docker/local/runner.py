@@ -367,8 +367,11 @@ def _settings(pairs: list[str]) -> Settings:
 def _check_logs(procs: list[Proc]) -> None:
     """Each `log =` file can be written, before anything is submitted to it."""
     for path in dict.fromkeys(p.ad.get("UserLog") for p in procs if p.ad.get("UserLog")):
+        existed = os.path.exists(path)
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            if not existed:       # a run refused later (no engine) leaves no empty log behind
+                os.unlink(path)
         except OSError as err:
             raise Refused(exitcodes.CANTCREAT, f"log = {path}: cannot write the job event log: {err.strerror}; "
                                                "create its directory or point log at a writable file") from None
