@@ -360,10 +360,11 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
         name = name.strip()
         if not found or not name:
             raise OverrideError(f"--set {pair!r}: write --set KNOB=VALUE, e.g. --set CONDOR_DOCKER_MAX_REQUEUES=3")
+        name = name.upper() if name.upper() in known else name   # HTCondor knob names are case-insensitive
         knob = known.get(name)
         if knob is None and not _VOLUME_DIR_KNOB.fullmatch(name):
-            raise OverrideError(f"--set {pair!r}: {name} is not a condor_docker knob "
-                                "(`condor_docker config` lists them)")
+            raise OverrideError(f"--set {pair!r}: {name} is not a condor_docker knob{_did_you_mean(name, known)} "
+                                "(`condor_docker config knob-table` lists them)")
         if knob is not None:
             try:
                 _convert(knob, value)
@@ -371,6 +372,13 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
                 raise OverrideError(f"--set {pair!r}: {err}") from None
         overrides[name] = value
     return overrides
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean X?` for a near miss of a knob name, as for submit commands."""
+    import difflib
+    guess = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    return f"; did you mean {guess[0]}?" if guess else ""
 
 
 def settings_from_command_line(pairs: Iterable[str], lookup: Callable[[str], str | None] | None = None,
