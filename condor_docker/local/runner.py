@@ -157,9 +157,10 @@ class LocalRunner:
             if self.interrupted.is_set():
                 return self._removed(job, events, f"condor_docker run was interrupted ({result.describe()})")
             if result.failure is not None and result.failure.is_hold:
+                failure = explain_transferred_executable(result.failure, proc)
                 if events:
-                    events.held(job, result.failure.reason, HoldReasonCode.JOB_POLICY, int(result.failure.code))
-                return Outcome(job, result, result.failure)
+                    events.held(job, failure.reason, HoldReasonCode.JOB_POLICY, int(failure.code))
+                return Outcome(job, result, failure)
             if policy is None and not self.interrupted.is_set():
                 policy = userpolicy.on_exit(proc.ad)
             if policy is not None and policy.action == "hold":
@@ -288,6 +289,23 @@ class LocalRunner:
         for name, ad in ((".job.ad", proc.ad), (".machine.ad", machine_ad)):
             with open(os.path.join(scratch, name), "w") as stream:
                 stream.write(ad.printOld())
+
+def explain_transferred_executable(failure: Failure, proc: Proc) -> Failure:
+    """Name the rule when an absolute executable was transferred and then could not run in the image.
+
+    As in HTCondor, `executable = /bin/cat` is copied from the submit machine unless
+    `transfer_executable = false`; a host binary then often cannot run in the image
+    (another libc, none at all), and "Cannot run ./cat" alone does not say why.
+    """
+    command, iwd = ads.get_str(proc.ad, "Cmd") or "", ads.get_str(proc.ad, "Iwd") or ""
+    from_submit_dir = bool(iwd) and command.startswith(iwd.rstrip(os.sep) + os.sep)   # a relative executable
+    if (failure.code != Code.EXECUTABLE_NOT_FOUND or not os.path.isabs(command) or from_submit_dir
+            or not ads.get_bool(proc.ad, "TransferExecutable", False)):
+        return failure
+    return Failure(failure.code, f"{failure.reason} (executable = {command} was transferred from this machine and "
+                                 f"run as ./{os.path.basename(command)}, since transfer_executable defaults to true "
+                                 f"as in HTCondor; to run the image's own {command}, write transfer_executable = false)")
+
 
 def job_request_slot(job: JobId) -> str:
     return f"slot1_{job.proc + 1}"
