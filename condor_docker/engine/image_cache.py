@@ -243,14 +243,17 @@ class ImageCache:
         try:
             absent = self.engine.image_inspect(reference) is None
             progress = flight.progress or PullProgress(reference)
-            flight.result = images.ensure_image(
-                self.engine, reference, policy=policy,
-                trust_local_images=self.settings.trust_local_images,
-                pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
-                on_progress=progress, rules=images.ImageRules.of(self.settings))
-            pulled = absent or policy == "always"
+            pulls = absent or policy == "always"
+            with progress.ticking() if pulls else contextlib.nullcontext():
+                flight.result = images.ensure_image(
+                    self.engine, reference, policy=policy,
+                    trust_local_images=self.settings.trust_local_images,
+                    pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
+                    on_progress=progress, rules=images.ImageRules.of(self.settings))
+            pulled = pulls
             if pulled:
-                log.info("pulled %s: %s (%d other callers waited)", reference, progress.summary(), flight.waiters)
+                log.info("pulled %s in %.0f s: %s (%d other callers waited)", reference,
+                         progress.clock() - progress.started, progress.summary(), flight.waiters)
             self._touch(reference, pulled=absent)
             return flight.result
         except Failure as err:

@@ -264,6 +264,24 @@ def test_a_stalled_pull_still_reports_on_the_timer():
     assert len(reports) == count       # the timer stops with the block
 
 
+def test_the_agents_pull_reports_on_the_timer_while_the_engine_sends_nothing(tmp_path, monkeypatch):
+    cache, engine = make(tmp_path)
+    monkeypatch.setattr(image_cache.PullProgress.__init__, "__defaults__", (0.05, time.monotonic))
+    seen: list[dict] = []
+
+    def silent_pull(reference, *, timeout, stall_timeout, on_progress=None, **_options):
+        time.sleep(0.3)                      # a stalled registry: no progress item at all
+        engine.add(reference, size_mb=1)
+        return engine.image_inspect(reference)
+    engine.pull = silent_pull
+    cache.ensure("r/silent:1", "missing", seen.append)
+    assert len(seen) >= 2 and seen[0]["summary"].startswith("waiting for the registry")
+    count = len(seen)
+    cache.ensure("r/silent:1", "missing", seen.append)     # present now: no pull, no timer
+    time.sleep(0.15)
+    assert len(seen) == count
+
+
 def test_waiters_get_progress_of_the_leaders_pull_and_status_lists_it(tmp_path):
     cache, engine = make(tmp_path)
     release = threading.Event()
