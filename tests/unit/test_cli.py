@@ -190,3 +190,10 @@ def test_a_user_without_the_docker_socket_is_told_what_to_do_at_once(tmp_path, m
     assert refused.value.exit_code == exitcodes.UNAVAILABLE
     assert "may not use the Docker engine" in str(refused.value) and "docker group" in str(refused.value)
     assert "--user " in str(refused.value)
+
+
+def test_prepare_job_without_a_job_ad_says_so_instead_of_succeeding(tmp_path):
+    """An empty stdin used to exit 0 with nothing printed: HTCondor would read that as "run it unchanged"."""
+    done = condor_docker("prepare-job", "--socket", str(tmp_path / "dead.sock"))
+    assert done.returncode == exitcodes.USAGE and done.stdout == ""
+    assert one_line(done).startswith("condor_docker prepare-job: no job ad on stdin: HTCondor pipes it in")
