@@ -91,8 +91,9 @@ def run_subcommand(command: str, rest: list[str]) -> int:
         entry = getattr(module, "main_" + command.replace("-", "_"), None) or module.main
         return int(entry(rest) or 0)
     except SystemExit as done:
-        # argparse's own exit for a bad command line is 2, which `run` uses for a bad submit file
-        if done.code == 2:
+        # argparse's own exit for a bad command line is 2, which `run` uses for a bad submit file;
+        # the pool images keep 2 for "the node cannot start" (docs/POOL-IN-CONTAINERS.md), whatever the cause
+        if done.code == 2 and SUBCOMMANDS[command].audience != POOL:
             return exitcodes.USAGE
         return done.code if isinstance(done.code, int) else (exitcodes.OK if done.code is None else exitcodes.USAGE)
     except KeyboardInterrupt:

@@ -23,8 +23,8 @@ TABLE: tuple[ExitCode, ...] = (
              "all"),
     ExitCode(1, "HELD", "a job was held (run); a job must be held (launch); a check failed (doctor, health)",
              "run, launch, doctor, health"),
-    ExitCode(2, "BAD_INPUT", "the submit file (or the job it describes) cannot be run here; nothing ran",
-             "run"),
+    ExitCode(2, "BAD_INPUT", "the submit file (or the job it describes) cannot be run here, nothing ran (run); "
+             "the node cannot start, its command line or mounts are wrong (pool-node)", "run, pool-node"),
     ExitCode(64, "USAGE", "the command line is wrong: an unknown command or option, a bad `--set KNOB=VALUE`",
              "all"),
     ExitCode(69, "UNAVAILABLE", "the agent or the Docker engine does not answer, or refuses this user",
