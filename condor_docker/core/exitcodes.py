@@ -19,16 +19,17 @@ class ExitCode(NamedTuple):      # not a dataclass: the JOB_EXIT hook imports th
 
 
 TABLE: tuple[ExitCode, ...] = (
-    ExitCode(0, "OK", "done: every job has a terminal event (whatever its own exit code); every check ok",
+    ExitCode(0, "OK", "done: every job has a terminal event in its log (run); every check is ok (doctor)",
              "all"),
-    ExitCode(1, "HELD", "a job was held (run); a job must be held (launch); a check failed (doctor, health)",
-             "run, launch, doctor, health"),
+    ExitCode(1, "HELD", "a job was held (run); the job must be held (launch); the job is refused, "
+             "HookStatusCode printed (prepare-job); a check failed (doctor, health)",
+             "run, launch, prepare-job, doctor, health, ssh-shell"),
     ExitCode(2, "BAD_INPUT", "the submit file (or the job it describes) cannot be run here, nothing ran (run); "
              "the node cannot start, its command line or mounts are wrong (pool-node)", "run, pool-node"),
-    ExitCode(64, "USAGE", "the command line is wrong: an unknown command or option, a bad `--set KNOB=VALUE`",
-             "all"),
+    ExitCode(64, "USAGE", "the command line is wrong: an unknown command or option, a bad `--set KNOB=VALUE`, "
+             "no job ad on stdin", "all"),
     ExitCode(69, "UNAVAILABLE", "the agent or the Docker engine does not answer, or refuses this user",
-             "run, status, doctor --json, ssh-shell"),
+             "run, status, ssh-shell"),
     ExitCode(70, "INTERNAL", "a bug in condor_docker: the one line says where; please report it",
              "all"),
     ExitCode(71, "SOCKET", "the agent's socket (or its directory) cannot be used safely", "agent"),
@@ -36,10 +37,12 @@ TABLE: tuple[ExitCode, ...] = (
              "the job's `log`, the cluster counter)", "agent, run"),
     ExitCode(75, "TEMPFAIL", "a transient failure: try again (HTCondor requeues the job)", "launch, ssh-shell"),
     ExitCode(78, "CONFIG", "a knob in the HTCondor configuration has a value we cannot use (named)",
-             "agent, run, doctor"),
+             "agent, run"),
     ExitCode(130, "INTERRUPTED", "stopped by Ctrl-C or SIGTERM before every job finished", "run"),
     ExitCode(137, "OOM", "the job went over its memory or disk limit (the container was killed)", "launch"),
 )
+LAUNCH_NOTE = ("`launch` (the job process HTCondor watches) otherwise exits with the job's own "
+               "exit status, or dies by the job's signal, so HTCondor records the job's own result.")
 
 _BY_NAME = {entry.name: entry.code for entry in TABLE}
 OK = _BY_NAME["OK"]
@@ -60,7 +63,7 @@ def markdown_table() -> str:
     """The README's "Exit codes" table."""
     lines = ["| code | meaning | commands |", "|---|---|---|"]
     lines += [f"| {entry.code} | {entry.meaning} | {entry.commands} |" for entry in TABLE]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + LAUNCH_NOTE
 
 
 def internal_error_line(command: str, err: BaseException) -> str:

@@ -50,15 +50,16 @@ import threading
 import time
 from typing import Any
 
+from ..core import exitcodes
 from ..core.failures import Code, Failure
 from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 from ..wire.socketpath import default_help
 from . import chirp
 
-EX_HOLD = 1
-EX_TEMPFAIL = 75
-EX_OOM = 137
+EX_HOLD = exitcodes.HELD          # core/exitcodes.py: one table for every command
+EX_TEMPFAIL = exitcodes.TEMPFAIL
+EX_OOM = exitcodes.OOM
 REATTACH_FOR = 60.0
 RELAYED = (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT, signals.SIGHUP)
 KILL_SIGNAL_ATTRS = ("KillSig", "RemoveKillSig", "HoldKillSig")

@@ -38,12 +38,13 @@ import termios
 import tty as ttys
 from typing import Any
 
+from ..core import exitcodes
 from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 from ..wire.socketpath import default_help
 
-EX_UNAVAILABLE = 69
-EX_TEMPFAIL = 75
+EX_UNAVAILABLE = exitcodes.UNAVAILABLE   # core/exitcodes.py
+EX_TEMPFAIL = exitcodes.TEMPFAIL
 SESSION_DIR_PREFIX = ".condor_ssh_to_job_"
 
 LOGIN_SHELL = ("if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l")
