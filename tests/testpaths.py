@@ -3,6 +3,8 @@
 FIXTURES   the real-pool fixtures, vendored in tests/fixtures/real-pool (ads and the
            launcher's environment seen on a real HTCondor 25.0 pool), so a fresh
            clone needs nothing beside it.
+HTCONDOR_TARBALLS  HTCondor release tarballs, an optional input (tests that need one
+           skip without): shared/htcondor beside the checkout, else /work/shared/htcondor.
 CODE_PATH  a PYTHONPATH that processes run as the test users can read: the
            checkout itself when every directory above it is world-searchable,
            otherwise a readable copy of the package (a clone in a 0700 temp
@@ -21,6 +23,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _fixtures() -> str:
     return os.path.join(REPO, "tests", "fixtures", "real-pool")
+
+
+def _htcondor_tarballs() -> list[str]:
+    import glob
+    for directory in (os.path.join(os.path.dirname(REPO), "shared", "htcondor"), "/work/shared/htcondor"):
+        found = sorted(glob.glob(os.path.join(directory, "htcondor-*.tar.xz")))
+        if found:
+            return found
+    return []
 
 
 def _world_readable(path: str) -> bool:
@@ -51,4 +62,5 @@ def _code_path() -> str:
 
 
 FIXTURES = _fixtures()
+HTCONDOR_TARBALLS = _htcondor_tarballs()
 CODE_PATH = _code_path()

@@ -97,6 +97,30 @@ def test_unreachable_registry_is_retried_then_held(examples, no_leak):
     assert held["HoldReasonSubCode"] == 19 and "connection refused" in held["HoldReason"]
 
 
+def test_a_stalled_pull_shows_progress_on_the_timer(examples, no_leak):
+    """A registry that accepts and never answers used to mean silence until the stall timeout."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list = []
+    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(16)], daemon=True).start()
+    port = listener.getsockname()[1]
+    (examples / "stalled.sub").write_text(
+        f"universe = docker\ndocker_image = 127.0.0.1:{port}/stalled/image:1\nexecutable = /bin/true\n"
+        "transfer_executable = false\nlog = stalled.log\nrequest_memory = 32\nqueue\n")
+    try:
+        done = run(examples, "stalled.sub", "--set", "CONDOR_DOCKER_PULL_STALL_TIMEOUT=12",
+                   "--set", "CONDOR_DOCKER_MAX_REQUEUES=0")
+    finally:
+        listener.close()
+    assert done.returncode == 1
+    ticks = [line for line in done.stderr.splitlines() if "waiting for the registry" in line]
+    assert len(ticks) >= 2 and ticks[0].endswith(f"pulling 127.0.0.1:{port}/stalled/image:1: "
+                                                 "waiting for the registry, 5 s"), done.stderr
+
+
 def test_interrupt_kills_the_job_and_reports_the_signal(examples, engine, no_leak):
     (examples / "long.sub").write_text(
         "universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
@@ -105,11 +129,13 @@ def test_interrupt_kills_the_job_and_reports_the_signal(examples, engine, no_lea
     argv = [sys.executable, "-m", "condor_docker.cli", "run", "long.sub", "--state-dir", str(examples / ".state")]
     runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # this run's own execute event, not any container on the shared engine (another run's would do)
+    log = examples / "long.log"
     deadline = time.monotonic() + 30
-    while not engine.managed_containers() and time.monotonic() < deadline:
+    while not (log.exists() and "\n001 (" in "\n" + log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert engine.managed_containers(), "the job's container never appeared"
-    time.sleep(0.5)
+    assert log.exists() and "\n001 (" in "\n" + log.read_text(), "the job never started"
+    time.sleep(1.0)
     runner.send_signal(signal.SIGTERM)
     out, err = runner.communicate(timeout=30)
     assert "removed: condor_docker run was interrupted (killed by signal 15)" in out
