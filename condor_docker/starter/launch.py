@@ -39,7 +39,6 @@ Exit status, what the starter records as the job's ExitCode / ExitBySignal:
 """
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import queue
@@ -51,6 +50,7 @@ import time
 from typing import Any
 
 from ..core import exitcodes
+from ..core.argparsing import Parser
 from ..core.failures import Code, Failure
 from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
@@ -332,7 +332,7 @@ def _die_by_signal(signum: int) -> int:
 
 
 def main_launch(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker launch", description=__doc__.splitlines()[0])
+    parser = Parser(prog="condor_docker launch", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
     args = parser.parse_args(argv)
     launcher = Launcher(args.socket, dict(os.environ))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..core import ads, exitcodes, imageref
+from ..core.argparsing import Parser
 from ..core.arguments import args_to_v2_raw
 from ..core.failures import Code, Failure, bound_requeue
 from ..wire import protocol
@@ -64,7 +65,7 @@ def default_launcher() -> tuple[str, tuple[str, ...]]:
 
 
 def _prepare_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="condor_docker prepare-job",
+    parser = Parser(prog="condor_docker prepare-job",
                                      description="HTCondor PREPARE_JOB hook (job ad on stdin)")
     parser.add_argument("--socket", default=None, help="the agent's socket")
     parser.add_argument("--launcher", default=None,
