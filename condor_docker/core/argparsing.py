@@ -27,10 +27,12 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, usage_exit: int = exitcodes.USAGE, **kwargs) -> None:
+        """`usage_exit`: the code for a bad command line (pool-node keeps its documented 2)."""
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
+        self.usage_exit = usage_exit
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}; `{self.prog} --help` lists the options", file=sys.stderr)
-        raise SystemExit(exitcodes.USAGE)
+        raise SystemExit(self.usage_exit)
