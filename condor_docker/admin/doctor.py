@@ -50,11 +50,16 @@ def _check(name: str, probe: Callable[[], str]) -> CheckResult:
 
 def _engine(settings: Settings) -> str:
     from ..engine.client import Engine
-    engine = Engine(settings.engine_url, min(settings.engine_timeout, 10))
+    url = settings.engine_url
+    socket_path = url[len("unix://"):] if url.startswith("unix://") else None
+    if socket_path and os.path.exists(socket_path) and not os.access(socket_path, os.R_OK | os.W_OK):
+        raise OSError(f"{url}: permission denied: doctor talks to the engine itself, so run it as root "
+                      "(or as a member of the docker group)")
+    engine = Engine(url, min(settings.engine_timeout, 10))
     try:
         version = engine.version()
         managed = engine.managed_containers()
-        return f"Docker {version.get('Version')} at {settings.engine_url}; {len(managed)} condor_docker container(s)"
+        return f"Docker {version.get('Version')} at {url}; {len(managed)} condor_docker container(s)"
     finally:
         engine.close()
 

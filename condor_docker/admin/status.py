@@ -63,6 +63,14 @@ def render(report: dict, now: float | None = None) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _agent_hint(err: protocol.AgentUnavailable) -> str:
+    """What to do, from why the connection failed: a missing agent and a closed door differ."""
+    if isinstance(err.__cause__, PermissionError):
+        return ("you may not open the agent's socket: the agent makes its directory 0755 and the socket "
+                "0666, so check the --socket path and the modes of its parent directories")
+    return "is the agent running (DAEMON_LIST includes CONDOR_DOCKER_AGENT)?"
+
+
 def main_status(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
     parser = Parser(prog="condor_docker status", description="the agent's jobs, containers, pulls, cache and health")
     parser.add_argument("--socket", default=None, help=f"the agent's socket (default: {default_help()})")
@@ -76,7 +84,7 @@ def main_status(argv: list[str] | None = None, stdout: TextIO | None = None) -> 
         problem = None if report.get("ok") else \
             f"the agent refused: {(report.get('failure') or {}).get('reason')}"
     except protocol.AgentUnavailable as err:
-        problem = f"{err}; is the agent running (DAEMON_LIST includes CONDOR_DOCKER_AGENT)?"
+        problem = f"{err}; {_agent_hint(err)}"
     if problem is not None:
         # a script reading --json gets JSON whatever happened; the person reads stderr
         if args.json:
