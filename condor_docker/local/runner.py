@@ -443,8 +443,10 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 def main_run(argv: list[str]) -> int:
     args = _parse_args(argv)
+    # without -v only warnings show, each as one line like every other line run prints
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose
+                        else "condor_docker run: %(message)s")
     try:
         plan = _plan(args)
         for warning in plan.warnings:
