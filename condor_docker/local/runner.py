@@ -131,6 +131,8 @@ class LocalRunner:
         self.current: ContainerRun | None = None
         self.job: JobId | None = None             # the job being run, for the Ctrl-C acknowledgement
         self.interrupted = threading.Event()
+        self._ending = threading.Lock()
+        self.ended: set[JobId] = set()            # jobs whose aborted event is written (once, by either thread)
 
     def run_proc(self, proc: Proc, events: EventLog | None) -> Outcome:
         """Run until the job leaves the queue: done, held or removed, as the job's policy says."""
@@ -191,11 +193,12 @@ class LocalRunner:
                                   allocated_disk_kb=ads.get_int(proc.ad, "RequestDisk"))
             return Outcome(job, result, None)
 
-    @staticmethod
-    def _removed(job: JobId, events: EventLog | None, reason: str) -> Outcome:
+    def _removed(self, job: JobId, events: EventLog | None, reason: str) -> Outcome:
         """The job left the queue unfinished, as condor_rm would: an aborted event, whenever it happened."""
-        if events:
-            events.aborted(job, reason)
+        with self._ending:
+            if events and job not in self.ended:
+                events.aborted(job, reason)
+            self.ended.add(job)
         return Outcome(job, None, None, removed=reason)
 
     def _watch_policy(self, proc: Proc, run_started: float, stop: threading.Event,
@@ -239,6 +242,8 @@ class LocalRunner:
             if progress.items:
                 print(f"condor_docker run: job {job.cluster}.{job.proc}: pulled {job_request.image} in "
                       f"{progress.clock() - progress.started:.0f} s", file=sys.stderr, flush=True)
+            if self.interrupted.is_set():       # Ctrl-C came during the pull
+                raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
             if events:
                 events.execute(job, "<127.0.0.1:0>", job_request.slot)
             run_started = time.time()
@@ -520,14 +525,38 @@ def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
 
     previous = {s: signals.signal(s, interrupt) for s in (signals.SIGINT, signals.SIGTERM)}
     try:
-        worker = threading.Thread(target=work, name="condor_docker-run")
+        # a daemon: an interrupted pull the engine goes on with must not keep the run waiting
+        worker = threading.Thread(target=work, name="condor_docker-run", daemon=True)
         worker.start()
+        idle_since: float | None = None
         while worker.is_alive():
             worker.join(0.2)
+            if runner.interrupted.is_set() and runner.current is None:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > ABANDON_AFTER:
+                    return _abandon(runner, procs, outcomes, event_logs)
+            else:
+                idle_since = None
     finally:
         for signum, handler in previous.items():
             signals.signal(signum, handler)
     return outcomes
+
+
+ABANDON_AFTER = 2.0   # seconds an interrupted run waits for a pull (no container yet) before it stops waiting
+
+
+def _abandon(runner: LocalRunner, procs: list[Proc], outcomes: list[Outcome],
+             event_logs: dict[str, EventLog]) -> list[Outcome]:
+    """Interrupted with no container running (a pull in progress): every unfinished job is removed now."""
+    done = {o.job for o in outcomes}
+    final = list(outcomes)
+    for proc in procs:
+        job = JobId(proc.ad["ClusterId"], proc.ad["ProcId"])
+        if job not in done:
+            final.append(runner._removed(job, event_logs.get(proc.ad.get("UserLog")),
+                                         "condor_docker run was interrupted before the job started"))
+    return final
 
 
 def _broken(job: JobId, events: EventLog | None, err: Exception) -> Outcome:

@@ -97,8 +97,8 @@ def test_unreachable_registry_is_retried_then_held(examples, no_leak):
     assert held["HoldReasonSubCode"] == 19 and "connection refused" in held["HoldReason"]
 
 
-def test_a_stalled_pull_shows_progress_on_the_timer(examples, no_leak):
-    """A registry that accepts and never answers used to mean silence until the stall timeout."""
+def stalled_registry():
+    """A registry that accepts connections and never answers: (its port, the listening socket)."""
     import socket
     import threading
     listener = socket.socket()
@@ -106,7 +106,34 @@ def test_a_stalled_pull_shows_progress_on_the_timer(examples, no_leak):
     listener.listen(16)
     accepted: list = []
     threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(16)], daemon=True).start()
-    port = listener.getsockname()[1]
+    return listener.getsockname()[1], listener
+
+
+def test_ctrl_c_during_a_stalled_pull_removes_the_job_at_once(examples, no_leak):
+    """The run used to wait for the pull's stall timeout (and its retries) after Ctrl-C."""
+    port, listener = stalled_registry()
+    (examples / "stalled.sub").write_text(
+        f"universe = docker\ndocker_image = 127.0.0.1:{port}/stalled/image:1\nexecutable = /bin/true\n"
+        "transfer_executable = false\nlog = stalled.log\nrequest_memory = 32\nqueue 2\n")
+    argv = [sys.executable, "-m", "condor_docker.cli", "run", "stalled.sub", "--state-dir", str(examples / ".state")]
+    try:
+        runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        started = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=30)
+    finally:
+        listener.close()
+    assert runner.returncode == 130 and time.monotonic() - started < 10, err
+    assert out.count("removed: condor_docker run was interrupted before the job started") == 2, out
+    kinds = [kind for kind, _ in events(examples / "stalled.log")]
+    assert kinds.count(htcondor2.JobEventType.JOB_ABORTED) == 2 and htcondor2.JobEventType.EXECUTE not in kinds
+
+
+def test_a_stalled_pull_shows_progress_on_the_timer(examples, no_leak):
+    """A registry that accepts and never answers used to mean silence until the stall timeout."""
+    port, listener = stalled_registry()
     (examples / "stalled.sub").write_text(
         f"universe = docker\ndocker_image = 127.0.0.1:{port}/stalled/image:1\nexecutable = /bin/true\n"
         "transfer_executable = false\nlog = stalled.log\nrequest_memory = 32\nqueue\n")
