@@ -8,11 +8,13 @@ shows one, for a bug report).
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
 import traceback
 from dataclasses import dataclass
+from typing import Callable
 
 from .core.version import VERSION
 from .core import exitcodes
@@ -71,25 +73,33 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "-help"):
-        print(_usage())
-        return exitcodes.OK if argv else exitcodes.USAGE
+    _closed_streams_to_devnull()
+    if not argv:      # a mistake: the usage goes where errors go
+        print(_usage(), file=sys.stderr)
+        return exitcodes.USAGE
+    if argv[0] in ("-h", "--help", "-help"):
+        return guarded("help", lambda: print(_usage()) or exitcodes.OK)
     if argv[0] in VERSION_FLAGS:
-        print(f"condor_docker {VERSION}")
-        return exitcodes.OK
+        return guarded("--version", lambda: print(f"condor_docker {VERSION}") or exitcodes.OK)
     command, rest = argv[0], argv[1:]
     if command not in SUBCOMMANDS:
         print(f"condor_docker: unknown command {command!r}; `condor_docker --help` lists them", file=sys.stderr)
         return exitcodes.USAGE
-    return run_subcommand(command, rest)
+    return guarded(command, lambda: _subcommand(command, rest))
 
 
-def run_subcommand(command: str, rest: list[str]) -> int:
-    """The subcommand's own code, with every way out mapped onto core/exitcodes.py."""
+def _subcommand(command: str, rest: list[str]) -> int:
+    module = importlib.import_module(SUBCOMMANDS[command].module)
+    entry = getattr(module, "main_" + command.replace("-", "_"), None) or module.main
+    return int(entry(rest) or 0)
+
+
+def guarded(command: str, body: Callable[[], int]) -> int:
+    """`body`'s own code, with every way out mapped onto core/exitcodes.py."""
     try:
-        module = importlib.import_module(SUBCOMMANDS[command].module)
-        entry = getattr(module, "main_" + command.replace("-", "_"), None) or module.main
-        return int(entry(rest) or 0)
+        code = body()
+        sys.stdout.flush()      # here, not at exit: a full disk is then one line, not a traceback
+        return code
     except SystemExit as done:
         # argparse's own exit for a bad command line is 2, which `run` uses for a bad submit file;
         # the pool images keep 2 for "the node cannot start" (docs/POOL-IN-CONTAINERS.md), whatever the cause
@@ -103,11 +113,28 @@ def run_subcommand(command: str, rest: list[str]) -> int:
         # the reader went away (`condor_docker status | head`): nothing left to tell anyone
         _quiet_stdout()
         return exitcodes.OK
+    except OSError as err:
+        if err.errno not in _OUTPUT_ERRORS:
+            print(exitcodes.internal_error_line(command, err), file=sys.stderr)
+            return exitcodes.INTERNAL
+        _quiet_stdout()
+        print(f"condor_docker {command}: cannot write the output: {err.strerror}", file=sys.stderr)
+        return exitcodes.CANTCREAT
     except Exception as err:  # noqa: BLE001 - the last line of defence against a traceback
         print(exitcodes.internal_error_line(command, err), file=sys.stderr)
         if os.environ.get("CONDOR_DOCKER_DEBUG"):
             traceback.print_exc()
         return exitcodes.INTERNAL
+
+
+_OUTPUT_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)   # the output cannot be written
+
+
+def _closed_streams_to_devnull() -> None:
+    """Started with stdout or stderr closed (`>&-`): what would go there goes nowhere, not into a crash."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
 
 
 def _quiet_stdout() -> None:

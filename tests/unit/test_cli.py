@@ -197,3 +197,24 @@ def test_prepare_job_without_a_job_ad_says_so_instead_of_succeeding(tmp_path):
     done = condor_docker("prepare-job", "--socket", str(tmp_path / "dead.sock"))
     assert done.returncode == exitcodes.USAGE and done.stdout == ""
     assert one_line(done).startswith("condor_docker prepare-job: no job ad on stdin: HTCondor pipes it in")
+
+
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback():
+    """`--version > /dev/full` used to end in a traceback at exit; a closed stdout in a crash."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "condor_docker.cli", "config", "knob-table"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    assert done.returncode == exitcodes.CANTCREAT
+    assert one_line(done) == "condor_docker config: cannot write the output: No space left on device"
+    done = subprocess.run([sys.executable, "-m", "condor_docker.cli", "config", "execute"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=60, env=env,
+                          preexec_fn=lambda: os.close(1))
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_no_command_prints_the_usage_on_stderr_and_exits_usage():
+    done = condor_docker()
+    assert done.returncode == exitcodes.USAGE and done.stdout == "" and "commands for people:" in done.stderr
