@@ -8,16 +8,25 @@ PYTHON := $(VENV)/bin/python
 DEMO   := demo-output
 PYTEST := $(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
-.PHONY: setup engine install htcondor demo test unit pool pool-test bench bench-pool clean \
+.PHONY: setup engine install dev dist htcondor demo test unit pool pool-test bench bench-pool clean \
         test-unit test-engine test-agent test-security test-pool test-roles test-conformance test-vm
 
-setup: engine install htcondor
+setup: engine dev htcondor
 
 engine:
 	bash scripts/engine-up.sh
 
+# a production venv: condor_docker and its runtime dependencies (constraints.txt), no test tools
 install:
-	VENV=$(VENV) bash scripts/setup-venv.sh
+	VENV=$(VENV) WITH_TESTS=0 bash scripts/setup-venv.sh
+
+# the project's test venv: install, plus pytest and hypothesis
+dev:
+	VENV=$(VENV) WITH_TESTS=1 bash scripts/setup-venv.sh
+
+# a wheel and an sdist of the committed tree in dist/ (version: condor_docker/core/version.py)
+dist:
+	PYTHON=$(PYTHON) bash scripts/dist.sh
 
 # A real HTCondor for tests/htcondor_pool (unpacked once into /opt/condor_docker/htcondor-<version>);
 # without one (exit 3) the pool tests skip and say why.
@@ -35,16 +44,16 @@ test: setup
 	CONDOR_DOCKER_VM_HTCONDOR=$${CONDOR_DOCKER_VM_HTCONDOR:-25.0.13} $(PYTEST) tests
 
 # -- one tier each (tests/<tier>, marker <tier>) ------------------------------------
-unit test-unit: install
+unit test-unit: dev
 	$(PYTEST) tests/unit
 
-test-engine: engine install
+test-engine: engine dev
 	$(PYTEST) tests/engine
 
-test-agent: engine install
+test-agent: engine dev
 	$(PYTEST) tests/agent
 
-test-security: engine install
+test-security: engine dev
 	$(PYTEST) tests/security
 
 # a real HTCondor personal pool, once per HTCondor series found (pool-test: the old name)
@@ -61,7 +70,7 @@ test-conformance: setup
 
 # the cgroup-v2 Debian 12 guest under qemu (tests/vm/README.md): both HTCondor series;
 # `make test` runs it on the LTS only (CONDOR_DOCKER_VM_HTCONDOR), to keep CI well under its budget
-test-vm: install
+test-vm: dev
 	$(PYTEST) tests/vm
 
 # a whole HTCondor pool in containers on this machine (docs/POOL-IN-CONTAINERS.md)

@@ -1,7 +1,10 @@
 """Paths every test directory shares (importable because tests/conftest.py puts this dir on sys.path).
 
-FIXTURES   the real-pool fixtures in shared/ beside the checkout (CI: a fresh clone
-           with shared/ beside it), else the workplace's /work/shared.
+FIXTURES   the real-pool fixtures, vendored in tests/fixtures/real-pool (ads and the
+           launcher's environment seen on a real HTCondor 25.0 pool), so a fresh
+           clone needs nothing beside it.
+HTCONDOR_TARBALLS  HTCondor release tarballs, an optional input (tests that need one
+           skip without): shared/htcondor beside the checkout, else /work/shared/htcondor.
 CODE_PATH  a PYTHONPATH that processes run as the test users can read: the
            checkout itself when every directory above it is world-searchable,
            otherwise a readable copy of the package (a clone in a 0700 temp
@@ -19,8 +22,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _fixtures() -> str:
-    beside = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "real-pool")
-    return beside if os.path.isdir(beside) else "/work/shared/fixtures/real-pool"
+    return os.path.join(REPO, "tests", "fixtures", "real-pool")
+
+
+def _htcondor_tarballs() -> list[str]:
+    import glob
+    for directory in (os.path.join(os.path.dirname(REPO), "shared", "htcondor"), "/work/shared/htcondor"):
+        found = sorted(glob.glob(os.path.join(directory, "htcondor-*.tar.xz")))
+        if found:
+            return found
+    return []
 
 
 def _world_readable(path: str) -> bool:
@@ -51,4 +62,5 @@ def _code_path() -> str:
 
 
 FIXTURES = _fixtures()
+HTCONDOR_TARBALLS = _htcondor_tarballs()
 CODE_PATH = _code_path()

@@ -5,9 +5,9 @@ config.d files, the pool roles and the agent's sshd template share.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
+from ..core.argparsing import Parser
 from ..core.configfiles import (
     GENERATORS,
     PREFIX,
@@ -18,8 +18,7 @@ from ..wire.socketpath import DEFAULT_SOCKET
 
 
 def main_config(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker config",
-                                     description="print a config.d file generated from the knob table")
+    parser = Parser(prog="condor_docker config", description="print a config.d file generated from the knob table")
     parser.add_argument("which", choices=sorted(GENERATORS) + ["knob-table", "sshd-template"])
     parser.add_argument("--bin", default=f"{PREFIX}/bin/condor_docker",
                         help="sshd-template: the condor_docker entry point sessions run")

@@ -2,45 +2,64 @@
 
 Unlike the hooks and `advertise`, which only ask the agent, this talks to the
 engine directly, so it must run as root (or a member of the docker group).
-Each check prints one line `ok|FAIL  <what>: <detail>`; the exit status is the
-number of failed checks (0 when all is well).
+Each check prints one line `ok|FAIL  <what>: <detail>` (or, with `--json`, one JSON
+object: {"ok": bool, "checks": [{"check", "ok", "detail"}]}).  Exit status
+(core/exitcodes.py): 0 when every check is ok, 1 when any failed, 64 for a bad
+command line.  The HTCondor checks read the configuration through htcondor2; the
+knobs (DOCKER_EXTRA_ARGUMENTS too) are parsed as the agent parses them at start.
 """
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import sys
+from dataclasses import asdict, dataclass
 from typing import Callable
 
+from ..core import exitcodes
+from ..core.argparsing import Parser
 from ..core.failures import Failure
 from ..core.settings import (
-    EX_USAGE,
     OverrideError,
     Settings,
     SettingsError,
     settings_from_command_line,
 )
+from ..core.spec import parse_extra_arguments
 from ..wire.ops import Ping
 from ..wire.protocol import AgentClient, AgentUnavailable
+from . import htcondor_checks
 
 
-def _check(name: str, probe: Callable[[], str]) -> bool:
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.check}: {self.detail}"
+
+
+def _check(name: str, probe: Callable[[], str]) -> CheckResult:
     try:
-        detail = probe()
-        print(f"ok    {name}: {detail}")
-        return True
-    except (Failure, AgentUnavailable, SettingsError, OSError) as err:
-        print(f"FAIL  {name}: {getattr(err, 'reason', err)}")
-        return False
+        return CheckResult(name, True, probe())
+    except (Failure, AgentUnavailable, SettingsError, OSError, htcondor_checks.ConfigProblem) as err:
+        return CheckResult(name, False, str(getattr(err, "reason", err)))
 
 
 def _engine(settings: Settings) -> str:
     from ..engine.client import Engine
-    engine = Engine(settings.engine_url, min(settings.engine_timeout, 10))
+    url = settings.engine_url
+    socket_path = url[len("unix://"):] if url.startswith("unix://") else None
+    if socket_path and os.path.exists(socket_path) and not os.access(socket_path, os.R_OK | os.W_OK):
+        raise OSError(f"{url}: permission denied: doctor talks to the engine itself, so run it as root "
+                      "(or as a member of the docker group)")
+    engine = Engine(url, min(settings.engine_timeout, 10))
     try:
         version = engine.version()
         managed = engine.managed_containers()
-        return f"Docker {version.get('Version')} at {settings.engine_url}; {len(managed)} condor_docker container(s)"
+        return f"Docker {version.get('Version')} at {url}; {len(managed)} condor_docker container(s)"
     finally:
         engine.close()
 
@@ -59,23 +78,58 @@ def _execute_dirs(settings: Settings) -> str:
     return ", ".join(settings.execute_dirs)
 
 
+def _extra_arguments(settings: Settings) -> str:
+    parse_extra_arguments(settings.extra_arguments)
+    return f"DOCKER_EXTRA_ARGUMENTS = {settings.extra_arguments or '(empty)'}: every option accepted"
+
+
+def _htcondor_lookup() -> htcondor_checks.Lookup:
+    """htcondor2.param, or a lookup that finds nothing when there is no HTCondor here."""
+    try:
+        import htcondor2
+    except ImportError:
+        return lambda _name: None
+
+    def lookup(name: str) -> str | None:
+        try:
+            value = htcondor2.param.get(name)
+        except Exception:  # noqa: BLE001 - no configuration at all reads as unset
+            return None
+        return None if value is None else str(value)
+
+    return lookup
+
+
+def run_checks(settings: Settings, lookup: htcondor_checks.Lookup) -> list[CheckResult]:
+    checks = [("configuration", lambda: "every knob has a usable value"),
+              ("DOCKER_EXTRA_ARGUMENTS", lambda: _extra_arguments(settings)),
+              ("execute dirs", lambda: _execute_dirs(settings)),
+              ("engine", lambda: _engine(settings)),
+              ("agent", lambda: _agent(settings))]
+    checks += [(name, (lambda probe=probe: probe(lookup))) for name, probe in htcondor_checks.CHECKS]
+    return [_check(name, probe) for name, probe in checks]
+
+
 def main_doctor(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker doctor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="override a knob")
+    parser = Parser(prog="condor_docker doctor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                        help="override a knob (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the checks as one JSON object")
     args = parser.parse_args(argv)
     try:
         settings = settings_from_command_line(args.set)
     except OverrideError as err:
         print(f"condor_docker doctor: {err}", file=sys.stderr)
-        return EX_USAGE
+        return exitcodes.USAGE
     except SettingsError as err:
-        print(f"FAIL  configuration: {err}")
-        return 1
-    print("ok    configuration: every knob has a usable value")
-    checks = [("execute dirs", lambda: _execute_dirs(settings)),
-              ("engine", lambda: _engine(settings)),
-              ("agent", lambda: _agent(settings))]
-    return sum(not _check(name, probe) for name, probe in checks)
+        results = [CheckResult("configuration", False, str(err))]
+    else:
+        results = run_checks(settings, _htcondor_lookup())
+    if args.json:
+        print(json.dumps({"ok": all(r.ok for r in results), "checks": [asdict(r) for r in results]}, indent=1))
+    else:
+        print("\n".join(r.line() for r in results))
+    return exitcodes.OK if all(r.ok for r in results) else exitcodes.HELD
 
 
 main = main_doctor

@@ -9,16 +9,17 @@ slot ads already publish the cache to the whole pool.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from typing import Any, TextIO
 
+from ..core import exitcodes
+from ..core.argparsing import Parser
 from ..wire import protocol
 from ..wire.ops import AdminStatus
+from ..wire.socketpath import default_help
 
-EX_UNAVAILABLE = 69
 MB = 1024 * 1024
 
 
@@ -62,26 +63,36 @@ def render(report: dict, now: float | None = None) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _agent_hint(err: protocol.AgentUnavailable) -> str:
+    """What to do, from why the connection failed: a missing agent and a closed door differ."""
+    if isinstance(err.__cause__, PermissionError):
+        return ("you may not open the agent's socket: the agent makes its directory 0755 and the socket "
+                "0666, so check the --socket path and the modes of its parent directories")
+    return "is the agent running (DAEMON_LIST includes CONDOR_DOCKER_AGENT)?"
+
+
 def main_status(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker status",
-                                     description="the agent's jobs, containers, pulls, cache and health")
-    parser.add_argument("--socket", default=None, help="the agent's socket")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser = Parser(prog="condor_docker status", description="the agent's jobs, containers, pulls, cache and health")
+    parser.add_argument("--socket", default=None, help=f"the agent's socket (default: {default_help()})")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (also when the agent "
+                        "does not answer: {\"ok\": false, \"error\": ...})")
     args = parser.parse_args(argv)
     out = stdout or sys.stdout
     client = protocol.AgentClient(args.socket, timeout=30.0)
     try:
         report = client.call(AdminStatus())
+        problem = None if report.get("ok") else \
+            f"the agent refused: {(report.get('failure') or {}).get('reason')}"
     except protocol.AgentUnavailable as err:
-        print(f"condor_docker status: {err}; is the agent running (DAEMON_LIST includes CONDOR_DOCKER_AGENT)?",
-              file=sys.stderr)
-        return EX_UNAVAILABLE
-    if not report.get("ok"):
-        print(f"condor_docker status: the agent refused: {(report.get('failure') or {}).get('reason')}",
-              file=sys.stderr)
-        return EX_UNAVAILABLE
+        problem = f"{err}; {_agent_hint(err)}"
+    if problem is not None:
+        # a script reading --json gets JSON whatever happened; the person reads stderr
+        if args.json:
+            out.write(json.dumps({"ok": False, "error": problem}, sort_keys=True) + "\n")
+        print(f"condor_docker status: {problem}", file=sys.stderr)
+        return exitcodes.UNAVAILABLE
     out.write(json.dumps(report, indent=1, sort_keys=True) + "\n" if args.json else render(report))
-    return 0
+    return exitcodes.OK
 
 
 main = main_status

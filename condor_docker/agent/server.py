@@ -42,6 +42,7 @@ from ..core.settings import (
     SettingsError,
     settings_from_command_line,
 )
+from ..host.logfiles import LogConfigError, Rotation, rotating_handler
 from ..wire.protocol import (
     encode,
     peer_credentials,
@@ -218,10 +219,20 @@ def _default_log() -> str | None:
     return os.path.join(str(directory), LOG_NAME) if directory else None
 
 
+def _param(name: str) -> str | None:
+    try:
+        import htcondor2
+        value = htcondor2.param.get(name)
+    except Exception:
+        return None
+    return None if value is None else str(value)
+
+
 def setup_logging(path: str | None, foreground: bool) -> None:
+    """Log to `path`, rotated as HTCondor rotates daemon logs (host/logfiles.py), and/or stderr."""
     handlers: list[logging.Handler] = []
     if path and path != "-":
-        handlers.append(logging.FileHandler(path))
+        handlers.append(rotating_handler(path, Rotation.from_config("CONDOR_DOCKER", _param)))
     if foreground or not handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     package = logging.getLogger("condor_docker")
@@ -257,6 +268,9 @@ def main_agent(argv: list[str] | None = None) -> int:
         print(f"condor_docker agent: cannot write the log {log_path}: {err.strerror}; "
               f"give --log a writable file (or - for stderr), or fix HTCondor's LOG", file=sys.stderr)
         return EX_CANTCREAT
+    except LogConfigError as err:
+        print(f"condor_docker agent: {err}", file=sys.stderr)
+        return EX_CONFIG
     path = args.socket or settings.agent_socket
     stop = threading.Event()
     for signum in (signals.SIGTERM, signals.SIGQUIT, signals.SIGINT):

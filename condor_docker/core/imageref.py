@@ -46,6 +46,10 @@ def normalize(reference: str) -> str:
     text = (reference or "").strip()
     if not text:
         raise Failure(Code.INVALID_IMAGE, "the job has no docker_image: add docker_image = <registry>/<image>:<tag> to the submit file")
+    if text.startswith(DOCKER_URL):
+        raise Failure(Code.INVALID_IMAGE,
+                      f"Invalid docker_image {text!r}: docker:// is container_image syntax; write "
+                      f"docker_image = {text[len(DOCKER_URL):]} (or container_image = {text})")
     domain, remainder = _split_domain(text)
     match = _REFERENCE.match(remainder)
     if match is None or (domain is not None and not re.fullmatch(_DOMAIN, domain)):

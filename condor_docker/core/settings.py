@@ -401,18 +401,34 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
         name, found, value = pair.partition("=")
         name = name.strip()
         if not found or not name:
-            raise OverrideError(f"--set {pair!r}: write --set KNOB=VALUE, e.g. --set CONDOR_DOCKER_MAX_REQUEUES=3")
+            raise OverrideError(f"--set {_shown(pair)}: write --set KNOB=VALUE, e.g. --set CONDOR_DOCKER_MAX_REQUEUES=3")
+        name = name.upper() if name.upper() in known else name   # HTCondor knob names are case-insensitive
         knob = known.get(name)
         if knob is None and not _VOLUME_DIR_KNOB.fullmatch(name):
-            raise OverrideError(f"--set {pair!r}: {name} is not a condor_docker knob "
-                                "(`condor_docker config` lists them)")
+            raise OverrideError(f"--set {_shown(pair)}: {_shown(name, quote=False)} is not a condor_docker knob"
+                                f"{_did_you_mean(name, known)} "
+                                "(`condor_docker config knob-table` lists them)")
         if knob is not None:
             try:
                 _convert(knob, value)
             except SettingsError as err:
-                raise OverrideError(f"--set {pair!r}: {err}") from None
+                raise OverrideError(f"--set {_shown(pair)}: {str(err).replace(repr(value), _shown(value))}") from None
         overrides[name] = value
     return overrides
+
+
+def _shown(text: str, quote: bool = True, limit: int = 80) -> str:
+    """A value as an error line repeats it: cut short, so a huge argument still gives one readable line."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text)} characters)"
+    return repr(text) if quote else text
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean X?` for a near miss of a knob name, as for submit commands."""
+    import difflib
+    guess = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    return f"; did you mean {guess[0]}?" if guess else ""
 
 
 def settings_from_command_line(pairs: Iterable[str], lookup: Callable[[str], str | None] | None = None,

@@ -85,8 +85,11 @@ class PullProgress:
         self.layers: dict[str, tuple[int, int]] = {}  # layer id -> (current, total) bytes
         self.done: set[str] = set()
         self.listeners: list[Callable[[dict], None]] = []
+        self.items = 0              # progress items the engine sent: none means no pull happened
+        self._ticking = False
 
     def __call__(self, item: dict) -> None:
+        self.items += 1
         layer = item.get("id")
         status = item.get("status", "")
         if layer and ":" not in layer and status != "Pulling from":
@@ -99,10 +102,34 @@ class PullProgress:
             self.layers[layer] = (current, total)
             if status in _DONE:
                 self.done.add(layer)
-        if self.clock() - self.last_logged >= self.interval:
+        if not self._ticking and self.clock() - self.last_logged >= self.interval:
             self.last_logged = self.clock()
             log.info("pull progress %s: %s", self.reference, self.summary())
             self.report()
+
+    @contextlib.contextmanager
+    def ticking(self) -> Iterator["PullProgress"]:
+        """Report every interval while the block runs, whatever the engine sends.
+
+        The engine sends items only when bytes move, so a pull stalled at the
+        registry would otherwise show nothing until the stall timeout.
+        """
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(self.interval):
+                log.info("pull progress %s: %s", self.reference, self.summary())
+                self.report()
+
+        self._ticking = True
+        thread = threading.Thread(target=tick, name="condor_docker-pull-progress", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self._ticking = False
 
     def report(self) -> None:
         snapshot = self.snapshot()
@@ -120,6 +147,8 @@ class PullProgress:
                 "seconds": round(self.clock() - self.started, 1), "summary": self.summary()}
 
     def summary(self) -> str:
+        if not self.layers:
+            return f"waiting for the registry, {self.clock() - self.started:.0f} s"
         current = sum(c for c, _ in self.layers.values()) / MB
         total = sum(t for _, t in self.layers.values()) / MB
         return (f"{len(self.done)}/{len(self.layers)} layers done, {current:.1f}/{total:.1f} MB, "
@@ -214,14 +243,17 @@ class ImageCache:
         try:
             absent = self.engine.image_inspect(reference) is None
             progress = flight.progress or PullProgress(reference)
-            flight.result = images.ensure_image(
-                self.engine, reference, policy=policy,
-                trust_local_images=self.settings.trust_local_images,
-                pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
-                on_progress=progress, rules=images.ImageRules.of(self.settings))
-            pulled = absent or policy == "always"
+            pulls = absent or policy == "always"
+            with progress.ticking() if pulls else contextlib.nullcontext():
+                flight.result = images.ensure_image(
+                    self.engine, reference, policy=policy,
+                    trust_local_images=self.settings.trust_local_images,
+                    pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
+                    on_progress=progress, rules=images.ImageRules.of(self.settings))
+            pulled = pulls
             if pulled:
-                log.info("pulled %s: %s (%d other callers waited)", reference, progress.summary(), flight.waiters)
+                log.info("pulled %s in %.0f s: %s (%d other callers waited)", reference,
+                         progress.clock() - progress.started, progress.summary(), flight.waiters)
             self._touch(reference, pulled=absent)
             return flight.result
         except Failure as err:

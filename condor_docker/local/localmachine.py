@@ -1,7 +1,7 @@
 """This machine as the local runner's one slot, and what a negotiator would decide about a job on it.
 
 `condor_docker run` has no negotiator: a job whose `requirements`, `request_disk`
-or `request_gpus` this machine can never satisfy would stay idle for ever in a
+`request_cpus`, `request_memory` or `request_gpus` this machine can never satisfy would stay idle for ever in a
 pool; here it is refused with one line saying why, before anything runs.
 """
 from __future__ import annotations
@@ -33,6 +33,14 @@ def check_fits(proc: Proc, machine_ad) -> None:
     if wanted_gpus > (ads.get_int(machine_ad, "GPUs", 0) or 0):
         raise SubmitError(f"request_gpus = {wanted_gpus}: this machine has {machine_ad['GPUs']} GPU(s) "
                           f"(found under /dev/nvidia*); lower request_gpus or run it in a pool with GPUs")
+    wanted_cpus = ads.get_int(proc.ad, "RequestCpus", 0) or 0
+    if wanted_cpus > (ads.get_int(machine_ad, "Cpus", 0) or 0):
+        raise SubmitError(f"request_cpus = {wanted_cpus}: this machine has {machine_ad['Cpus']} CPUs; "
+                          "lower request_cpus or run it in a pool with bigger machines")
+    wanted_memory = ads.get_int(proc.ad, "RequestMemory", 0) or 0
+    if wanted_memory > (ads.get_int(machine_ad, "Memory", 0) or 0):
+        raise SubmitError(f"request_memory = {wanted_memory} MB: this machine has {machine_ad['Memory']} MB; "
+                          "lower request_memory or run it in a pool with bigger machines")
     wanted_disk = ads.get_int(proc.ad, "RequestDisk", 0) or 0
     if wanted_disk > (ads.get_int(machine_ad, "Disk", 0) or 0):
         raise SubmitError(f"request_disk = {wanted_disk} KB: only {machine_ad['Disk']} KB free for scratch dirs "

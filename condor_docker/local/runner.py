@@ -4,8 +4,12 @@ Each queued job goes through the same mapping and lifecycle as in a pool: a
 scratch dir with `.job.ad`/`.machine.ad`, input files transferred in (transfer.py), the
 container run as the job's user, outputs transferred back, and the submit
 file's `log` written as an HTCondor job event log.  A job that cannot run is
-held (event + reason) or retried, never dropped.  Exit status: 0 when every job
-ran (whatever its own exit code), 1 when any job was held, 2 on a bad submit file.
+held (event + reason) or retried, never dropped, and every job ends with a
+terminal event in its log, so `condor_wait` returns.  Exit status (core/exitcodes.py):
+0 when every job ran (whatever its own exit code), 1 when any job was held, 2 on
+a bad submit file, 64 a bad command line, 69 no usable engine, 73 an unwritable
+`log`, 130 interrupted.  stdout: one line per job, its outcome; stderr: what is
+wrong with the run itself (one line, naming the fix) and pull progress.
 """
 from __future__ import annotations
 
@@ -23,10 +27,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..core import ads, gpus, request, spec
+from ..core import ads, exitcodes, gpus, request, spec
+from ..core.argparsing import Parser
 from ..core.failures import Code, Failure, HoldReasonCode, bound_requeue
 from ..core.settings import (
-    EX_USAGE,
     OverrideError,
     Settings,
     SettingsError,
@@ -49,8 +53,16 @@ log = logging.getLogger("condor_docker.runner")
 # Local runs differ from a pool in two defaults: images a user loaded on their own
 # machine are theirs to run, and a retry comes sooner.
 RUNNER_DEFAULTS = {"DOCKER_TRUST_LOCAL_IMAGES": "true", "CONDOR_DOCKER_MAX_REQUEUES": "2"}
-EXIT_HELD = 1
-EXIT_BAD_INPUT = 2
+# the submit file's words for the ad attributes a user's file is opened from
+STREAM_COMMANDS = {"Out": "output", "Err": "error", "In": "input"}
+
+
+class Refused(Exception):
+    """The run cannot start: one line naming the problem and the fix, and the exit code that says which."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -59,8 +71,12 @@ class Outcome:
     result: ExitResult | None
     held: Failure | None
     policy: "userpolicy.UserPolicyDecision | None" = None
+    removed: str | None = None      # why the job left the queue without running to its end
+    error: str | None = None        # a bug in condor_docker stopped this job (the one line printed)
 
     def describe(self) -> str:
+        if self.removed is not None:
+            return f"job {self.job.cluster}.{self.job.proc}: removed: {self.removed}"
         if self.policy is not None and self.policy.action == "hold":
             return f"job {self.job.cluster}.{self.job.proc}: held (code {self.policy.code}): {self.policy.reason}"
         if self.held is not None:
@@ -87,6 +103,9 @@ def _run_as(name: str | None) -> tuple[int, int, str]:
     """The job's user: the caller, or (for root, who never runs jobs) `--user`, default nobody."""
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
+        if name not in (None, entry.pw_name):
+            raise SubmitError(f"--user {name}: only root may run jobs as another user; drop --user to run "
+                              f"them as yourself ({entry.pw_name})")
     else:
         try:
             entry = pwd.getpwnam(name or "nobody")
@@ -110,19 +129,22 @@ class LocalRunner:
         self.uid, self.gid, self.user = uid, gid, user
         self.retry_delay = retry_delay
         self.current: ContainerRun | None = None
+        self.job: JobId | None = None             # the job being run, for the Ctrl-C acknowledgement
         self.interrupted = threading.Event()
+        self._ending = threading.Lock()
+        self.ended: set[JobId] = set()            # jobs whose aborted event is written (once, by either thread)
 
     def run_proc(self, proc: Proc, events: EventLog | None) -> Outcome:
         """Run until the job leaves the queue: done, held or removed, as the job's policy says."""
-        job = JobId(ads.get_int(proc.ad, "ClusterId"), ads.get_int(proc.ad, "ProcId"))
+        job = self.job = JobId(ads.get_int(proc.ad, "ClusterId"), ads.get_int(proc.ad, "ProcId"))
         attempts = 0
         while True:
             try:
                 result, policy = self._attempt(proc, job, events, attempts)
             except Failure as failure:
-                # an interrupted run starts no job again: its limit is the starts it had
-                limit = attempts if self.interrupted.is_set() else self.settings.max_requeues
-                held = bound_requeue(failure, attempts + 1, limit)
+                if self.interrupted.is_set():       # an interrupted run starts no job again
+                    return self._removed(job, events, "condor_docker run was interrupted before the job started")
+                held = bound_requeue(failure, attempts + 1, self.settings.max_requeues)
                 if held.is_hold:
                     if events:
                         events.held(job, held.reason, HoldReasonCode.HOOK_PREPARE_JOB_FAILURE, int(held.code))
@@ -134,10 +156,13 @@ class LocalRunner:
                     events.requeued(job, failure.reason, code=int(failure.code))
                 time.sleep(self.retry_delay)
                 continue
+            if self.interrupted.is_set():
+                return self._removed(job, events, f"condor_docker run was interrupted ({result.describe()})")
             if result.failure is not None and result.failure.is_hold:
+                failure = explain_transferred_executable(result.failure, proc)
                 if events:
-                    events.held(job, result.failure.reason, HoldReasonCode.JOB_POLICY, int(result.failure.code))
-                return Outcome(job, result, result.failure)
+                    events.held(job, failure.reason, HoldReasonCode.JOB_POLICY, int(failure.code))
+                return Outcome(job, result, failure)
             if policy is None and not self.interrupted.is_set():
                 policy = userpolicy.on_exit(proc.ad)
             if policy is not None and policy.action == "hold":
@@ -167,6 +192,14 @@ class LocalRunner:
                                   request_disk_kb=ads.get_int(proc.ad, "RequestDisk"),
                                   allocated_disk_kb=ads.get_int(proc.ad, "RequestDisk"))
             return Outcome(job, result, None)
+
+    def _removed(self, job: JobId, events: EventLog | None, reason: str) -> Outcome:
+        """The job left the queue unfinished, as condor_rm would: an aborted event, whenever it happened."""
+        with self._ending:
+            if events and job not in self.ended:
+                events.aborted(job, reason)
+            self.ended.add(job)
+        return Outcome(job, None, None, removed=reason)
 
     def _watch_policy(self, proc: Proc, run_started: float, stop: threading.Event,
                       decided: list) -> None:
@@ -202,10 +235,16 @@ class LocalRunner:
             progress.listeners.append(lambda snapshot: print(
                 f"condor_docker run: job {job.cluster}.{job.proc}: pulling {snapshot['reference']}: "
                 f"{snapshot['summary']}", file=sys.stderr, flush=True))
-            ensure_image(self.engine, job_request.image, policy=job_request.pull_policy,
-                         trust_local_images=self.settings.trust_local_images,
-                         pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
-                         on_progress=progress, rules=ImageRules.of(self.settings))
+            with progress.ticking():
+                ensure_image(self.engine, job_request.image, policy=job_request.pull_policy,
+                             trust_local_images=self.settings.trust_local_images,
+                             pull_timeout=self.settings.pull_timeout, stall_timeout=self.settings.pull_stall_timeout,
+                             on_progress=progress, rules=ImageRules.of(self.settings))
+            if progress.items:
+                print(f"condor_docker run: job {job.cluster}.{job.proc}: pulled {job_request.image} in "
+                      f"{progress.clock() - progress.started:.0f} s", file=sys.stderr, flush=True)
+            if self.interrupted.is_set():       # Ctrl-C came during the pull
+                raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
             if events:
                 events.execute(job, "<127.0.0.1:0>", job_request.slot)
             run_started = time.time()
@@ -257,6 +296,23 @@ class LocalRunner:
             with open(os.path.join(scratch, name), "w") as stream:
                 stream.write(ad.printOld())
 
+def explain_transferred_executable(failure: Failure, proc: Proc) -> Failure:
+    """Name the rule when an absolute executable was transferred and then could not run in the image.
+
+    As in HTCondor, `executable = /bin/cat` is copied from the submit machine unless
+    `transfer_executable = false`; a host binary then often cannot run in the image
+    (another libc, none at all), and "Cannot run ./cat" alone does not say why.
+    """
+    command, iwd = ads.get_str(proc.ad, "Cmd") or "", ads.get_str(proc.ad, "Iwd") or ""
+    from_submit_dir = bool(iwd) and command.startswith(iwd.rstrip(os.sep) + os.sep)   # a relative executable
+    if (failure.code != Code.EXECUTABLE_NOT_FOUND or not os.path.isabs(command) or from_submit_dir
+            or not ads.get_bool(proc.ad, "TransferExecutable", False)):
+        return failure
+    return Failure(failure.code, f"{failure.reason} (executable = {command} was transferred from this machine and "
+                                 f"run as ./{os.path.basename(command)}, since transfer_executable defaults to true "
+                                 f"as in HTCondor; to run the image's own {command}, write transfer_executable = false)")
+
+
 def job_request_slot(job: JobId) -> str:
     return f"slot1_{job.proc + 1}"
 
@@ -277,7 +333,8 @@ class _job_files:
                 try:
                     handle = open(path, mode)
                 except OSError as err:
-                    raise Failure(Code.BAD_JOB_AD, f"cannot open {attr} file {path}: {err.strerror}") from err
+                    raise Failure(Code.BAD_JOB_AD, f"{STREAM_COMMANDS[attr]} = {path}: cannot open it: "
+                                  f"{err.strerror}; create its directory or fix the path") from err
             self.files.append(handle)
             return handle.fileno()
         return JobIO(stdout_fd=opened("Out", "wb"), stderr_fd=opened("Err", "wb"), stdin_fd=opened("In", "rb"))
@@ -288,11 +345,12 @@ class _job_files:
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="condor_docker run", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="condor_docker run", description=__doc__.split("\n\n")[0])
     parser.add_argument("submit_file", help="a docker-universe submit file")
-    parser.add_argument("--user", help="when run as root: the ordinary user the jobs run as (default nobody)")
+    parser.add_argument("--user", help="when run as root: the ordinary user the jobs run as (default: nobody; "
+                        "root never runs jobs)")
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
-                        help="override a knob, e.g. --set CONDOR_DOCKER_DEFAULT_NETWORK=none")
+                        help="override a knob, e.g. --set CONDOR_DOCKER_DEFAULT_NETWORK=none (repeatable)")
     parser.add_argument("--retry-delay", type=seconds, default=5.0, help="seconds before a requeued job is retried")
     parser.add_argument("--periodic-interval", type=seconds, default=60.0,
                         help="seconds between periodic_hold/periodic_remove checks (PERIODIC_EXPR_INTERVAL)")
@@ -302,38 +360,129 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main_run(argv: list[str]) -> int:
-    args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+@dataclass(frozen=True)
+class Plan:
+    """Everything checked before the first job is submitted: a run that cannot work refuses here."""
+    settings: Settings
+    uid: int
+    gid: int
+    user: str
+    procs: list[Proc]
+    warnings: list[str]
+    gpu_ids: tuple[str, ...]
+
+
+def _settings(pairs: list[str]) -> Settings:
+    """The knobs, with DOCKER_EXTRA_ARGUMENTS parsed now: a refused option stops the run, not each job."""
     try:
-        settings = settings_from_command_line(args.set, defaults=RUNNER_DEFAULTS)
-        uid, gid, user = _run_as(args.user)
+        settings = settings_from_command_line(pairs, defaults=RUNNER_DEFAULTS)
+        spec.parse_extra_arguments(settings.extra_arguments)
+    except OverrideError as err:
+        raise Refused(exitcodes.USAGE, str(err)) from None
+    except SettingsError as err:
+        from_command_line = any(p.partition("=")[0].strip() == "DOCKER_EXTRA_ARGUMENTS" for p in pairs)
+        if from_command_line:
+            raise Refused(exitcodes.USAGE, f"--set: {err}") from None
+        raise Refused(exitcodes.CONFIG, f"{err} (in the HTCondor configuration; `condor_docker doctor` "
+                                        "checks it)") from None
+    return settings
+
+
+def _check_logs(procs: list[Proc]) -> None:
+    """Each `log =` file can be written, before anything is submitted to it."""
+    for path in dict.fromkeys(p.ad.get("UserLog") for p in procs if p.ad.get("UserLog")):
+        existed = os.path.exists(path)
         try:
-            cluster = _next_cluster(args.state_dir)
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            if not existed:       # a run refused later (no engine) leaves no empty log behind
+                os.unlink(path)
         except OSError as err:
-            print(f"condor_docker run: cannot keep the cluster counter in {args.state_dir}: {err.strerror}; "
-                  "give --state-dir a directory you can write", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        warnings: list[str] = []
+            raise Refused(exitcodes.CANTCREAT, f"log = {path}: cannot write the job event log: {err.strerror}; "
+                                               "create its directory or point log at a writable file") from None
+
+
+def _check_engine(settings: Settings, engine: Engine) -> None:
+    """The engine answers this user now: a socket the user may not open is no transient fault to retry."""
+    try:
+        engine.version()
+        return
+    except Failure as failure:
+        reason = failure.reason
+    url = settings.engine_url
+    socket_path = url[len("unix://"):] if url.startswith("unix://") else None
+    knob = "--set CONDOR_DOCKER_ENGINE_URL=unix:///path/to/docker.sock"
+    if socket_path and not os.path.exists(socket_path):
+        message = (f"no Docker engine at {url}: {socket_path} does not exist; start the engine "
+                   f"(systemctl start docker) or point at it with {knob}")
+    elif socket_path and not os.access(socket_path, os.R_OK | os.W_OK):
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        message = (f"you ({me}) may not use the Docker engine at {url}: permission denied; ask an admin to "
+                   f"add you to the docker group (usermod -aG docker {me}, then log in again), or run as root "
+                   f"with --user {me}")
+    else:
+        message = f"the Docker engine at {url} does not answer: {reason}; is it running (docker info)?"
+    raise Refused(exitcodes.UNAVAILABLE, message)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    settings = _settings(args.set)
+    try:
+        uid, gid, user = _run_as(args.user)
+    except SubmitError as err:
+        raise Refused(exitcodes.USAGE, str(err)) from None
+    try:
+        cluster = _next_cluster(args.state_dir)
+    except OSError as err:
+        raise Refused(exitcodes.CANTCREAT, f"cannot keep the cluster counter in {args.state_dir}: "
+                                           f"{err.strerror}; give --state-dir a directory you can write") from None
+    warnings: list[str] = []
+    try:
         procs = load_procs(args.submit_file, cluster, warnings)
         gpu_ids = gpus.machine_gpus()
         for proc in procs:
             check_fits(proc, local_machine_ad(gpu_ids))
-    except OverrideError as err:
-        print(f"condor_docker run: {err}", file=sys.stderr)
-        return EX_USAGE
-    except (SubmitError, SettingsError, ValueError) as err:
-        print(f"condor_docker run: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    for warning in warnings:
-        print(f"condor_docker run: {warning}", file=sys.stderr)
-    engine = Engine(settings.engine_url, settings.engine_timeout)
-    runner = LocalRunner(settings, engine, uid, gid, user, args.retry_delay, args.periodic_interval, gpu_ids)
-    outcomes = _run_all(runner, procs)
+    except (SubmitError, ValueError) as err:
+        raise Refused(exitcodes.BAD_INPUT, str(err)) from None
+    _check_logs(procs)
+    return Plan(settings, uid, gid, user, procs, warnings, gpu_ids)
+
+
+def main_run(argv: list[str]) -> int:
+    args = _parse_args(argv)
+    # without -v only warnings show, each as one line like every other line run prints
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose
+                        else "condor_docker run: %(message)s")
+    try:
+        plan = _plan(args)
+        for warning in plan.warnings:
+            print(f"condor_docker run: {warning}", file=sys.stderr)
+        if not plan.procs:
+            print(f"condor_docker run: {args.submit_file} queues no jobs (queue 0, or an empty item list); "
+                  "nothing to run", file=sys.stderr)
+            return exitcodes.OK
+        engine = Engine(plan.settings.engine_url, plan.settings.engine_timeout)
+        _check_engine(plan.settings, engine)
+    except Refused as refused:
+        print(f"condor_docker run: {refused}", file=sys.stderr)
+        return refused.exit_code
+    runner = LocalRunner(plan.settings, engine, plan.uid, plan.gid, plan.user, args.retry_delay,
+                         args.periodic_interval, plan.gpu_ids)
+    outcomes = _run_all(runner, plan.procs)
     for outcome in outcomes:
         print(outcome.describe())
-    return EXIT_HELD if any(o.held for o in outcomes) else 0
+    return exit_code(outcomes, runner.interrupted.is_set())
+
+
+def exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
+    """0 only when every job ran to its end; which of the others, by how bad it is."""
+    if any(o.error for o in outcomes):
+        return exitcodes.INTERNAL
+    if interrupted:
+        return exitcodes.INTERRUPTED
+    if any(o.held for o in outcomes):
+        return exitcodes.HELD
+    return exitcodes.OK
 
 
 def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
@@ -348,30 +497,79 @@ def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
 
     def work() -> None:
         for proc in procs:
+            job = JobId(proc.ad["ClusterId"], proc.ad["ProcId"])
+            events = event_logs.get(proc.ad.get("UserLog"))
             if runner.interrupted.is_set():
-                job = JobId(proc.ad["ClusterId"], proc.ad["ProcId"])
-                events = event_logs.get(proc.ad.get("UserLog"))
-                if events:
-                    events.aborted(job, "condor_docker run was interrupted")
-                outcomes.append(Outcome(job, None, Failure(Code.JOB_INTERRUPTED, "not run: interrupted")))
+                outcomes.append(runner._removed(job, events, "condor_docker run was interrupted before the "
+                                                             "job started"))
                 continue
-            outcomes.append(runner.run_proc(proc, event_logs.get(proc.ad.get("UserLog"))))
+            try:
+                outcomes.append(runner.run_proc(proc, events))
+            except Exception as err:  # noqa: BLE001 - a bug must still leave a terminal event and one line
+                outcomes.append(_broken(job, events, err))
+
+    presses: list[int] = []
 
     def interrupt(signum, _frame) -> None:
+        presses.append(signum)
         runner.interrupted.set()
-        if runner.current is not None:
-            runner.current.stop(signum)
+        current, job = runner.current, runner.job
+        if len(presses) == 1:
+            what = f"job {job.cluster}.{job.proc}" if job is not None else "the run"
+            print(f"condor_docker run: stopping {what} (signal {signum}); Ctrl-C again to kill it now",
+                  file=sys.stderr, flush=True)
+            if current is not None:
+                current.stop(signum)
+        elif current is not None:
+            print("condor_docker run: killing the job now", file=sys.stderr, flush=True)
+            current.stop(signals.SIGKILL)
 
     previous = {s: signals.signal(s, interrupt) for s in (signals.SIGINT, signals.SIGTERM)}
     try:
-        worker = threading.Thread(target=work, name="condor_docker-run")
+        # a daemon: an interrupted pull the engine goes on with must not keep the run waiting
+        worker = threading.Thread(target=work, name="condor_docker-run", daemon=True)
         worker.start()
+        idle_since: float | None = None
         while worker.is_alive():
             worker.join(0.2)
+            if runner.interrupted.is_set() and runner.current is None:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > ABANDON_AFTER:
+                    return _abandon(runner, procs, outcomes, event_logs)
+            else:
+                idle_since = None
     finally:
         for signum, handler in previous.items():
             signals.signal(signum, handler)
     return outcomes
+
+
+ABANDON_AFTER = 2.0   # seconds an interrupted run waits for a pull (no container yet) before it stops waiting
+
+
+def _abandon(runner: LocalRunner, procs: list[Proc], outcomes: list[Outcome],
+             event_logs: dict[str, EventLog]) -> list[Outcome]:
+    """Interrupted with no container running (a pull in progress): every unfinished job is removed now."""
+    done = {o.job for o in outcomes}
+    final = list(outcomes)
+    for proc in procs:
+        job = JobId(proc.ad["ClusterId"], proc.ad["ProcId"])
+        if job not in done:
+            final.append(runner._removed(job, event_logs.get(proc.ad.get("UserLog")),
+                                         "condor_docker run was interrupted before the job started"))
+    return final
+
+
+def _broken(job: JobId, events: EventLog | None, err: Exception) -> Outcome:
+    """A bug in the runner: the job is removed (a terminal event, so condor_wait returns), with one line."""
+    line = exitcodes.internal_error_line("run", err)
+    print(line, file=sys.stderr, flush=True)
+    if events:
+        try:
+            events.aborted(job, line)
+        except OSError:
+            pass
+    return Outcome(job, None, None, removed=line, error=line)
 
 
 main = main_run

@@ -199,6 +199,9 @@ def _split_list(text: str) -> tuple[str, ...]:
     return tuple(item for item in re.split(r"[\s,]+", text.strip()) if item)
 
 
+MAX_JOBS = 10000    # one after another on one machine: more is a typo (an extra digit), not a plan
+
+
 def _queue_plan(submit: htcondor2.Submit) -> tuple[int, list[dict]]:
     """(procs per item, items) from the queue statement; `queue` alone is one proc."""
     qargs = (submit.getQArgs() or "").strip()
@@ -337,6 +340,9 @@ def load_procs(path: str, cluster: int, warnings: list[str] | None = None) -> li
             text = stream.read()
     except OSError as err:
         raise SubmitError(f"cannot read the submit file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise SubmitError(f"cannot read the submit file {path}: it is not text (byte {err.object[err.start]:#04x} "
+                          f"at offset {err.start} is not UTF-8); give a submit description file") from None
     try:
         base = htcondor2.Submit(text)
     except Exception as err:
@@ -345,6 +351,10 @@ def load_procs(path: str, cluster: int, warnings: list[str] | None = None) -> li
     if warnings is not None:
         warnings.extend(found)
     count, items = _queue_plan(base)
+    if count * len(items) > MAX_JOBS:
+        raise SubmitError(f"queue {(base.getQArgs() or '').strip()}: {count * len(items)} jobs; condor_docker run runs "
+                          f"jobs one after another on this machine, at most {MAX_JOBS} per submit file: "
+                          "queue fewer, or submit to a pool")
     submit_dir = os.path.dirname(os.path.abspath(path))
     procs: list[Proc] = []
     for row, item in enumerate(items):

@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ..core.argparsing import Parser
 from . import injection, roles, security, sshaccess
 
 log = logging.getLogger("condor_docker.pool")
@@ -45,7 +46,7 @@ def _env_flag(name: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="condor_docker pool-node", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="condor_docker pool-node", description=__doc__.split("\n\n")[0], usage_exit=2)
     p.add_argument("--role", default=_env("ROLE"), help=f"one of {', '.join(roles.ROLES)} (ROLE)")
     p.add_argument("--central-manager", default=_env("CENTRAL_MANAGER"), metavar="HOST[:PORT]",
                    help="the pool's collector (CENTRAL_MANAGER)")

@@ -12,13 +12,14 @@ the Docker engine.)
 """
 from __future__ import annotations
 
-import argparse
 import http.server
 import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
+
+from ..core.argparsing import Parser
 
 ROLE_DAEMONS = {
     "central-manager": ("condor_master", "condor_shared_port", "condor_collector", "condor_negotiator"),
@@ -174,7 +175,7 @@ def serve(listen: str, probe: Callable[[], tuple[bool, str]]) -> None:
 
 
 def main_health(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker health", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="condor_docker health", description=__doc__.split("\n\n")[0])
     parser.add_argument("--role", choices=sorted(ROLE_DAEMONS),
                         help="default: CONDOR_DOCKER_POOL_ROLE from this node's config")
     parser.add_argument("--listen", metavar="HOST:PORT", help="serve GET /healthz instead of checking once")

@@ -4,7 +4,9 @@
 job ad on stdin.  HTCondor passes no configured arguments to this hook, only the
 reason, so the agent's socket comes from the job ad: PREPARE_JOB writes it there
 (`CondorDockerAgentSocket`).  Output and exit status are ignored by HTCondor; we
-log problems to stderr (the starter log) and exit 0.
+log problems to stderr (the starter log) and exit 0, except for a command line
+that is wrong (exit USAGE, core/exitcodes.py): that is a person's mistake, not
+HTCondor's call, and the person should see it fail.
 
 The starter waits for this hook before it transfers the job's output, so every
 docker job pays its start-up.  It therefore imports only what it needs (classad2
@@ -18,7 +20,7 @@ import os
 import sys
 from typing import Any, NamedTuple, TextIO
 
-from ..core import ads
+from ..core import ads, exitcodes
 from ..core.failures import Failure
 from ..wire import protocol
 from ..wire.ops import Cleanup
@@ -123,7 +125,7 @@ def main_job_exit(argv: list[str] | None = None, stdin: TextIO | None = None) ->
     parsed = parse_args(sys.argv[1:] if argv is None else argv)
     if parsed is None:
         print(f"condor_docker job-exit: {USAGE}", file=sys.stderr)
-        return 0  # never fail loudly: HTCondor ignores us anyway
+        return exitcodes.USAGE  # HTCondor never calls us so; whoever did must see it fail
     reason, socket_override = parsed
     try:
         job_text = (stdin or sys.stdin).read()

@@ -39,7 +39,6 @@ Exit status, what the starter records as the job's ExitCode / ExitBySignal:
 """
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import queue
@@ -50,6 +49,8 @@ import threading
 import time
 from typing import Any, Mapping
 
+from ..core import exitcodes
+from ..core.argparsing import Parser
 from ..core.chirpnames import HOST_PORT_SUFFIX, SERVICE_NAME
 from ..core.chirpnames import USAGE as USAGE_ATTRS
 from ..core.failures import Code, Failure
@@ -58,9 +59,9 @@ from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolE
 from ..wire.socketpath import default_help
 from . import chirp
 
-EX_HOLD = 1
-EX_TEMPFAIL = 75
-EX_OOM = 137
+EX_HOLD = exitcodes.HELD          # core/exitcodes.py: one table for every command
+EX_TEMPFAIL = exitcodes.TEMPFAIL
+EX_OOM = exitcodes.OOM
 REATTACH_FOR = 60.0
 RELAYED = (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT, signals.SIGHUP)
 KILL_SIGNAL_ATTRS = ("KillSig", "RemoveKillSig", "HoldKillSig")
@@ -352,7 +353,7 @@ def _die_by_signal(signum: int) -> int:
 
 
 def main_launch(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker launch", description=__doc__.splitlines()[0])
+    parser = Parser(prog="condor_docker launch", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
     args = parser.parse_args(argv)
     launcher = Launcher(args.socket, dict(os.environ))

@@ -23,7 +23,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..core import ads, imageref
+from ..core import ads, exitcodes, imageref
+from ..core.argparsing import Parser
 from ..core.arguments import args_to_v2_raw
 from ..core.failures import Code, Failure, bound_requeue
 from ..wire import protocol
@@ -64,7 +65,7 @@ def default_launcher() -> tuple[str, tuple[str, ...]]:
 
 
 def _prepare_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="condor_docker prepare-job",
+    parser = Parser(prog="condor_docker prepare-job",
                                      description="HTCondor PREPARE_JOB hook (job ad on stdin)")
     parser.add_argument("--socket", default=None, help="the agent's socket")
     parser.add_argument("--launcher", default=None,
@@ -238,7 +239,13 @@ def main_prepare_job(argv: list[str] | None = None, stdin: TextIO | None = None,
     launcher, launcher_args = (os.path.abspath(args.launcher), ()) if args.launcher else default_launcher()
     options = HookOptions(socket=agent_socket(args.socket), launcher=launcher,
                           launcher_args=launcher_args, max_requeues=args.max_requeues, timeout=args.timeout)
-    job_text = (stdin or sys.stdin).read()
+    source = stdin or sys.stdin
+    job_text = "" if source.isatty() else source.read()
+    if not job_text.strip():
+        # HTCondor always pipes the job ad in; a person at a terminal would otherwise wait, or get "ok"
+        print("condor_docker prepare-job: no job ad on stdin: HTCondor pipes it in; by hand, run "
+              "condor_docker prepare-job < .job.ad in the job's scratch dir", file=sys.stderr)
+        return exitcodes.USAGE
     attrs, status = prepare_job(job_text, os.getcwd(), options)
     out = stdout or sys.stdout
     out.write(ads.format_ad_lines(attrs))

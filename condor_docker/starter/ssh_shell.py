@@ -27,7 +27,6 @@ container runs; 75 when the agent does not answer.
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import shlex
@@ -38,12 +37,14 @@ import termios
 import tty as ttys
 from typing import Any
 
+from ..core import exitcodes
+from ..core.argparsing import Parser
 from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 from ..wire.socketpath import default_help
 
-EX_UNAVAILABLE = 69
-EX_TEMPFAIL = 75
+EX_UNAVAILABLE = exitcodes.UNAVAILABLE   # core/exitcodes.py
+EX_TEMPFAIL = exitcodes.TEMPFAIL
 SESSION_DIR_PREFIX = ".condor_ssh_to_job_"
 
 LOGIN_SHELL = ("if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l")
@@ -249,7 +250,7 @@ def _fall_back(shell_setup: list[str]) -> int:
 
 
 def main_ssh_shell(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker ssh-shell", description=__doc__.splitlines()[0])
+    parser = Parser(prog="condor_docker ssh-shell", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
     parser.add_argument("--scratch-dir", help="the job's scratch dir (default: from the session env file, "
                                               "$_CONDOR_SCRATCH_DIR, or the current dir)")

@@ -1,4 +1,4 @@
-"""An emulated condor_starter, per ../shared/htcondor-contract.md, for end-to-end hook tests.
+"""An emulated condor_starter, per docs/HTCONDOR-CONTRACT.md, for end-to-end hook tests.
 
 It does what the real starter does around a job, in the same order and with
 the same rules (read from HTCondor's StarterHookMgr and OsProc):

@@ -97,6 +97,57 @@ def test_unreachable_registry_is_retried_then_held(examples, no_leak):
     assert held["HoldReasonSubCode"] == 19 and "connection refused" in held["HoldReason"]
 
 
+def stalled_registry():
+    """A registry that accepts connections and never answers: (its port, the listening socket)."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list = []
+    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(16)], daemon=True).start()
+    return listener.getsockname()[1], listener
+
+
+def test_ctrl_c_during_a_stalled_pull_removes_the_job_at_once(examples, no_leak):
+    """The run used to wait for the pull's stall timeout (and its retries) after Ctrl-C."""
+    port, listener = stalled_registry()
+    (examples / "stalled.sub").write_text(
+        f"universe = docker\ndocker_image = 127.0.0.1:{port}/stalled/image:1\nexecutable = /bin/true\n"
+        "transfer_executable = false\nlog = stalled.log\nrequest_memory = 32\nqueue 2\n")
+    argv = [sys.executable, "-m", "condor_docker.cli", "run", "stalled.sub", "--state-dir", str(examples / ".state")]
+    try:
+        runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        started = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=30)
+    finally:
+        listener.close()
+    assert runner.returncode == 130 and time.monotonic() - started < 10, err
+    assert out.count("removed: condor_docker run was interrupted before the job started") == 2, out
+    kinds = [kind for kind, _ in events(examples / "stalled.log")]
+    assert kinds.count(htcondor2.JobEventType.JOB_ABORTED) == 2 and htcondor2.JobEventType.EXECUTE not in kinds
+
+
+def test_a_stalled_pull_shows_progress_on_the_timer(examples, no_leak):
+    """A registry that accepts and never answers used to mean silence until the stall timeout."""
+    port, listener = stalled_registry()
+    (examples / "stalled.sub").write_text(
+        f"universe = docker\ndocker_image = 127.0.0.1:{port}/stalled/image:1\nexecutable = /bin/true\n"
+        "transfer_executable = false\nlog = stalled.log\nrequest_memory = 32\nqueue\n")
+    try:
+        done = run(examples, "stalled.sub", "--set", "CONDOR_DOCKER_PULL_STALL_TIMEOUT=12",
+                   "--set", "CONDOR_DOCKER_MAX_REQUEUES=0")
+    finally:
+        listener.close()
+    assert done.returncode == 1
+    ticks = [line for line in done.stderr.splitlines() if "waiting for the registry" in line]
+    assert len(ticks) >= 2 and ticks[0].endswith(f"pulling 127.0.0.1:{port}/stalled/image:1: "
+                                                 "waiting for the registry, 5 s"), done.stderr
+
+
 def test_interrupt_kills_the_job_and_reports_the_signal(examples, engine, no_leak):
     (examples / "long.sub").write_text(
         "universe = docker\ndocker_image = 127.0.0.1:5000/condor-docker-test/busybox:1\n"
@@ -104,17 +155,22 @@ def test_interrupt_kills_the_job_and_reports_the_signal(examples, engine, no_lea
         "arguments = \"-c 'sleep 120'\"\nlog = long.log\nrequest_memory = 32\nqueue\n")
     argv = [sys.executable, "-m", "condor_docker.cli", "run", "long.sub", "--state-dir", str(examples / ".state")]
     runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # this run's own execute event, not any container on the shared engine (another run's would do)
+    log = examples / "long.log"
     deadline = time.monotonic() + 30
-    while not engine.managed_containers() and time.monotonic() < deadline:
+    while not (log.exists() and "\n001 (" in "\n" + log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert engine.managed_containers(), "the job's container never appeared"
-    time.sleep(0.5)
+    assert log.exists() and "\n001 (" in "\n" + log.read_text(), "the job never started"
+    time.sleep(1.0)
     runner.send_signal(signal.SIGTERM)
-    out, _ = runner.communicate(timeout=30)
-    assert "killed by signal 15" in out
-    terminated = events(examples / "long.log")[-1][1]
-    assert terminated["TerminatedBySignal"] == 15
+    out, err = runner.communicate(timeout=30)
+    assert "removed: condor_docker run was interrupted (killed by signal 15)" in out
+    assert "stopping job " in err and "Ctrl-C again to kill it now" in err
+    assert runner.returncode == 130
+    # as condor_rm: an aborted event, whether the job had started or not (it used to be 005 or a 306 hold)
+    kinds = [kind for kind, _ in events(examples / "long.log")]
+    assert kinds[-1] == htcondor2.JobEventType.JOB_ABORTED
 
 
 def test_bad_submit_file_names_the_problem(examples):

@@ -78,3 +78,13 @@ def test_a_user_sees_only_their_containers_and_errors_are_named():
     text = status.render(broken)
     assert "engine: UNHEALTHY (the engine does not answer)" in text and "error: socket gone" in text
     assert "jobs\n(none)" in text
+
+
+def test_a_socket_the_user_may_not_open_is_not_called_a_missing_agent():
+    from condor_docker.wire import protocol
+    try:
+        raise protocol.AgentUnavailable("the condor_docker agent does not answer on /x: Permission denied") \
+            from PermissionError(13, "Permission denied")
+    except protocol.AgentUnavailable as err:
+        assert "you may not open the agent's socket" in status._agent_hint(err)
+    assert "is the agent running" in status._agent_hint(protocol.AgentUnavailable("no such file"))

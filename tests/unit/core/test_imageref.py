@@ -26,6 +26,15 @@ def test_invalid_references_are_holds(bad):
     assert caught.value.code is Code.INVALID_IMAGE and caught.value.kind is Kind.HOLD
 
 
+def test_a_docker_url_in_docker_image_says_it_is_container_image_syntax():
+    with pytest.raises(Failure) as caught:
+        imageref.normalize("docker://127.0.0.1:5000/img:1")
+    assert caught.value.code is Code.INVALID_IMAGE
+    assert caught.value.reason == ("Invalid docker_image 'docker://127.0.0.1:5000/img:1': docker:// is container_image "
+                                   "syntax; write docker_image = 127.0.0.1:5000/img:1 "
+                                   "(or container_image = docker://127.0.0.1:5000/img:1)")
+
+
 def test_repository_and_tag_do_not_mistake_a_port_for_a_tag():
     assert imageref.repository_and_tag("127.0.0.1:5000/img:latest") == ("127.0.0.1:5000/img", "latest")
     assert imageref.registry_of("127.0.0.1:5000/img:1") == "127.0.0.1:5000"

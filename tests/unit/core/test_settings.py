@@ -43,6 +43,25 @@ def test_a_bad_set_pair_is_a_usage_error(pair, words):
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_misspelled_set_knob_gets_a_did_you_mean_and_case_does_not_matter():
+    with pytest.raises(settings.OverrideError) as caught:
+        settings.settings_from_command_line(["CONDOR_DOCKER_MAX_REQUEUS=3"], lambda _name: None)
+    assert str(caught.value) == ("--set 'CONDOR_DOCKER_MAX_REQUEUS=3': CONDOR_DOCKER_MAX_REQUEUS is not a condor_docker "
+                                 "knob; did you mean CONDOR_DOCKER_MAX_REQUEUES? (`condor_docker config knob-table` "
+                                 "lists them)")
+    with pytest.raises(settings.OverrideError) as caught:
+        settings.settings_from_command_line(["NOTHING_LIKE_IT=1"], lambda _name: None)
+    assert "did you mean" not in str(caught.value)
+    assert settings.settings_from_command_line(["condor_docker_max_requeues=4"], lambda _name: None).max_requeues == 4
+
+
+@pytest.mark.parametrize("pair", ["CONDOR_DOCKER_MAX_REQUEUES=" + "9x" * 50000, "A" * 100000, "B" * 100000 + "=1"])
+def test_a_huge_set_pair_still_gives_one_short_line(pair):
+    with pytest.raises(settings.OverrideError) as caught:
+        settings.settings_from_command_line([pair], lambda _name: None)
+    assert len(str(caught.value)) < 400 and "characters)" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_set_pairs_override_the_defaults():
     s = settings.settings_from_command_line(
         ["CONDOR_DOCKER_MAX_REQUEUES=5", "DOCKER_VOLUMES=DATA", "DOCKER_VOLUME_DIR_DATA=/srv:/data:ro"],

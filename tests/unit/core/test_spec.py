@@ -6,14 +6,11 @@ import os
 
 import classad2
 import pytest
+from testpaths import FIXTURES
 
 from condor_docker.core import ads, request, spec
 from condor_docker.core.failures import Code, Failure
 from condor_docker.core.settings import SettingsError, default_settings
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "fixtures", "real-pool")
-if not os.path.isdir(FIXTURES):
-    from testpaths import FIXTURES
 
 
 def real_request(**changes):

@@ -250,6 +250,38 @@ def test_progress_summary_counts_layers_and_bytes():
     assert len(reports) == 1 and reports[0]["bytes_done"] == MB and reports[0]["bytes_total"] == 2 * MB
 
 
+def test_a_stalled_pull_still_reports_on_the_timer():
+    """A pull the engine sends nothing for used to be silent until its first item."""
+    progress = image_cache.PullProgress("r/stalled:1", interval=0.05)
+    reports: list[dict] = []
+    progress.listeners.append(reports.append)
+    with progress.ticking():
+        time.sleep(0.3)
+    assert len(reports) >= 2 and progress.items == 0
+    assert reports[0]["summary"].startswith("waiting for the registry, ")
+    count = len(reports)
+    time.sleep(0.1)
+    assert len(reports) == count       # the timer stops with the block
+
+
+def test_the_agents_pull_reports_on_the_timer_while_the_engine_sends_nothing(tmp_path, monkeypatch):
+    cache, engine = make(tmp_path)
+    monkeypatch.setattr(image_cache.PullProgress.__init__, "__defaults__", (0.05, time.monotonic))
+    seen: list[dict] = []
+
+    def silent_pull(reference, *, timeout, stall_timeout, on_progress=None, **_options):
+        time.sleep(0.3)                      # a stalled registry: no progress item at all
+        engine.add(reference, size_mb=1)
+        return engine.image_inspect(reference)
+    engine.pull = silent_pull
+    cache.ensure("r/silent:1", "missing", seen.append)
+    assert len(seen) >= 2 and seen[0]["summary"].startswith("waiting for the registry")
+    count = len(seen)
+    cache.ensure("r/silent:1", "missing", seen.append)     # present now: no pull, no timer
+    time.sleep(0.15)
+    assert len(seen) == count
+
+
 def test_waiters_get_progress_of_the_leaders_pull_and_status_lists_it(tmp_path):
     cache, engine = make(tmp_path)
     release = threading.Event()

@@ -13,11 +13,11 @@ import textwrap
 
 import classad2
 import pytest
-from testpaths import FIXTURES
+from testpaths import HTCONDOR_TARBALLS
 
 from condor_docker.local import submitfile
 
-TARBALLS = glob.glob(os.path.join(os.path.dirname(os.path.dirname(FIXTURES)), "htcondor", "htcondor-*.tar.xz"))
+TARBALLS = HTCONDOR_TARBALLS
 
 
 @pytest.fixture(scope="module")

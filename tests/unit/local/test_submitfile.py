@@ -115,3 +115,17 @@ def test_policy_getenv_remaps_and_resources_become_attributes(tmp_path, monkeypa
     assert proc.ad["RequestDisk"] == 2 * 1024 * 1024 and proc.ad["RequestGPUs"] == 1
     assert str(proc.ad.lookup("OnExitRemove")) == "NumJobCompletions > JobMaxRetries || ExitCode is 0"
     assert str(proc.ad.lookup("Requirements")) == "Memory >= 64"
+
+
+def test_a_binary_file_and_a_huge_queue_are_one_line_refusals(tmp_path):
+    """A binary file used to print only the codec's words; `queue 99999999` built ads for minutes."""
+    garbage = tmp_path / "garbage.sub"
+    garbage.write_bytes(b"univ\x90\xff\x00")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        submitfile.load_procs(str(garbage), 1)
+    assert str(caught.value) == (f"cannot read the submit file {garbage}: it is not text (byte 0x90 at offset 4 "
+                                 "is not UTF-8); give a submit description file")
+    huge = tmp_path / "huge.sub"
+    huge.write_text("universe = docker\ndocker_image = i:1\nqueue 99999999\n")
+    with pytest.raises(submitfile.SubmitError, match="at most 10000 per submit file"):
+        submitfile.load_procs(str(huge), 1)

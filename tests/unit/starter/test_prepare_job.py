@@ -296,7 +296,14 @@ def test_job_exit_of_a_non_docker_job_does_nothing(capsys):
 
 def test_job_exit_never_fails_on_garbage(capsys):
     assert job_exit.main_job_exit(["exit"], stdin=io.StringIO("[[[ nonsense")) == 0
-    assert job_exit.main_job_exit(["--bogus"], stdin=io.StringIO("")) == 0
+
+
+def test_job_exit_with_a_wrong_command_line_says_so_and_exits_usage(capsys):
+    """`job-exit --bogus` used to exit 0: HTCondor never passes an option, so a person did."""
+    from condor_docker.core import exitcodes
+    assert job_exit.main_job_exit(["--bogus"], stdin=io.StringIO("")) == exitcodes.USAGE == 64
+    assert capsys.readouterr().err.strip() == f"condor_docker job-exit: {job_exit.USAGE}"
+    assert job_exit.main_job_exit(["exit", "remove"], stdin=io.StringIO("")) == exitcodes.USAGE
 
 
 @pytest.mark.parametrize("argv, parsed", [

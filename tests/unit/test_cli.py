@@ -1,0 +1,220 @@
+"""The real `condor_docker` entry point in a subprocess: exit codes and the one line on stderr.
+
+Every case here once printed a traceback, a usage block, nothing, or exited with a
+code that lied (issue 16).  None needs the engine: each refusal comes before it,
+and the dead engine is a socket path with nothing behind it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from condor_docker.core import exitcodes
+from condor_docker.core.version import VERSION
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGE = "127.0.0.1:5000/condor-docker-test/busybox:1"
+
+
+def condor_docker(*argv, cwd=None, env_extra=None, stdin=""):
+    env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
+    env.pop("CONDOR_DOCKER_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "condor_docker.cli", *argv], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def one_line(done) -> str:
+    """The whole of stderr, which must be exactly one line and no traceback."""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def submit(tmp_path, **commands) -> str:
+    lines = {"universe": "docker", "docker_image": IMAGE, "executable": "/bin/true", "transfer_executable": "false",
+             "log": "job.log", **commands}
+    queue = lines.pop("queue", "")
+    (tmp_path / "job.sub").write_text("".join(f"{k} = {v}\n" for k, v in lines.items()) + f"queue {queue}\n")
+    return str(tmp_path / "job.sub")
+
+
+def run(tmp_path, *argv, **commands):
+    return condor_docker("run", submit(tmp_path, **commands), "--state-dir", str(tmp_path / ".state"), *argv,
+                         cwd=tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["--version", "-version", "-V"])
+def test_version_in_both_spellings(flag):
+    done = condor_docker(flag)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"condor_docker {VERSION}\n", "")
+
+
+def test_help_groups_the_commands_by_who_runs_them():
+    done = condor_docker("--help")
+    assert done.returncode == 0
+    people, htcondor = done.stdout.index("commands for people:"), done.stdout.index("commands HTCondor runs")
+    assert people < done.stdout.index("  run ") < done.stdout.index("  doctor ") < htcondor
+    assert htcondor < done.stdout.index("  prepare-job ") and htcondor < done.stdout.index("  job-exit ")
+
+
+def test_unknown_command_and_unknown_option_exit_usage_in_one_line():
+    assert one_line(done := condor_docker("frobnicate")).startswith("condor_docker: unknown command 'frobnicate'")
+    assert done.returncode == exitcodes.USAGE
+    done = condor_docker("run", "--bogus", "x.sub")
+    assert done.returncode == exitcodes.USAGE == 64      # argparse's own 2 is run's "bad submit file"
+    assert one_line(done) == ("condor_docker run: unrecognized arguments: --bogus; "
+                              "`condor_docker run --help` lists the options")
+
+
+def test_help_shows_defaults():
+    done = condor_docker("run", "--help")
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "(default: 5.0)" in text and "(default: None)" not in text
+
+
+def test_refused_extra_argument_stops_the_run_before_any_job(tmp_path):
+    """It used to print a thread traceback, run nothing, leave only a submit event, and exit 0."""
+    done = run(tmp_path, "--set", "DOCKER_EXTRA_ARGUMENTS=--privileged")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done).startswith("condor_docker run: --set: DOCKER_EXTRA_ARGUMENTS: '--privileged' is not "
+                                     "supported: use only --ulimit")
+    assert not (tmp_path / "job.log").exists()          # nothing submitted, so condor_wait is not left waiting
+
+
+def test_set_without_equals_names_the_form():
+    done = condor_docker("run", "x.sub", "--set", "NOEQUALS")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done) == ("condor_docker run: --set 'NOEQUALS': write --set KNOB=VALUE, "
+                              "e.g. --set CONDOR_DOCKER_MAX_REQUEUES=3")
+
+
+def test_unwritable_log_is_refused_before_anything_is_submitted(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    done = run(tmp_path, log=str(tmp_path / "a-file" / "job.log"))
+    assert done.returncode == exitcodes.CANTCREAT == 73
+    assert one_line(done) == (f"condor_docker run: log = {tmp_path}/a-file/job.log: cannot write the job event log: "
+                              "Not a directory; create its directory or point log at a writable file")
+
+
+def test_unwritable_home_for_the_cluster_counter(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    done = condor_docker("run", submit(tmp_path), cwd=tmp_path, env_extra={"HOME": str(tmp_path / "a-file")})
+    assert done.returncode == exitcodes.CANTCREAT
+    assert one_line(done).startswith(f"condor_docker run: cannot keep the cluster counter in {tmp_path}/a-file/")
+    assert one_line(done).endswith("give --state-dir a directory you can write")
+
+
+def test_queue_0_says_there_is_nothing_to_run(tmp_path):
+    done = run(tmp_path, queue="0")
+    assert done.returncode == 0
+    assert one_line(done).endswith("job.sub queues no jobs (queue 0, or an empty item list); nothing to run")
+
+
+def test_a_memory_request_over_this_machine_is_bad_input(tmp_path):
+    done = run(tmp_path, request_memory="10T")
+    assert done.returncode == exitcodes.BAD_INPUT == 2
+    assert one_line(done).startswith("condor_docker run: request_memory = 10485760 MB: this machine has ")
+
+
+def test_a_dead_engine_is_named_at_once_not_retried(tmp_path):
+    socket_path = tmp_path / "dead.sock"
+    done = run(tmp_path, "--set", f"CONDOR_DOCKER_ENGINE_URL=unix://{socket_path}")
+    assert done.returncode == exitcodes.UNAVAILABLE == 69
+    assert one_line(done) == (f"condor_docker run: no Docker engine at unix://{socket_path}: {socket_path} does not "
+                              "exist; start the engine (systemctl start docker) or point at it with "
+                              "--set CONDOR_DOCKER_ENGINE_URL=unix:///path/to/docker.sock")
+    assert not (tmp_path / "job.log").exists()
+
+
+def test_job_exit_with_a_bogus_option_exits_usage():
+    done = condor_docker("job-exit", "--bogus")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
+
+
+def test_status_json_is_json_even_when_the_agent_is_down(tmp_path):
+    done = condor_docker("status", "--json", "--socket", str(tmp_path / "no-agent.sock"))
+    assert done.returncode == exitcodes.UNAVAILABLE
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and "does not answer" in report["error"]
+    assert one_line(done).startswith("condor_docker status: ")
+
+
+def test_doctor_exits_1_on_any_failure_and_64_on_a_bad_set(tmp_path):
+    done = condor_docker("doctor", "--json", "--set", f"CONDOR_DOCKER_ENGINE_URL=unix://{tmp_path}/dead.sock")
+    assert done.returncode == 1 and json.loads(done.stdout)["ok"] is False
+    done = condor_docker("doctor", "--set", "NOEQUALS")
+    assert done.returncode == exitcodes.USAGE and one_line(done).startswith("condor_docker doctor: --set 'NOEQUALS'")
+
+
+def test_a_bug_is_one_line_and_exit_70(tmp_path):
+    """Whatever escapes a subcommand: one line naming where, never a traceback (unless asked for)."""
+    code = textwrap.dedent("""
+        import sys
+        from condor_docker import cli
+        from condor_docker.admin import configgen
+        def broken(argv):
+            raise RuntimeError("boom")
+        configgen.main_config = broken
+        sys.exit(cli.main(["config"]))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    assert done.returncode == exitcodes.INTERNAL == 70
+    assert one_line(done).startswith("condor_docker config: internal error: RuntimeError: boom (at ")
+
+
+def test_a_user_without_the_docker_socket_is_told_what_to_do_at_once(tmp_path, monkeypatch):
+    """It used to be retried twice, 5 s apart, then held with subcode 19 and a PermissionError."""
+    from condor_docker.core.failures import Code, Failure
+    from condor_docker.core.settings import default_settings
+    from condor_docker.local import runner
+
+    class NoAccess:
+        def version(self):
+            raise Failure(Code.ENGINE_UNAVAILABLE, "Docker engine error (connect): PermissionError(13, ...)")
+
+    socket_path = tmp_path / "docker.sock"
+    socket_path.write_text("")
+    settings = default_settings(CONDOR_DOCKER_ENGINE_URL=f"unix://{socket_path}")
+    real_access = os.access
+    monkeypatch.setattr(runner.os, "access", lambda path, mode: False if str(path) == str(socket_path)
+                        else real_access(path, mode))
+    with pytest.raises(runner.Refused) as refused:
+        runner._check_engine(settings, NoAccess())
+    assert refused.value.exit_code == exitcodes.UNAVAILABLE
+    assert "may not use the Docker engine" in str(refused.value) and "docker group" in str(refused.value)
+    assert "--user " in str(refused.value)
+
+
+def test_prepare_job_without_a_job_ad_says_so_instead_of_succeeding(tmp_path):
+    """An empty stdin used to exit 0 with nothing printed: HTCondor would read that as "run it unchanged"."""
+    done = condor_docker("prepare-job", "--socket", str(tmp_path / "dead.sock"))
+    assert done.returncode == exitcodes.USAGE and done.stdout == ""
+    assert one_line(done).startswith("condor_docker prepare-job: no job ad on stdin: HTCondor pipes it in")
+
+
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback():
+    """`--version > /dev/full` used to end in a traceback at exit; a closed stdout in a crash."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "condor_docker.cli", "config", "knob-table"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    assert done.returncode == exitcodes.CANTCREAT
+    assert one_line(done) == "condor_docker config: cannot write the output: No space left on device"
+    done = subprocess.run([sys.executable, "-m", "condor_docker.cli", "config", "execute"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=60, env=env,
+                          preexec_fn=lambda: os.close(1))
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_no_command_prints_the_usage_on_stderr_and_exits_usage():
+    done = condor_docker()
+    assert done.returncode == exitcodes.USAGE and done.stdout == "" and "commands for people:" in done.stderr

@@ -1,0 +1,69 @@
+"""The docs show what the tools do: exit codes, hold subcodes, and only commands that exist.
+
+- README's "Exit codes" table is core/exitcodes.py's, rendered;
+- docs/USERS.md has a "what to do" row for every subcode in core/failures.py;
+- every `condor_docker <command>` the README and docs/ show is a subcommand, every
+  `make <target>` a Makefile target, every `scripts/...` a file;
+- the agent's own exit constants are the table's numbers.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from condor_docker import cli
+from condor_docker.core import exitcodes
+from condor_docker.core.failures import Code
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+COMMAND = re.compile(r"(?<![\w/.-])condor_docker ([a-z][a-z-]+)(?![\w-])")
+MAKE = re.compile(r"(?<![\w-])make ([a-z][\w-]*)")
+SCRIPT = re.compile(r"(?<![\w/.-])(scripts/[\w/.-]+\.sh)")
+# English words that follow "condor_docker" in prose, not a command
+PROSE = {"agent", "container", "containers", "run", "runs", "and", "is", "does", "has", "never", "itself", "the",
+         "pool", "images", "labels", "jobs", "sets", "gives", "forwards", "passes", "image", "in", "on", "for",
+         "to", "with", "from", "as", "at", "or", "only", "also", "checks", "writes", "reads", "asks", "entry"}
+
+
+def test_readme_exit_code_table_is_the_module_table():
+    assert exitcodes.markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_users_page_says_what_to_do_for_every_subcode():
+    text = (ROOT / "docs" / "USERS.md").read_text()
+    rows = {int(m.group(1)) for m in re.finditer(r"^\| (\d+) \|", text, re.M)}
+    assert rows == {int(code) for code in Code}
+
+
+def _shown(pattern: re.Pattern) -> set[tuple[str, str]]:
+    found = set()
+    for path in DOCS:
+        for block in re.findall(r"`([^`\n]+)`|```[^\n]*\n(.*?)```", path.read_text(), re.S):
+            for text in block:
+                found |= {(path.name, m.group(1)) for m in pattern.finditer(text)}
+    return found
+
+
+def test_every_condor_docker_command_shown_exists():
+    shown = {(doc, word) for doc, word in _shown(COMMAND) if word not in PROSE or word in cli.SUBCOMMANDS}
+    missing = sorted((doc, word) for doc, word in shown if word not in cli.SUBCOMMANDS)
+    assert not missing, f"docs show condor_docker commands that do not exist: {missing}"
+
+
+def test_every_make_target_and_script_shown_exists():
+    targets = set(re.findall(r"^([\w-]+(?: [\w-]+)*):", (ROOT / "Makefile").read_text(), re.M))
+    targets = {t for line in targets for t in line.split()}
+    missing = sorted((doc, t) for doc, t in _shown(MAKE) if t not in targets)
+    assert not missing, f"docs show make targets the Makefile lacks: {missing}"
+    scripts = sorted((doc, s) for doc, s in _shown(SCRIPT) if not (ROOT / s).is_file())
+    assert not scripts, f"docs name scripts that do not exist: {scripts}"
+
+
+@pytest.mark.parametrize("name, code", [("EX_CONFIG", exitcodes.CONFIG), ("EX_SOCKET", exitcodes.SOCKET),
+                                        ("EX_CANTCREAT", exitcodes.CANTCREAT)])
+def test_the_agents_exit_constants_are_the_tables(name, code):
+    from condor_docker.agent import server
+    assert getattr(server, name) == code
