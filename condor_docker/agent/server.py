@@ -23,7 +23,6 @@ containers and leaves the running ones for their launchers.
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import logging
 import os
@@ -34,6 +33,7 @@ import sys
 import threading
 import time
 
+from ..core.argparsing import Parser
 from ..core.failures import Code, Failure
 from ..core.logsafe import SafeLines
 from ..core.settings import (
@@ -245,7 +245,7 @@ def setup_logging(path: str | None, foreground: bool) -> None:
 
 def main_agent(argv: list[str] | None = None) -> int:
     parent = os.getppid()   # first: a parent that exits while the agent starts is noticed too
-    parser = argparse.ArgumentParser(prog="condor_docker agent", description=__doc__.splitlines()[0])
+    parser = Parser(prog="condor_docker agent", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", help="the unix socket (default: CONDOR_DOCKER_AGENT_SOCKET)")
     parser.add_argument("--log", help=f"log file (default: $(LOG)/{LOG_NAME}, else stderr); - for stderr")
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
