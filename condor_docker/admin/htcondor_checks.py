@@ -42,7 +42,7 @@ def hooks(lookup: Lookup) -> str:
 
 def builtin_docker_off(lookup: Lookup) -> str:
     docker = lookup("DOCKER")
-    if docker and os.access(docker, os.X_OK):
+    if docker and os.path.isfile(docker) and os.access(docker, os.X_OK):
         raise ConfigProblem(f"DOCKER = {docker}: HTCondor's own docker universe is on too and would advertise "
                             "HasDocker for itself; set DOCKER = /nonexistent")
     return f"DOCKER = {docker or '(unset)'}: HTCondor's own docker universe is off"

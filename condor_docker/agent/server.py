@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import select
 import signal as signals
 import socket
@@ -208,6 +209,25 @@ def serve(agent: Agent, path: str, stop: threading.Event, parent: int | None = N
         log.info("agent stopped listening on %s", path)
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """The soft fd limit up to the hard one; (before, after).
+
+    Each running job holds about ten fds in the agent (its connection, its
+    three stdio fds and the relays' copies, its scratch dir, its pidfd, the
+    attach, wait and stats connections to the engine), so the soft limit of
+    1024 that condor_master often passes on is reached near 100 jobs.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return soft, wanted
+        except (ValueError, OSError):
+            pass
+    return soft, soft
+
+
 # -- command line -------------------------------------------------------------------------
 def _default_log() -> str | None:
     try:
@@ -278,6 +298,9 @@ def main_agent(argv: list[str] | None = None) -> int:
     reconfig = Reconfig(args.set, settings)
     signals.signal(signals.SIGHUP, lambda num, _frame: reconfig.hup.set())   # condor_reconfig
     listener = inherited_listener(path)
+    before, after = raise_fd_limit()
+    if after != before:
+        log.info("file descriptor limit raised from %d to %d", before, after)
     agent = Agent(settings)
     agent.start()
     from .exec_op import install_sshd_template

@@ -85,3 +85,27 @@ def test_a_request_knows_when_its_peer_has_exited():
     finally:
         ctx.close()
         assert ctx.pidfd == -1
+
+
+def test_the_soft_fd_limit_is_raised_to_the_hard_one():
+    import subprocess
+    import sys
+
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 2048));"
+            "from condor_docker.agent.server import raise_fd_limit;"
+            "print(raise_fd_limit(), resource.getrlimit(resource.RLIMIT_NOFILE))")
+    import os
+
+    import condor_docker
+    root = os.path.dirname(os.path.dirname(os.path.abspath(condor_docker.__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=root)).stdout
+    assert out.strip() == "(256, 2048) (2048, 2048)"
+
+
+def test_parent_gone_only_when_the_parent_that_started_the_agent_changed():
+    import os
+
+    assert not agent_module.parent_gone(os.getppid())
+    assert not agent_module.parent_gone(None) and not agent_module.parent_gone(1)
+    assert agent_module.parent_gone(os.getppid() + 100000)
