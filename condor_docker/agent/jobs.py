@@ -170,7 +170,10 @@ class JobService:
                                                 slot=(proof.slot if proof and proof.slot else claimed_slot))
             ctx.job = request.job_id
             claim = str(proof.starter_pid) if proof is not None else None
-            request = policy.check_resources(request, machine_text, self.slots.resources(request.slot, claim))
+            trusted = self.slots.resources(request.slot, claim)
+            if proof is None or not proof.slot:   # the slot name came from the job
+                policy.check_slot_user(ctx.uid, trusted)
+            request = policy.check_resources(request, machine_text, trusted)
             spec = build_spec(request, self.settings)
             if proof is not None:
                 spec = dataclasses.replace(spec, labels=spec.labels + ((STARTER_PID_LABEL, str(proof.starter_pid)),))

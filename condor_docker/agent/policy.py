@@ -131,6 +131,19 @@ def vouched_attributes(uid: int, trusted: SlotResources) -> tuple[tuple[str, Any
                                                if name not in ("Owner", "Cpus", "Memory"))
 
 
+def check_slot_user(uid: int, trusted: SlotResources) -> None:
+    """Without a starter proof the slot name is the job's word: refuse a slot the startd says another
+    user claimed, or its GPUs (AssignedGPUs) and RemoteOwner (MOUNT_IF) would be the job's."""
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    for name, value in trusted.vouched:
+        if name in ("RemoteOwner", "RemoteUser") and value.split("@")[0] != user:
+            raise refuse(f"{trusted.source} is claimed by {value[:80]}, not by {user}: "
+                         "the job's _CONDOR_SLOT or .machine.ad names another job's slot")
+
+
 def _disk_limit_kb(claimed: int | None, trusted: int | None) -> int | None:
     """The lower of the job's claim and the trusted size: a job can only lower its own limit.
 

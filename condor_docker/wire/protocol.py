@@ -15,6 +15,7 @@ The agent learns who is asking from the kernel (SO_PEERCRED), never from a messa
 """
 from __future__ import annotations
 
+import array
 import errno
 import json
 import math
@@ -77,6 +78,19 @@ def close_fds(fds: list[int]) -> None:
     fds.clear()
 
 
+def _recv_fds_cloexec(sock: socket.socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int], int]:
+    """socket.recv_fds with MSG_CMSG_CLOEXEC: a peer's fds never outlive the agent's exec (condor_reconfig's
+    restart in place, agent/reconfig.py).  socket.recv_fds ignores its flags argument, and SCM_RIGHTS fds
+    are inheritable unless the kernel is asked otherwise."""
+    fds = array.array("i")
+    chunk, ancdata, flags, _addr = sock.recvmsg(bufsize, socket.CMSG_LEN(maxfds * fds.itemsize),
+                                                socket.MSG_CMSG_CLOEXEC)
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
+    return chunk, list(fds), flags
+
+
 class Connection:
     """One side of a connection: line reading with a buffer, line writing, fd passing."""
 
@@ -109,7 +123,7 @@ class Connection:
                         raise ProtocolError("the request was not complete in time")
                     self.sock.settimeout(remaining)
                 if with_fds:
-                    chunk, new_fds, flags, _addr = socket.recv_fds(self.sock, 65536, MAX_FDS)
+                    chunk, new_fds, flags = _recv_fds_cloexec(self.sock, 65536, MAX_FDS)
                     fds.extend(new_fds)
                     if flags & socket.MSG_CTRUNC or len(fds) > MAX_FDS:
                         raise ProtocolError(f"more than {MAX_FDS} file descriptors were sent")

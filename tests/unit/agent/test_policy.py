@@ -311,3 +311,21 @@ def test_the_capability_recheck_evaluates_the_knob_for_the_same_job(execute):
     assert build_spec(bob, settings).cap_drop == ("ALL",)
     with pytest.raises(Failure, match="DOCKER_DROP_ALL_CAPABILITIES"):
         policy.check_spec(kept, settings, bob.vouched)
+
+
+def test_a_job_without_a_starter_cannot_take_another_users_slot(tmp_path):
+    """Without a starter proof (CONDOR_DOCKER_REQUIRE_STARTER = false) the slot name is the job's
+    (_CONDOR_SLOT / .machine.ad Name).  Before: naming another user's slot gave that slot's
+    AssignedGPUs and its RemoteOwner to MOUNT_IF (`RemoteOwner == "cdtest2@pool"` mounted
+    cdtest2's volume for cdtest1); the docs named only the slot's size."""
+    import pwd
+
+    theirs = {"Name": "slot1_2@host", "Cpus": 1, "Memory": 512, "GPUs": 1, "AssignedGPUs": "CUDA0",
+              "RemoteOwner": "cdtest2@pool", "RemoteUser": "cdtest2@pool"}
+    source = slots.SlotSource(default_settings(), 4, 4096, query=lambda slot: dict(theirs))
+    trusted = source.resources("slot1_2")
+    cdtest1 = pwd.getpwnam("cdtest1").pw_uid
+    with pytest.raises(Failure, match="claimed by cdtest2@pool, not by cdtest1"):
+        policy.check_slot_user(cdtest1, trusted)
+    policy.check_slot_user(pwd.getpwnam("cdtest2").pw_uid, trusted)   # its own slot
+    policy.check_slot_user(cdtest1, source.caps())                    # no startd: nothing to compare

@@ -88,3 +88,23 @@ def test_the_deadline_bounds_the_whole_request_not_each_read():
         left.close()
         right.close()
         sender.join()
+
+
+def test_received_fds_are_close_on_exec():
+    """A job's fds must not outlive the agent's exec (condor_reconfig restarts it in place, reconfig.py):
+    SCM_RIGHTS fds are inheritable unless asked otherwise, so every launcher's stdin/stdout/stderr
+    being served at a reconfig stayed open in the new image for good."""
+    left, right = socket.socketpair()
+    read_end, write_end = os.pipe()
+    try:
+        socket.send_fds(left, [b'{"op": "ping"}\n'], [read_end, write_end])
+        message, fds = Connection(right).receive(with_fds=True, deadline=time.monotonic() + 5)
+        assert message == {"op": "ping"} and len(fds) == 2
+        assert not any(os.get_inheritable(fd) for fd in fds)
+        for fd in fds:
+            os.close(fd)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        left.close()
+        right.close()
