@@ -1,0 +1,51 @@
+"""Every case of the corpus, in HTCondor's own docker universe and in condor_docker, compared.
+
+One test per case (and HTCondor install): the outcomes come from the session's
+`outcomes` fixture, which ran the whole corpus in both pools at once
+(conftest.py). Holds are compared through holdcodes.HOLD_TABLE only.
+"""
+from __future__ import annotations
+
+import pytest
+
+from holdcodes import same_hold
+
+
+def differences(case, native, ours) -> list[str]:
+    """What the user would see differently, field by field (the case's `compare` fields)."""
+    found = []
+    for name in case.compare:
+        if name == "hold":
+            if (native.hold_code, ours.hold_code) != (None, None) and \
+                    not same_hold((native.hold_code, native.hold_subcode), (ours.hold_code, ours.hold_subcode)):
+                found.append(f"hold: native {native.hold_code}/{native.hold_subcode} {native.hold_reason!r}, "
+                             f"ours {ours.hold_code}/{ours.hold_subcode} {ours.hold_reason!r}")
+            continue
+        mine, theirs = getattr(ours, name), getattr(native, name)
+        if mine != theirs:
+            found.append(f"{name}: native {_short(theirs)}, ours {_short(mine)}")
+    if native.notes.get("tail") != ours.notes.get("tail") and "tail" in case.name:
+        found.append(f"condor_tail: native {native.notes.get('tail')!r}, ours {ours.notes.get('tail')!r}")
+    return found
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) < 400 else text[:400] + "..."
+
+
+def test_case(case, outcomes, request):
+    native, ours = outcomes[("native", case.name)], outcomes[("ours", case.name)]
+    if case.xfail:
+        request.applymarker(pytest.mark.xfail(reason=case.xfail, strict=True))
+    assert ours.state != "error", f"the case itself failed in our pool:\n{ours.stderr.decode()}"
+    assert native.state != "error" or case.native_bug, f"the case itself failed natively:\n{native.stderr.decode()}"
+    report = f"\nnative: {native.summary()}\nours:   {ours.summary()}"
+    if case.ours_better or case.native_bug:
+        assert case.check_ours is not None, "a case that differs on purpose must check our behaviour"
+        case.check_ours(ours)
+        return
+    found = differences(case, native, ours)
+    assert not found, "\n".join(found) + report
+    if case.check_ours is not None:
+        case.check_ours(ours)
