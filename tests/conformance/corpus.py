@@ -39,16 +39,24 @@ class Case:
     submit: str
     files: dict = field(default_factory=dict)
     drive: Callable[[Run], None] = wait_final
-    compare: tuple[str, ...] = ALL_FIELDS
+    compare: tuple[str, ...] | None = None      # default: ALL_FIELDS, or none when we differ on purpose
+    compare_notes: tuple[str, ...] = ()         # what the drive step recorded, compared too
     ours_better: str = ""
     native_bug: str = ""
     check_ours: Callable[[Outcome], None] | None = None
+    check_native: Callable[[Outcome], None] | None = None
     xfail: str = ""
     smoke: bool = False
     user: str = "cdtest1"
     submit_name: str = "job.sub"
     out: str = "out.txt"
     err: str = "err.txt"
+    log: str = "job.log"
+
+    def __post_init__(self) -> None:
+        if self.compare is None:
+            differs = self.ours_better or self.native_bug
+            object.__setattr__(self, "compare", () if differs else ALL_FIELDS)
 
 
 def docker(*lines: str, image: str = "<<registry>>", network: str = "none", memory: str = "64M",
@@ -79,9 +87,8 @@ def drive_hold_release(run: Run) -> None:
     run.notes["held_with"] = run.pool.condor("condor_q", str(run.job.cluster), "-af", "HoldReasonCode",
                                              "HoldReasonSubCode", check=False).stdout.strip()
     run.tool("condor_release")
-    run.wait_state({None, HELD}, timeout=240)
-    if run.state() == HELD:   # held again by the second run: wait until it stays held
-        time.sleep(1)
+    run.wait_not(HELD)
+    wait_final(run)
 
 
 def drive_rm(run: Run) -> None:
@@ -160,6 +167,15 @@ def completed(exit_code: int | None = 0, stdout: bytes | None = None, signal: in
     return check
 
 
+def _stood_still(outcome: Outcome) -> None:
+    assert outcome.notes["while_suspended"] not in (b"<none>", b""), outcome.notes
+    assert outcome.notes["still_suspended"] is True, outcome.notes
+
+
+def _tail_seen(outcome: Outcome) -> None:
+    assert outcome.notes["tail"].endswith("tail-line-2"), outcome.notes
+
+
 # -- the corpus ----------------------------------------------------------------------------
 
 MARK = "echo yes > started; "          # the drive steps wait for this file in the scratch dir
@@ -215,7 +231,9 @@ CASES: list[Case] = [
                                               "arguments = mine", image="<<both>>")),
     Case("image-both-override", docker("executable = /bin/echo", "transfer_executable = false",
                                        "arguments = mine", "docker_override_entrypoint = true", image="<<both>>")),
-    Case("image-neither-no-executable", docker(image="<<neither>>")),
+    Case("image-neither-no-executable", docker(image="<<neither>>"), compare=("state", "hold", "events"),
+         ours_better="the held job's out/err come back, stderr saying why in one line (native leaves none)",
+         check_ours=held_with(3, 18, "No command specified")),
     Case("image-neither-with-executable", docker("executable = /bin/echo", "transfer_executable = false",
                                                  "arguments = mine", image="<<neither>>")),
     Case("image-entrypoint-transferred-script", docker("executable = run.sh", "arguments = x",
@@ -227,11 +245,18 @@ CASES: list[Case] = [
     Case("exe-absolute-in-image", docker("executable = /bin/busybox", "transfer_executable = false",
                                          "arguments = echo from-image")),
     Case("exe-absolute-transferred", docker("executable = /bin/busybox", "arguments = echo transferred")),
-    Case("exe-missing-in-image", docker("executable = /bin/no-such-command", "transfer_executable = false")),
+    Case("exe-missing-in-image", docker("executable = /bin/no-such-command", "transfer_executable = false"),
+         ours_better="a precise hold (3/17 'Cannot run ... in image') instead of completing with exit 127",
+         check_ours=held_with(3, 17, "Cannot run /bin/no-such-command in image"), check_native=completed(127)),
     Case("exe-script-bad-interpreter", docker("executable = run.sh"),
-         files={"run.sh": "#!/no/such/interpreter\necho never\n"}),
+         files={"run.sh": "#!/no/such/interpreter\necho never\n"},
+         ours_better="a precise hold (3/17 'Cannot run ./run.sh in image') instead of completing with exit 127",
+         check_ours=held_with(3, 17, "Cannot run ./run.sh in image"), check_native=completed(127)),
     # files: input, output, error, transfers, dirs, initialdir
-    Case("stdin-from-input", sh("cat; echo end", "input = in.txt"), files={"in.txt": "line one\nline two\n"}),
+    Case("stdin-from-input", sh("cat; echo end", "input = in.txt"), files={"in.txt": "line one\nline two\n"},
+         native_bug="HTCondor's own docker universe never gives the container the `input` file as stdin",
+         compare=("state", "exit_code", "events"), check_ours=completed(0, b"line one\nline two\nend\n"),
+         check_native=completed(0, b"end\n")),
     Case("stdout-and-stderr", sh("echo to-out; echo to-err >&2; echo more-out"), smoke=True),
     Case("stdout-binary", sh("printf 'a\\000b\\377c'")),
     Case("stdout-no-newline", sh("printf x")),
@@ -250,11 +275,14 @@ CASES: list[Case] = [
     Case("output-missing-file", sh("echo only-out", "transfer_output_files = never-written.txt")),
     Case("initialdir", sh("cat in.txt; echo out > result.txt", "initialdir = run1",
                           "transfer_input_files = in.txt"),
-         files={"run1/in.txt": "from run1\n"}, out="run1/out.txt", err="run1/err.txt"),
+         files={"run1/in.txt": "from run1\n"}, out="run1/out.txt", err="run1/err.txt", log="run1/job.log"),
     # exit codes and signals
     Case("exit-0", sh("exit 0")),
     Case("exit-1", sh("echo failing >&2; exit 1"), smoke=True),
-    Case("exit-255", sh("exit 255")),
+    Case("exit-255", sh("exit 255"), compare=("state", "stdout", "stderr", "events"),
+         native_bug="HTCondor's own docker universe reads exit codes over 128 as signals: exit 255 ends as ExitCode 0",
+         check_ours=completed(255), check_native=completed(0)),
+    # both read 128+N from the container (run under an init) as death by signal N
     Case("exit-137-by-code", sh("exit 137")),
     Case("signal-kill", sh("kill -9 $$"), smoke=True),
     Case("signal-term", sh("kill -TERM $$")),
@@ -262,7 +290,13 @@ CASES: list[Case] = [
     Case("request-cpus", sh("cat /sys/fs/cgroup/cpu/cpu.shares", "request_cpus = 2")),
     Case("request-memory", sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes", memory="96M")),
     Case("request-disk", sh("head -c 1000000 /dev/zero > f; wc -c < f", "request_disk = 50M")),
-    Case("oom", sh("echo eating; tail /dev/zero", memory="32M"), smoke=True),
+    Case("oom", sh("echo eating; tail /dev/zero", memory="32M"), smoke=True, compare=("state", "hold", "events"),
+         ours_better="the held job's stdout/stderr come back, stderr saying why in one line (native drops them)",
+         check_ours=held_with(3, 102, "Docker job has gone over memory limit of"),
+         check_native=held_with(34, 102, "Docker job has gone over memory limit of")),
+    Case("over-request-disk", sh("head -c 20m /dev/zero > big; sleep 60", "request_disk = 4M"),
+         ours_better="going over request_disk holds (3/103); native enforces it only on LVM-managed execute dirs",
+         check_ours=held_with(3, 103, "over its disk limit"), check_native=completed(0)),
     # images and pulls
     Case("bad-image", docker("executable = /bin/true", "transfer_executable = false",
                              image=f"{REGISTRY}/condor-docker-test/no-such-image:1"), smoke=True),
@@ -283,10 +317,12 @@ CASES: list[Case] = [
     Case("hold-release", sh(MARK + "sleep 4; echo finished"), drive=drive_hold_release, smoke=True),
     Case("rm-running", sh(MARK + "sleep 300"), drive=drive_rm),
     Case("vacate", sh(MARK + "sleep 4; echo finished"), drive=drive_vacate),
-    Case("suspend-continue", sh(MARK + "i=0; while [ $i -lt 12 ]; do i=$((i+1)); echo $i > ticks; sleep 1; done;"
-                                " echo finished"), drive=drive_suspend),
+    Case("suspend-continue", sh("i=0; while [ $i -lt 12 ]; do i=$((i+1)); echo $i > ticks; "
+                                "[ $i = 1 ] && echo yes > started; sleep 1; done; echo finished"),
+         drive=drive_suspend, compare_notes=("still_suspended",), check_ours=_stood_still,
+         check_native=_stood_still),
     Case("tail", sh(MARK + "echo tail-line-1; echo tail-line-2; echo err-line >&2; sleep 8; echo finished"),
-         drive=drive_tail),
+         drive=drive_tail, compare_notes=("tail",), check_ours=_tail_seen),
     # policies
     Case("periodic-hold", sh(MARK + "sleep 300",
                              "periodic_hold = JobStatus == 2 && time() - EnteredCurrentStatus > 2",

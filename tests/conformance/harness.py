@@ -102,6 +102,17 @@ class Run:
         raise AssertionError(f"{self.job.cluster}.{proc} not in {wanted} after {timeout} s "
                              f"(now {self.state(proc)}): {self.pool.explain(self.job, str(wanted))}")
 
+    def wait_not(self, state: int, timeout: float = 120) -> None:
+        """Wait until a condor_q after now no longer shows `state` (e.g. after condor_release)."""
+        since = time.monotonic()
+        deadline = since + timeout
+        while time.monotonic() < deadline:
+            found = self.watcher.state(self.job.cluster, 0, since)
+            if found not in ("unknown", state):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{self.job.cluster}.0 still {state} after {timeout} s")
+
     def wait_events(self, count: int, event: int, timeout: float = 240) -> None:
         """Wait until the job's event log holds `count` events of type `event`."""
         deadline = time.monotonic() + timeout
@@ -163,10 +174,10 @@ class Outcome:
                 f"  files={sorted(self.files)} events={self.events} notes={self.notes}")
 
 
-def event_types(directory: str) -> list[int]:
+def event_types(directory: str, log: str = "job.log") -> list[int]:
     """Every event type in the job's event log, in order."""
     try:
-        with open(os.path.join(directory, "job.log"), "rb") as stream:
+        with open(os.path.join(directory, log), "rb") as stream:
             return [int(m.group(1)) for m in _EVENT_LINE.finditer(stream.read())]
     except OSError:
         return []
@@ -177,7 +188,7 @@ def normalise(data: bytes) -> bytes:
     return _SCRATCH.sub(b"<SCRATCH>", data)
 
 
-def _submit_dir_files(directory: str, streams: tuple[str, ...]) -> dict[str, bytes]:
+def _submit_dir_files(directory: str, skip: tuple[str, ...]) -> dict[str, bytes]:
     """Files and dirs the job left in its submit dir (relative path -> bytes; dirs -> b'<dir>')."""
     found: dict[str, bytes] = {}
     for root, dirs, files in os.walk(directory):
@@ -186,14 +197,15 @@ def _submit_dir_files(directory: str, streams: tuple[str, ...]) -> dict[str, byt
         for name in files:
             path = os.path.join(root, name)
             relative = os.path.relpath(path, directory)
-            if relative in SUBMIT_FILES or relative in streams or relative.startswith("job.dag."):
+            if relative in SUBMIT_FILES or relative in skip or relative.startswith("job.dag."):
                 continue
             with open(path, "rb") as stream:
                 found[relative] = normalise(stream.read())
     return found
 
 
-def collect(run: Run, inputs: tuple[str, ...], out: str = "out.txt", err: str = "err.txt") -> Outcome:
+def collect(run: Run, inputs: tuple[str, ...], out: str = "out.txt", err: str = "err.txt",
+            log: str = "job.log") -> Outcome:
     """The user's view of a finished (or held) case; `inputs` are the files the case put there itself."""
     ad = run.pool.ad(run.job)
     state = STATE_NAMES.get(ad.get("JobStatus"), str(ad.get("JobStatus")))
@@ -205,7 +217,7 @@ def collect(run: Run, inputs: tuple[str, ...], out: str = "out.txt", err: str = 
         except OSError:
             return b"<missing>"
 
-    files = {k: v for k, v in _submit_dir_files(run.job.dir, (out, err)).items() if k not in inputs}
+    files = {k: v for k, v in _submit_dir_files(run.job.dir, (out, err, log)).items() if k not in inputs}
     by_signal = ad.get("ExitBySignal") is True
     return Outcome(
         state=state,
@@ -215,7 +227,7 @@ def collect(run: Run, inputs: tuple[str, ...], out: str = "out.txt", err: str = 
         hold_subcode=_int(ad.get("HoldReasonSubCode")) if state == "held" else None,
         hold_reason=str(ad.get("HoldReason", "")) if state == "held" else "",
         stdout=read(out), stderr=read(err), files=files,
-        events=[EVENT_NAMES[e] for e in event_types(run.job.dir) if e in EVENT_NAMES],
+        events=[EVENT_NAMES[e] for e in event_types(run.job.dir, log) if e in EVENT_NAMES],
         ad=ad, notes=dict(run.notes))
 
 

@@ -79,7 +79,7 @@ def run_one(pool: Pool, watcher: QueueWatcher, case, images: dict[str, str]) -> 
     run = Run(pool=pool, watcher=watcher, job=job, submitted_at=submitted)
     try:
         case.drive(run)
-        outcome = collect(run, tuple(case.files), out=case.out, err=case.err)
+        outcome = collect(run, tuple(case.files), out=case.out, err=case.err, log=case.log)
     except Exception:
         outcome = Outcome(state="error", stderr=traceback.format_exc().encode(), notes=dict(run.notes))
     finally:
