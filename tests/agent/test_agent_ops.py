@@ -42,7 +42,7 @@ def test_machine_attrs(agent_factory, tmp_path):
     assert attrs["HasDocker"] is True
     assert attrs["DockerVersion"].startswith("Docker version ")
     assert "DockerOfflineReason" not in attrs
-    assert attrs["DockerNetworks"] == []
+    assert attrs["DockerNetworks"] == ""
     assert attrs["HasDockerVolumeDATA"] is True
     assert isinstance(attrs["DockerImageCacheList"], list) and isinstance(attrs["DockerCachedImageSizeMb"], int)
 
