@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [HERE, os.path.join(REPO, "tests", "htcondor_pool")]
 
-from poolfixture import Pool, find_htcondors, series_of  # noqa: E402
+from poolfixture import TEST_ROOT, Pool, find_htcondors, series_of  # noqa: E402
 from testusers import ensure_users  # noqa: E402
 
 import corpus  # noqa: E402
@@ -43,6 +45,20 @@ NUM_CPUS = 24
 NEGOTIATOR_INTERVAL = 2
 NEGOTIATOR_CYCLE_DELAY = 2
 SCHEDD_INTERVAL = 2
+"""
+
+
+def site_config(volumes: str, network: str) -> str:
+    """The site knobs both pools read: admin volumes (listed, vetoed by MOUNT_IF, unlisted), an admin network."""
+    return f"""\
+DOCKER_VOLUMES = CONF, OPT, UNLISTED
+DOCKER_VOLUME_DIR_CONF = {volumes}/conf:/mnt/conf:ro
+DOCKER_VOLUME_DIR_OPT = {volumes}/opt:/mnt/opt:ro
+DOCKER_VOLUME_DIR_OPT_MOUNT_IF = TARGET.Owner == "cdtest1"
+DOCKER_VOLUME_DIR_UNLISTED = {volumes}/unlisted:/mnt/unlisted:ro
+DOCKER_VOLUME_DIR_UNLISTED_MOUNT_IF = true
+DOCKER_MOUNT_VOLUMES = CONF, OPT
+DOCKER_NETWORKS = {network}
 """
 
 
@@ -122,7 +138,44 @@ def images(engine_ready):
         client.close()
 
 
-def _start(install: str, native: bool) -> Pool:
+@pytest.fixture(scope="session")
+def site(engine_ready):
+    """(config text, tokens): this session's volume dirs and admin network (an internal bridge
+    with an explicit subnet, no traffic leaves it), removed at the end."""
+    import docker
+
+    tag = uuid.uuid4().hex[:8]
+    volumes = tempfile.mkdtemp(prefix="conformance-volumes-", dir=TEST_ROOT)
+    os.chmod(volumes, 0o755)
+    for name in ("conf", "opt", "unlisted"):
+        os.makedirs(os.path.join(volumes, name), 0o755)
+        with open(os.path.join(volumes, name, "hello"), "w") as stream:
+            stream.write(f"hello from {name}\n")
+        os.chmod(os.path.join(volumes, name, "hello"), 0o644)
+    client = docker.from_env(timeout=60)
+    name = f"cdconf{tag}"
+    network = None
+    for _ in range(20):
+        subnet = f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24"
+        try:
+            network = client.networks.create(name, driver="bridge", internal=True, labels={"condor-docker-test": tag},
+                                              ipam=docker.types.IPAMConfig(pool_configs=[
+                                                  docker.types.IPAMPool(subnet=subnet)]))
+            break
+        except docker.errors.APIError:
+            continue
+    try:
+        if network is None:
+            pytest.skip("no free subnet for the admin network")
+        yield site_config(volumes, name), {"adminnet": name}
+    finally:
+        if network is not None:
+            network.remove()
+        client.close()
+        shutil.rmtree(volumes, ignore_errors=True)
+
+
+def _start(install: str, native: bool, config: str) -> Pool:
     docker_cli = shutil.which("docker") if native else None
     if native:
         if docker_cli is None:
@@ -131,16 +184,21 @@ def _start(install: str, native: bool) -> Pool:
         # in the docker group); ours never gives the condor user the socket.
         subprocess.run(["usermod", "-aG", "docker", "condor"], check=True)
     pool = Pool.create(install, REPO, start=False, native_docker=docker_cli)
-    pool.write_config("80-conformance.conf", CONFORMANCE_CONFIG)
-    pool.start()
+    try:
+        pool.write_config("80-conformance.conf", CONFORMANCE_CONFIG + config)
+        pool.start()
+    except BaseException:
+        pool.stop()
+        pool.destroy()
+        raise
     return pool
 
 
 @pytest.fixture(scope="session")
-def pools(htcondor_install, engine_ready):
+def pools(htcondor_install, engine_ready, site):
     """(native, ours), started at once; stopped and removed at the end of the session."""
     with ThreadPoolExecutor(2) as executor:
-        futures = [executor.submit(_start, htcondor_install, native) for native in (True, False)]
+        futures = [executor.submit(_start, htcondor_install, native, site[0]) for native in (True, False)]
         started = []
         for future in futures:
             try:
@@ -161,11 +219,11 @@ def pools(htcondor_install, engine_ready):
 
 
 @pytest.fixture(scope="session")
-def outcomes(pools, images, htcondor_install):
+def outcomes(pools, images, site, htcondor_install):
     """Every applicable case in both pools, run at once; {(\"native\"|\"ours\", case name): Outcome}."""
     cases = [c for c in corpus.CASES if htcondor_install == full_install() or c.smoke]
     native, ours = pools
-    found = run_corpus({"native": native, "ours": ours}, cases, images)
+    found = run_corpus({"native": native, "ours": ours}, cases, {**images, **site[1]})
     report = os.environ.get("CONDOR_DOCKER_CONFORMANCE_REPORT")
     if report:   # every outcome side by side, for a person reading a failure
         with open(report, "w") as stream:

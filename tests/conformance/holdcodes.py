@@ -29,7 +29,7 @@ class HoldMapping:
 HOLD_TABLE: tuple[HoldMapping, ...] = (
     HoldMapping("the image cannot be pulled (no such image or tag, refused, bad reference)",
                 ((35, 0),), ((19, 11), (19, 12), (19, 13), (19, 14), (19, 20), (19, 21)),
-                "HoldReasonCode == 19 && HoldReasonSubCode >= 11 && HoldReasonSubCode <= 14"),
+                "HoldReasonCode == 19 && member(HoldReasonSubCode, {11, 12, 13, 14, 20, 21})"),
     HoldMapping("the job went over its memory limit (OOM)",
                 ((34, 102),), ((3, 102),),
                 "HoldReasonCode == 3 && HoldReasonSubCode == 102"),
@@ -37,6 +37,9 @@ HOLD_TABLE: tuple[HoldMapping, ...] = (
                 "refused its configuration)",
                 ((35, 0), (6, None)), ((19, 15), (19, 18), (3, 18)),
                 "(HoldReasonCode == 19 || HoldReasonCode == 3) && HoldReasonSubCode >= 15 && HoldReasonSubCode <= 18"),
+    HoldMapping("the command is not in the image (or its interpreter is not): native completes with exit 127",
+                (), ((3, 17),),
+                "HoldReasonCode == 3 && HoldReasonSubCode == 17"),
     HoldMapping("over the disk it asked for (native: only on LVM-managed execute dirs)",
                 ((34, 104),), ((3, 103),),
                 "HoldReasonCode == 3 && HoldReasonSubCode == 103"),
@@ -64,6 +67,8 @@ def hold_events(events: list[str]) -> list[str]:
 
 
 def _native_cell(row: HoldMapping) -> str:
+    if not row.native:
+        return "no hold"
     return ", ".join(f"{code}/{'any' if sub is None else sub}" for code, sub in row.native)
 
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import Outcome, QueueWatcher, Run, cleanup, collect
+from harness import Outcome, QueueWatcher, Run, cleanup, collect, wait_final
 from poolfixture import Job, Pool
 
 _SUBMITS = threading.Semaphore(4)
@@ -78,7 +78,10 @@ def run_one(pool: Pool, watcher: QueueWatcher, case, images: dict[str, str]) -> 
         return Outcome(state="refused", stderr=str(refused).encode())
     run = Run(pool=pool, watcher=watcher, job=job, submitted_at=submitted)
     try:
-        case.drive(run)
+        if case.drive is wait_final:
+            wait_final(run, timeout=case.timeout)
+        else:
+            case.drive(run)
         outcome = collect(run, tuple(case.files), out=case.out, err=case.err, log=case.log)
     except Exception:
         outcome = Outcome(state="error", stderr=traceback.format_exc().encode(), notes=dict(run.notes))

@@ -52,3 +52,14 @@ def test_case(case, outcomes, request):
         case.check_ours(ours)
     if case.check_native is not None:     # the recorded native behaviour is still what it was
         case.check_native(native)
+
+
+def test_hold_table_is_in_the_migration_doc():
+    """docs/MIGRATION-FROM-NATIVE.md shows holdcodes.HOLD_TABLE exactly (no pool needed)."""
+    import os
+
+    from holdcodes import render_markdown
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "MIGRATION-FROM-NATIVE.md")
+    with open(doc) as stream:
+        assert render_markdown() in stream.read()
