@@ -327,7 +327,8 @@ CASES: list[Case] = [
         "output = out.txt", "error = err.txt", "log = job.log", "request_memory = 64M",
         "request_disk = 10M", "queue", ""]), smoke=True),
     # the job's life: condor_hold/release, rm, vacate, suspend/continue, tail
-    Case("hold-release", sh(MARK + "sleep 4; echo finished"), drive=drive_hold_release, smoke=True),
+    # not in the smoke set: on 25.13.2 native's released job matched but did not run again for 5 min (not yet understood)
+    Case("hold-release", sh(MARK + "sleep 4; echo finished"), drive=drive_hold_release),
     Case("rm-running", sh(MARK + "sleep 300"), drive=drive_rm),
     Case("vacate", sh(MARK + "sleep 4; echo finished"), drive=drive_vacate),
     Case("suspend-continue", sh("i=0; while [ $i -lt 12 ]; do i=$((i+1)); echo $i > ticks; "
