@@ -85,6 +85,8 @@ def drive_hold_release(run: Run) -> None:
     run.wait_file("started", b"yes")
     run.tool("condor_hold")
     run.wait_state({HELD})
+    run.wait_events(1, 12)   # the held event is written once the job is off the slot: release after that,
+                             # as a user who reads the log would (earlier, the log order is a race in both)
     run.notes["held_with"] = run.pool.condor("condor_q", str(run.job.cluster), "-af", "HoldReasonCode",
                                              "HoldReasonSubCode", check=False).stdout.strip()
     run.tool("condor_release")
