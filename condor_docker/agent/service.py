@@ -33,6 +33,16 @@ def package_version() -> str:
         return "0.1.0"
 
 
+def advertised_networks(configured, present) -> str:
+    """`DockerNetworks` as HTCondor's startd advertises it: one comma-separated string.
+
+    condor_submit adds `StringListMember(My.DockerNetworkType, TARGET.DockerNetworks)`
+    to a job that names an admin network; on a ClassAd list that is ERROR, so such a
+    job would never match. Networks the engine does not have (when it said) are left out.
+    """
+    return ",".join(n for n in configured if not present or n in present)
+
+
 class Agent:
     """The ops, with their dependencies; `serve` is the socket loop around `handle`."""
 
@@ -93,11 +103,7 @@ class Agent:
             attrs["DockerVersion"] = state.version
         if not state.healthy:
             attrs["DockerOfflineReason"] = state.reason or "the Docker engine is not usable"
-        # One comma-separated string, as HTCondor's startd advertises DOCKER_NETWORKS:
-        # condor_submit's requirement StringListMember(DockerNetworkType, TARGET.DockerNetworks)
-        # is ERROR on a ClassAd list, so a job naming an admin network would never match.
-        attrs["DockerNetworks"] = ",".join(n for n in self.settings.networks
-                                           if not state.networks or n in state.networks)
+        attrs["DockerNetworks"] = advertised_networks(self.settings.networks, state.networks)
         for volume in self.settings.volumes:
             attrs[f"HasDockerVolume{volume.name}"] = True
         if state.healthy:

@@ -173,10 +173,15 @@ def evaluate_over(expression: str, attributes: tuple[tuple[str, Any], ...]) -> A
     None when it is undefined or an error, so each caller applies HTCondor's default.
     """
     with_htcondor_functions()
-    ad = classad2.ClassAd()
+    # As HTCondor evaluates these knobs (param_boolean over the ads): the machine is MY, the
+    # job is TARGET; the job's one vouched attribute, Owner, is in both so that `Owner`,
+    # `MY.Owner` and `TARGET.Owner` all read it, as they would in a match.
+    machine, job = classad2.ClassAd(), classad2.ClassAd()
     for name, value in attributes:
-        ad[name] = value
-    value = classad2.ExprTree(expression).eval(ad)
+        machine[name] = value
+        if name == "Owner":
+            job[name] = value
+    value = classad2.ExprTree(expression).eval(scope=machine, target=job)
     if value is classad2.Value.Undefined or value is classad2.Value.Error:
         return None
     return value

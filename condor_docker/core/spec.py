@@ -154,7 +154,9 @@ def _mount_if(volume_expr: str | None, vouched: tuple[tuple[str, str], ...], kno
     """HTCondor's veto: a listed volume is mounted unless its MOUNT_IF is not true.
 
     Evaluated over the attributes the agent vouches for only (settings.MOUNT_IF_ATTRIBUTES),
-    never over the job-writable .job.ad.
+    never over the job-writable .job.ad. HTCondor evaluates it with the machine ad as MY
+    and the job ad as TARGET, an unscoped name found in either: so `TARGET.Owner`,
+    `Owner` and `MY.Name` all read here what they read there (the job side holds Owner).
     """
     if volume_expr is None:
         return True

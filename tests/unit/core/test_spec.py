@@ -158,6 +158,17 @@ def test_mount_if_reads_only_what_the_agent_vouches_for():
     assert ("/data", False) in _mounted(knobs, vouched=(("Owner", "alice"),), Owner="mallory")
 
 
+@pytest.mark.parametrize("expression", ['TARGET.Owner == "alice"', 'Owner == "alice"',
+                                        'MY.Name == "slot1@ep" && TARGET.Owner == "alice"'])
+def test_mount_if_is_evaluated_with_the_machine_as_my_and_the_job_as_target(expression):
+    """HTCondor's scopes: a site's `TARGET.Owner == ...` must not silently read as undefined (never mounted)."""
+    knobs = {"DOCKER_VOLUMES": "ALICE", "DOCKER_VOLUME_DIR_ALICE": "/home/alice/data:/data",
+             "DOCKER_MOUNT_VOLUMES": "ALICE", "DOCKER_VOLUME_DIR_ALICE_MOUNT_IF": expression}
+    vouched = (("Name", "slot1@ep"),)
+    assert ("/data", False) in _mounted(knobs, vouched=(("Owner", "alice"),) + vouched)
+    assert ("/data", False) not in _mounted(knobs, vouched=(("Owner", "bob"),) + vouched)
+
+
 @pytest.mark.parametrize("expression", ['WantData =?= true', 'TARGET.Owner == "a" || MY.Cmd == "x"',
                                         'AcctGroup == "physics"'])
 def test_mount_if_naming_a_job_attribute_is_refused_at_start(expression):
