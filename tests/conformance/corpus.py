@@ -314,8 +314,7 @@ CASES: list[Case] = [
     Case("network-nat", sh("ls /sys/class/net | sort", network="nat")),
     Case("network-admin", sh("ls /sys/class/net | sort", network="<<adminnet>>")),
     Case("container-service-names", sh("sleep 3; echo served", "container_service_names = web",
-                                       "web_container_port = 8080", network="<<adminnet>>"),
-         xfail="container_service_names is held (19/10): condor_docker forwards no container ports yet"),
+                                       "web_container_port = 8080", network="<<adminnet>>")),
     Case("docker-send-credentials", sh("echo ran", "docker_send_credentials = true")),
     # admin volumes (conftest.site_config): CONF listed, OPT listed with a MOUNT_IF, UNLISTED not listed
     Case("volume-listed", sh("cat /mnt/conf/hello; ls /mnt")),
