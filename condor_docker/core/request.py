@@ -211,7 +211,10 @@ def container_services(job_ad: classad2.ClassAd) -> tuple[tuple[str, int], ...]:
     if not names:
         return ()
     services = []
-    for name in dict.fromkeys(n for n in re.split(r"[\s,]+", names) if n):
+    unique: dict[str, str] = {}   # ClassAd names ignore case: Web and web are one <name>_HostPort
+    for name in (n for n in re.split(r"[\s,]+", names) if n):
+        unique.setdefault(name.lower(), name)
+    for name in unique.values():
         if not SERVICE_NAME.match(name):
             raise Failure(Code.BAD_JOB_AD, f"container_service_names: {name[:80]!r} is not a service name: "
                                            "use letters, digits and _, starting with a letter")

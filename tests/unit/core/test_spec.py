@@ -292,3 +292,8 @@ def test_docker_send_credentials_is_a_hold_never_silently_ignored():
     assert caught.value.code is Code.BAD_JOB_AD and "docker_send_credentials" in caught.value.reason
     assert "CONDOR_DOCKER_CREDENTIAL_REGISTRIES" in caught.value.reason
     assert real_request(DockerSendCredentials=False).image
+
+
+def test_service_names_differing_only_in_case_are_one_service():
+    job = real_request(ContainerServiceNames="Web, web, api", web_ContainerPort=80, api_ContainerPort=81)
+    assert job.services == (("Web", 80), ("api", 81))
