@@ -378,6 +378,12 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
     except ValueError:
         raise SettingsError(f"CONDOR_DOCKER_SERVICE_ADDRESS = {values['service_address']!r} is not an IP address: "
                             "write e.g. 0.0.0.0 (every address) or 127.0.0.1 (this machine only)") from None
+    run_as_root = get("DOCKER_RUN_AS_ROOT")
+    if run_as_root is not None and str(run_as_root).strip().lower() not in ("false", "no", "0", "off", ""):
+        # HTCondor's docker universe runs the job as root in its container with it; we never do:
+        # a site's knob must not be silently read differently (issue 19)
+        raise SettingsError(f"DOCKER_RUN_AS_ROOT = {run_as_root!r}: condor_docker never runs a job as root in "
+                            "its container (HTCondor's own docker universe would): remove it or set it false")
     if values["slot_source"] not in ("startd", "caps"):
         raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
     values["allowed_registries"] = _registries("CONDOR_DOCKER_ALLOWED_REGISTRIES", values["allowed_registries"])

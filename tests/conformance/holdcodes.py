@@ -37,6 +37,10 @@ HOLD_TABLE: tuple[HoldMapping, ...] = (
                 "refused its configuration)",
                 ((35, 0), (6, None)), ((19, 15), (19, 18), (3, 18)),
                 "(HoldReasonCode == 19 || HoldReasonCode == 3) && HoldReasonSubCode >= 15 && HoldReasonSubCode <= 18"),
+    HoldMapping("the image is built for another CPU architecture than this machine's "
+                "(DOCKER_SKIP_IMAGE_ARCH_CHECK off)",
+                ((35, 0),), ((19, 22),),
+                "HoldReasonCode == 19 && HoldReasonSubCode == 22"),
     HoldMapping("the command is not in the image (or its interpreter is not): native completes with exit 127",
                 (), ((3, 17),),
                 "HoldReasonCode == 3 && HoldReasonSubCode == 17"),

@@ -67,3 +67,43 @@ def test_every_make_target_and_script_shown_exists():
 def test_the_agents_exit_constants_are_the_tables(name, code):
     from condor_docker.agent import server
     assert getattr(server, name) == code
+
+
+def _migration_holdcodes():
+    import importlib
+    import sys
+    sys.path.insert(0, str(ROOT / "tests" / "conformance"))
+    try:
+        return importlib.import_module("holdcodes")
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "conformance"))
+
+
+def test_migration_policy_rewrite_of_native_35_catches_every_hold_the_table_maps_from_35():
+    """The rewritten `SYSTEM_PERIODIC_RELEASE = HoldReasonCode == 35 ...` must release every hold
+    of ours that the hold table says native reports as 35 (and no OOM hold)."""
+    import classad2
+
+    holdcodes = _migration_holdcodes()
+    text = (ROOT / "docs" / "MIGRATION-FROM-NATIVE.md").read_text()
+    block = text[text.index("# condor_docker\n"):]
+    rewrite = block.splitlines()[1].split("=", 1)[1].replace("&& NumJobStarts < 3", "").strip()
+    from_35 = {hold for row in holdcodes.HOLD_TABLE if any(code == 35 for code, _ in row.native) for hold in row.ours}
+    assert (19, int(Code.WRONG_ARCHITECTURE)) in from_35, "native holds an image of another architecture 35"
+    for code, subcode in sorted(from_35) + [(3, 102)]:
+        ad = classad2.ClassAd({"HoldReasonCode": code, "HoldReasonSubCode": subcode})
+        assert classad2.ExprTree(rewrite).eval(ad) is ((code, subcode) != (3, 102)), (code, subcode, rewrite)
+
+
+def test_migration_knob_rows_say_not_read_only_of_knobs_condor_docker_does_not_read():
+    """A knob row that says "not read by condor_docker" names no knob of core/settings.KNOBS, and
+    no row calls a knob "plain values here" that is read as an expression."""
+    from condor_docker.core.settings import KNOBS
+
+    read = {knob.name: knob.kind for knob in KNOBS}
+    for line in (ROOT / "docs" / "MIGRATION-FROM-NATIVE.md").read_text().splitlines():
+        names = re.findall(r"`((?:CONDOR_)?DOCKER_[A-Z_<>N]+)`", line.split("|")[1] if line.startswith("|") else "")
+        if "not read by condor_docker" in line:
+            assert not [n for n in names if n in read], line
+        if "plain values" in line:
+            assert not [n for n in names if read.get(n, "").endswith("_expr")], line

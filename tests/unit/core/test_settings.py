@@ -105,3 +105,12 @@ def test_htcondor_typed_knobs_are_read_as_the_admin_wrote_them(tmp_path, monkeyp
     finally:
         monkeypatch.delenv("CONDOR_CONFIG")
         htcondor2.reload_config()
+
+
+def test_docker_run_as_root_true_stops_the_agent_instead_of_running_jobs_as_their_owner():
+    """HTCondor runs the container as root with DOCKER_RUN_AS_ROOT = true; ours never does, so a
+    site that sets it is told at agent start, not surprised by jobs running as their owner."""
+    with pytest.raises(settings.SettingsError, match=r"^DOCKER_RUN_AS_ROOT = 'true': condor_docker never runs"):
+        settings.load_settings({"DOCKER_RUN_AS_ROOT": "true"}.get)
+    for value in ("false", "FALSE", None):
+        settings.load_settings({"DOCKER_RUN_AS_ROOT": value}.get)
