@@ -346,6 +346,16 @@ def _volumes(lookup: Callable[[str], str | None], names: tuple[str, ...]) -> tup
     return tuple(volumes)
 
 
+# HTCondor docker-universe knobs that condor_docker does not honour: a site that turned one on
+# must not find it silently read differently (issue 19), so the agent stops at start naming it.
+REFUSED_WHEN_TRUE = {
+    "DOCKER_RUN_AS_ROOT": "condor_docker never runs a job as root in its container "
+                          "(HTCondor's own docker universe would)",
+    "DOCKER_MAP_ALL_GPUS": "condor_docker gives a container only the GPUs the startd assigned to its slot "
+                           "(HTCondor's own docker universe would map every GPU of the machine)",
+}
+
+
 def load_settings(lookup: Callable[[str], str | None] | None = None,
                   overrides: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from a knob lookup (default: htcondor2.param) and overrides.
@@ -378,12 +388,10 @@ def load_settings(lookup: Callable[[str], str | None] | None = None,
     except ValueError:
         raise SettingsError(f"CONDOR_DOCKER_SERVICE_ADDRESS = {values['service_address']!r} is not an IP address: "
                             "write e.g. 0.0.0.0 (every address) or 127.0.0.1 (this machine only)") from None
-    run_as_root = get("DOCKER_RUN_AS_ROOT")
-    if run_as_root is not None and str(run_as_root).strip().lower() not in ("false", "no", "0", "off", ""):
-        # HTCondor's docker universe runs the job as root in its container with it; we never do:
-        # a site's knob must not be silently read differently (issue 19)
-        raise SettingsError(f"DOCKER_RUN_AS_ROOT = {run_as_root!r}: condor_docker never runs a job as root in "
-                            "its container (HTCondor's own docker universe would): remove it or set it false")
+    for knob, why in REFUSED_WHEN_TRUE.items():
+        value = get(knob)
+        if value is not None and str(value).strip().lower() not in ("false", "no", "0", "off", ""):
+            raise SettingsError(f"{knob} = {value!r}: {why}: remove it or set it false")
     if values["slot_source"] not in ("startd", "caps"):
         raise SettingsError(f"CONDOR_DOCKER_SLOT_SOURCE = {values['slot_source']!r}: use startd or caps")
     values["allowed_registries"] = _registries("CONDOR_DOCKER_ALLOWED_REGISTRIES", values["allowed_registries"])

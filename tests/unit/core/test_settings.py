@@ -114,3 +114,9 @@ def test_docker_run_as_root_true_stops_the_agent_instead_of_running_jobs_as_thei
         settings.load_settings({"DOCKER_RUN_AS_ROOT": "true"}.get)
     for value in ("false", "FALSE", None):
         settings.load_settings({"DOCKER_RUN_AS_ROOT": value}.get)
+
+
+def test_map_all_gpus_is_refused_not_ignored():
+    with pytest.raises(settings.SettingsError, match="DOCKER_MAP_ALL_GPUS = 'true': condor_docker gives"):
+        settings.default_settings(DOCKER_MAP_ALL_GPUS="true")
+    settings.default_settings(DOCKER_MAP_ALL_GPUS="false")
