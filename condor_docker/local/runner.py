@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core import ads, exitcodes, gpus, request, spec
@@ -372,10 +373,19 @@ class Plan:
     gpu_ids: tuple[str, ...]
 
 
+def runner_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    """RUNNER_DEFAULTS, and the engine the user's docker CLI would use (DOCKER_HOST: rootless
+    docker, a remote engine) unless --set CONDOR_DOCKER_ENGINE_URL says otherwise."""
+    defaults = dict(RUNNER_DEFAULTS)
+    if environ.get("DOCKER_HOST"):
+        defaults["CONDOR_DOCKER_ENGINE_URL"] = environ["DOCKER_HOST"]
+    return defaults
+
+
 def _settings(pairs: list[str]) -> Settings:
     """The knobs, with DOCKER_EXTRA_ARGUMENTS parsed now: a refused option stops the run, not each job."""
     try:
-        settings = settings_from_command_line(pairs, defaults=RUNNER_DEFAULTS)
+        settings = settings_from_command_line(pairs, defaults=runner_defaults(os.environ))
         spec.parse_extra_arguments(settings.extra_arguments)
     except OverrideError as err:
         raise Refused(exitcodes.USAGE, str(err)) from None

@@ -55,3 +55,10 @@ def test_a_bug_in_one_job_still_writes_a_terminal_event(tmp_path, capsys):
     assert outcome.error and outcome.describe().startswith("job 7.0: removed: condor_docker run: internal error: ")
     assert "Job was aborted" in (tmp_path / "job.log").read_text()
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_run_uses_the_engine_the_users_docker_cli_would():
+    from condor_docker.local.runner import RUNNER_DEFAULTS, runner_defaults
+    assert runner_defaults({}) == RUNNER_DEFAULTS
+    assert runner_defaults({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"})["CONDOR_DOCKER_ENGINE_URL"] == \
+        "unix:///run/user/1000/docker.sock"
