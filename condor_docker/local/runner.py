@@ -131,6 +131,7 @@ class LocalRunner:
         self.retry_delay = retry_delay
         self.current: ContainerRun | None = None
         self.job: JobId | None = None             # the job being run, for the Ctrl-C acknowledgement
+        self.scratch: str | None = None           # its scratch dir, removed by _abandon when the worker is not
         self.interrupted = threading.Event()
         self._ending = threading.Lock()
         self.ended: set[JobId] = set()            # jobs whose aborted event is written (once, by either thread)
@@ -216,7 +217,7 @@ class LocalRunner:
 
     def _attempt(self, proc: Proc, job: JobId, events: EventLog | None,
                  attempts: int) -> tuple[ExitResult, "userpolicy.UserPolicyDecision | None"]:
-        scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
+        scratch = self.scratch = tempfile.mkdtemp(prefix=f"condor_docker-{job.cluster}.{job.proc}-")
         try:
             os.chown(scratch, self.uid, self.gid) if os.geteuid() == 0 else None
             machine_ad = ads.parse_ad(f'Name = "slot1_{job.proc + 1}@localhost"\nMachine = "localhost"\n'
@@ -271,7 +272,7 @@ class LocalRunner:
             transfer_out(proc, scratch)
             return result, (decided[0] if decided else None)
         finally:
-            self.current = None
+            self.current = self.scratch = None
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _with_usage_cgroup(self, container: spec.ContainerSpec) -> spec.ContainerSpec:
@@ -559,7 +560,13 @@ ABANDON_AFTER = 2.0   # seconds an interrupted run waits for a pull (no containe
 
 def _abandon(runner: LocalRunner, procs: list[Proc], outcomes: list[Outcome],
              event_logs: dict[str, EventLog]) -> list[Outcome]:
-    """Interrupted with no container running (a pull in progress): every unfinished job is removed now."""
+    """Interrupted with no container running (a pull in progress): every unfinished job is removed now.
+
+    The worker thread is left in the pull and dies with the process, so its cleanup never
+    runs: the scratch dir it made is removed here.
+    """
+    if runner.scratch:
+        shutil.rmtree(runner.scratch, ignore_errors=True)
     done = {o.job for o in outcomes}
     final = list(outcomes)
     for proc in procs:

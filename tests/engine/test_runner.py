@@ -116,8 +116,10 @@ def test_ctrl_c_during_a_stalled_pull_removes_the_job_at_once(examples, no_leak)
         f"universe = docker\ndocker_image = 127.0.0.1:{port}/stalled/image:1\nexecutable = /bin/true\n"
         "transfer_executable = false\nlog = stalled.log\nrequest_memory = 32\nqueue 2\n")
     argv = [sys.executable, "-m", "condor_docker.cli", "run", "stalled.sub", "--state-dir", str(examples / ".state")]
+    scratch_root = examples / "scratch-root"     # the run's TMPDIR: where its scratch dirs are made
+    scratch_root.mkdir()
     try:
-        runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO),
+        runner = subprocess.Popen(argv, cwd=examples, env=dict(os.environ, PYTHONPATH=REPO, TMPDIR=str(scratch_root)),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(3)
         started = time.monotonic()
@@ -129,6 +131,7 @@ def test_ctrl_c_during_a_stalled_pull_removes_the_job_at_once(examples, no_leak)
     assert out.count("removed: condor_docker run was interrupted before the job started") == 2, out
     kinds = [kind for kind, _ in events(examples / "stalled.log")]
     assert kinds.count(htcondor2.JobEventType.JOB_ABORTED) == 2 and htcondor2.JobEventType.EXECUTE not in kinds
+    assert list(scratch_root.iterdir()) == []      # the abandoned pull's scratch dir too
 
 
 def test_a_stalled_pull_shows_progress_on_the_timer(examples, no_leak):
