@@ -170,6 +170,20 @@ def completed(exit_code: int | None = 0, stdout: bytes | None = None, signal: in
     return check
 
 
+def either(*checks: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
+    """A native outcome that depends on timing: any one of the checks passing is native's behaviour."""
+    def check(outcome: Outcome) -> None:
+        failures = []
+        for one in checks:
+            try:
+                one(outcome)
+                return
+            except AssertionError as err:
+                failures.append(str(err))
+        raise AssertionError(" / ".join(failures))
+    return check
+
+
 def _stood_still(outcome: Outcome) -> None:
     assert outcome.notes["while_suspended"] not in (b"<none>", b""), outcome.notes
     assert outcome.notes["still_suspended"] is True, outcome.notes
@@ -299,7 +313,9 @@ CASES: list[Case] = [
          check_native=held_with(34, 102, "Docker job has gone over memory limit of")),
     Case("over-request-disk", sh("head -c 20m /dev/zero > big; sleep 60", "request_disk = 4M"),
          ours_better="going over request_disk holds (3/103); native enforces it only on LVM-managed execute dirs",
-         check_ours=held_with(3, 103, "over its disk limit"), check_native=completed(0)),
+         # native on a loaded machine once ended it by SIGTERM instead (timing of its disk checks)
+         check_ours=held_with(3, 103, "over its disk limit"),
+         check_native=either(completed(0), completed(None, signal=15))),
     # images and pulls
     Case("bad-image", docker("executable = /bin/true", "transfer_executable = false",
                              image=f"{REGISTRY}/condor-docker-test/no-such-image:1"), smoke=True),
