@@ -36,6 +36,9 @@ def service_network(pool):
     finally:
         pool.remove_config(CONFIG)
         pool.reconfig()
+        # the job's container leaves the network when the agent removes it, a moment after the job ends
+        pool.wait_for(lambda: not client.inspect_network(name).get("Containers"), 120,
+                      f"no container left on {name}")
         client.remove_network(name)
         client.close()
 
