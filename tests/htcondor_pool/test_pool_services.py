@@ -89,8 +89,11 @@ def test_a_service_port_is_published_and_its_host_port_reaches_the_job_ad(pool, 
 
 def test_a_service_without_a_network_is_held_naming_the_fix(pool, pool_job_user):
     job = _submit(pool, pool_job_user, "none", seconds=1)
-    ad = pool.wait(job, "held", timeout=120)
-    assert "container_service_names needs a network" in ad.get("HoldReason", ""), ad.get("HoldReason")
+    try:
+        ad = pool.wait(job, "held", timeout=120)
+        assert "container_service_names needs a network" in ad.get("HoldReason", ""), ad.get("HoldReason")
+    finally:
+        pool.rm(job)
 
 
 def _get(url: str) -> str | None:
