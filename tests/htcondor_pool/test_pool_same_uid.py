@@ -21,8 +21,9 @@ universe = docker
 docker_image = {REGISTRY_IMAGE}
 docker_network_type = none
 executable = /bin/sh
-arguments = "-c 'sleep 120'"
+arguments = "-c 'exec sleep 120'"
 transfer_executable = false
+job_max_vacate_time = 2
 log = job.log
 request_memory = 64
 queue
