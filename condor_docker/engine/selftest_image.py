@@ -17,7 +17,8 @@ import platform
 import struct
 import tarfile
 
-BUILTIN_TEST_IMAGE = "condor_docker/selftest:1"
+# "localhost/": a name no registry of the Docker Hub or a mirror answers for; it is only ever loaded
+BUILTIN_TEST_IMAGE = "localhost/condor_docker-selftest:1"
 
 _BASE = 0x400000
 _ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
