@@ -66,7 +66,7 @@ def _usage() -> str:
     for audience in (PEOPLE, HTCONDOR, POOL):
         lines += ["", f"{audience}:"]
         lines += [f"  {name:<12} {sub.help}" for name, sub in SUBCOMMANDS.items() if sub.audience == audience]
-    lines += ["", "exit codes: README.md \"Exit codes\" (0 ok, 1 held or a check failed, 2 bad submit file, "
+    lines += ["", "exit codes: docs/USERS.md \"Exit codes of every command\" (0 ok, 1 held or a check failed, 2 bad submit file, "
               "64 bad command line, 69 agent or engine unavailable, 70 a bug)"]
     return "\n".join(lines)
 

@@ -224,7 +224,7 @@ GENERATORS = {
 
 
 def knob_table_markdown() -> str:
-    """The README's knob table, from the same source as the config files."""
+    """The install guide's knob table, from the same source as the config files."""
     rows = ["| knob | type | default | meaning |", "|---|---|---|---|"]
     for knob in KNOBS:
         kind = _kind(knob) if knob.minimum is None else f"{_kind(knob)} (>= {knob.minimum})"

@@ -2,8 +2,8 @@
 
 A script, a startd cron or `condor_wait` around us acts on these numbers, so each
 one means one thing on every command that uses it; the numbers above 63 are
-sysexits.h's, as for other Unix daemons and tools.  The README's table
-("Exit codes") is rendered from `TABLE` and a unit test keeps the two equal.
+sysexits.h's, as for other Unix daemons and tools.  docs/USERS.md's table
+("Exit codes of every command") is rendered from `TABLE` and a unit test keeps the two equal.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ OOM = _BY_NAME["OOM"]
 
 
 def markdown_table() -> str:
-    """The README's "Exit codes" table."""
+    """docs/USERS.md's "Exit codes of every command" table."""
     lines = ["| code | meaning | commands |", "|---|---|---|"]
     lines += [f"| {entry.code} | {entry.meaning} | {entry.commands} |" for entry in TABLE]
     return "\n".join(lines) + "\n\n" + LAUNCH_NOTE

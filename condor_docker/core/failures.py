@@ -14,7 +14,7 @@ Every way a docker job can fail ends as one `Failure`:
              >= 300 sends it back to idle)
       reason one line for the job's HoldReason; it keeps the engine's own words
 
-Codes (also published in the README):
+Codes (also published in docs/USERS.md and docs/INSTALL-EXECUTE-POINT.md):
 
     HOLD
       10  BAD_JOB_AD           the job ad is missing or has an invalid attribute

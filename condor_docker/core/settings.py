@@ -89,7 +89,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("DOCKER_RUN_UNDER_INIT", "bool", "true",
          "Run the job under the engine's init, so signals reach it and zombies are reaped."),
     Knob("DOCKER_EXTRA_ARGUMENTS", "str", "",
-         "A few docker-run style options added to every container (see README for the list)."),
+         "docker-run options added to every container: only --ulimit, --device, --security-opt, --label, --env/-e, --tmpfs, --cap-add, --sysctl, --runtime; any other stops the agent, naming it."),
     Knob("CONDOR_DOCKER_PIDS_LIMIT", "int", "4096",
          "Most processes a job may have; 0 for no limit.", 0),
     Knob("CONDOR_DOCKER_MAX_CPUS", "int", "0",
@@ -521,5 +521,5 @@ def default_settings(**overrides: str) -> Settings:
 
 
 def knob_table() -> list[Knob]:
-    """For the README and config.d generation."""
+    """For the install guide's knob table and config.d generation."""
     return list(KNOBS)

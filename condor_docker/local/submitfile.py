@@ -8,7 +8,7 @@ HONOURED (mapped, and the runner acts on it as a pool would) or in REFUSED (the
 submit file is refused with one line naming it and why); a word that is neither
 is a macro, as for condor_submit, but one that is a near miss of a command
 (`docker_netwrk_type`) gets a warning naming the command it probably meant.
-README.md has the table of every command and what the EP and the local runner do.
+docs/USERS.md has the table of every command and what the EP and the local runner do.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The docs show what the tools do: exit codes, hold subcodes, and only commands that exist.
 
-- README's "Exit codes" table is core/exitcodes.py's, rendered;
-- docs/USERS.md has a "what to do" row for every subcode in core/failures.py;
+- docs/USERS.md's "Exit codes" table is core/exitcodes.py's, rendered, and it has a
+  "what to do" row for every subcode in core/failures.py;
+- the install guide's knob table is core/configfiles.py's, and it names every subcode;
 - every `condor_docker <command>` the README and docs/ show is a subcommand, every
   `make <target>` a Makefile target, every `scripts/...` a file;
 - the agent's own exit constants are the table's numbers.
@@ -28,12 +29,23 @@ PROSE = {"agent", "container", "containers", "run", "runs", "and", "is", "does",
          "to", "with", "from", "as", "at", "or", "only", "also", "checks", "writes", "reads", "asks", "entry"}
 
 
-def test_readme_exit_code_table_is_the_module_table():
-    assert exitcodes.markdown_table() in (ROOT / "README.md").read_text()
+def test_the_exit_code_table_is_the_module_table():
+    assert exitcodes.markdown_table() in (ROOT / "docs" / "USERS.md").read_text()
+
+
+def test_the_install_guides_knob_table_is_the_generated_one():
+    from condor_docker.core.configfiles import knob_table_markdown
+    assert knob_table_markdown().strip() in (ROOT / "docs" / "INSTALL-EXECUTE-POINT.md").read_text()
+
+
+def test_the_install_guide_names_every_subcode():
+    text = (ROOT / "docs" / "INSTALL-EXECUTE-POINT.md").read_text()
+    rows = {int(m.group(1)) for m in re.finditer(r"^\| (\d+) \| `[A-Z_]+` \|", text, re.M)}
+    assert rows == {int(code) for code in Code}
 
 
 def test_users_page_says_what_to_do_for_every_subcode():
-    text = (ROOT / "docs" / "USERS.md").read_text()
+    text = (ROOT / "docs" / "USERS.md").read_text().split("## My job is held", 1)[1].split("\n## ", 1)[0]
     rows = {int(m.group(1)) for m in re.finditer(r"^\| (\d+) \|", text, re.M)}
     assert rows == {int(code) for code in Code}
 

@@ -210,13 +210,13 @@ def test_advertised_lists_usable_images(tmp_path):
 
 
 def test_documented_rank_prefers_a_machine_holding_the_image(tmp_path):
-    """The rank expression in the README, evaluated by classad2 against two advertised slots."""
+    """The rank expression in docs/USERS.md, evaluated by classad2 against two advertised slots."""
     import re
 
     import classad2
 
     from condor_docker.core import ads
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")).read()
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "USERS.md")).read()
     rank = re.search(r"^rank = (.+)$", readme, re.M).group(1)
     holding, holding_engine = make(tmp_path)
     holding_engine.add("r/wanted:1", size_mb=300)
