@@ -17,6 +17,7 @@ API used by other test modules (keep it stable):
     Pool.env, .release_dir, .local_dir, .execute_dir, .log_dir, .config_dir, .root
     Pool.condor(*argv, user=None, check=True, timeout=60, input=None) -> CompletedProcess
     Pool.submit(submit_text, user="cdtest1", files=None) -> Job(.cluster, .dir, .user, .count)
+    Pool.submit_dir(user="cdtest1") -> a fresh dir of the user's, nothing submitted
     Pool.wait(job, until="done"|"held"|"running"|"idle", timeout=180) -> classad2.ClassAd (proc 0)
     Pool.ad(job, proc=0) -> classad2.ClassAd ; Pool.ads(job) -> list of ads, by proc
     Pool.rm(job) ; Pool.slot_ad() ; Pool.write_config(name, text) / .remove_config(name)
@@ -372,12 +373,18 @@ class Pool:
             raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}): {result.stdout}{result.stderr}")
         return result
 
-    def submit(self, submit_text: str, user: str = "cdtest1", files: dict[str, str | bytes] | None = None) -> Job:
-        """condor_submit as `user` from a fresh submit dir holding `files` (*.sh get mode 0755)."""
+    def submit_dir(self, user: str = "cdtest1") -> str:
+        """A fresh submit dir owned by `user` (0755), nothing submitted from it yet."""
         entry = pwd.getpwnam(user)
         directory = tempfile.mkdtemp(prefix=f"{user}-", dir=self.submit_root)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
         os.chmod(directory, 0o755)
+        return directory
+
+    def submit(self, submit_text: str, user: str = "cdtest1", files: dict[str, str | bytes] | None = None) -> Job:
+        """condor_submit as `user` from a fresh submit dir holding `files` (*.sh get mode 0755)."""
+        entry = pwd.getpwnam(user)
+        directory = self.submit_dir(user)
         for name, content in dict(files or {}, **{"job.sub": submit_text}).items():
             path = os.path.join(directory, name)
             with open(path, "wb") as stream:

@@ -68,8 +68,7 @@ def test_docker_send_credentials_is_held_with_the_reason(pool, pool_job_user):
     import pwd
     import re
     entry = pwd.getpwnam(pool_job_user)
-    job_dir = pool.submit("universe = docker\ndocker_image = x\nexecutable = /bin/true\nqueue 0\n",
-                          user=pool_job_user).dir          # a submit dir of the user's own
+    job_dir = pool.submit_dir(pool_job_user)               # (`queue 0` submits a job on 25.x)
     docker_dir = os.path.join(job_dir, ".docker")          # condor_submit wants $HOME/.docker/config.json
     os.mkdir(docker_dir)
     with open(os.path.join(docker_dir, "config.json"), "w") as config:
