@@ -78,7 +78,12 @@ def _attribute_lines(text: str, what: str, strict: bool) -> list[tuple[int, str,
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or stripped in ("[", "]"):
+        if stripped.startswith("["):
+            # new ClassAd syntax joins lines into one expression, past every per-line bound
+            # below (a deep chain of short `Name == 1 +` lines crashed the reader)
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: line {number} opens an ad in new ClassAd "
+                                           "syntax ([ ... ]); only the `Attr = Value` lines HTCondor writes are read")
+        if not stripped or stripped.startswith("#") or stripped == "]":
             continue
         match = _ATTR_LINE.match(line)
         if match is None:
