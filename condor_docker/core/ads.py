@@ -57,6 +57,10 @@ def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classa
     if not isinstance(text, str):
         raise Failure(Code.BAD_JOB_AD, f"the {what} must be text")
     lines = _attribute_lines(text, what, strict=check_complete)
+    if not check_complete:
+        # classad2 gets only the lines checked above: a line skipped here (`/* x */ [`)
+        # could switch it to new syntax and join the checked lines into one expression
+        text = _checked_text(text)
     try:
         ads = list(classad2.parseAds(text))
     except Exception as err:  # classad2 raises ClassAdException / ValueError
@@ -67,6 +71,17 @@ def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classa
     if check_complete:
         _check_complete(ad, lines, what)
     return ad
+
+
+def _checked_text(text: str) -> str:
+    """The ad's lines up to the first one that is not `Attr = Value` (a blank or comment line)."""
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and stripped != "]" and _ATTR_LINE.match(line) is None:
+            break
+        kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def _attribute_lines(text: str, what: str, strict: bool) -> list[tuple[int, str, str]]:
