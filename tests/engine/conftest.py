@@ -7,17 +7,31 @@ import subprocess
 import tempfile
 
 import pytest
-from enginetest import REPO
+from enginetest import LOCAL_IMAGE, REGISTRY_IMAGE, REPO
+
+DOCKER_URL = "unix:///var/run/docker.sock"
+# Rootful `podman system service` on a private socket (docs/ENGINES.md); override to test another.
+PODMAN_URL = os.environ.get("CONDOR_DOCKER_TEST_PODMAN_URL",
+                            "unix:///run/condor_docker-test-podman/podman.sock")
 
 
-@pytest.fixture(scope="session")
-def engine():
+@pytest.fixture(scope="session", params=["docker", "podman"])
+def engine(request):
+    """Each engine test runs against Docker and against rootful Podman's Docker-compatible API."""
     result = subprocess.run(["bash", os.path.join(REPO, "scripts", "engine-up.sh")],
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"the test engine did not come up:\n{result.stderr}")
     from condor_docker.engine.client import Engine
-    engine = Engine()
+    if request.param == "podman":
+        path = PODMAN_URL.removeprefix("unix://")
+        if not os.path.exists(path):
+            pytest.skip(f"no Podman API socket at {path}: apt-get install podman catatonit, then "
+                        f"podman system service --time=0 {PODMAN_URL} (docs/ENGINES.md)")
+        engine = Engine(PODMAN_URL)
+        podman_images(engine)
+    else:
+        engine = Engine(DOCKER_URL)
     before = {c["Id"] for c in ours(engine)}
     yield engine
     leftovers = [c for c in ours(engine) if c["Id"] not in before]
@@ -25,6 +39,19 @@ def engine():
         engine.remove(container["Id"])
     engine.close()
     assert not leftovers, f"containers left behind: {[c['Names'] for c in leftovers]}"
+
+
+def podman_images(podman) -> None:
+    """Podman's own store gets the test images: the registry one pulled, the local-only one
+    copied from Docker's store (it was built there and no registry has it)."""
+    import docker
+
+    podman.api.pull(REGISTRY_IMAGE)
+    source = docker.APIClient(base_url=DOCKER_URL, version="auto")
+    try:
+        podman.api.load_image(b"".join(source.get_image(LOCAL_IMAGE)))
+    finally:
+        source.close()
 
 
 def ours(engine) -> list[dict]:
@@ -65,10 +92,11 @@ def no_leak(engine):
 
 
 @pytest.fixture
-def api():
-    """The Docker SDK's low-level client, for tests that set the engine up (the product uses engine/client.py)."""
+def api(engine):
+    """The Docker SDK's low-level client on the engine under test, for tests that set it up
+    (the product uses engine/client.py)."""
     import docker
 
-    client = docker.APIClient(version="auto")
+    client = docker.APIClient(base_url=engine.url, version="auto")
     yield client
     client.close()
