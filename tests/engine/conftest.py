@@ -25,7 +25,7 @@ def engine(request):
     from condor_docker.engine.client import Engine
     if request.param == "podman":
         path = PODMAN_URL.removeprefix("unix://")
-        if not os.path.exists(path):
+        if not answers(path):
             pytest.skip(f"no Podman API socket at {path}: apt-get install podman catatonit, then "
                         f"podman system service --time=0 {PODMAN_URL} (docs/ENGINES.md)")
         engine = Engine(PODMAN_URL)
@@ -39,6 +39,38 @@ def engine(request):
         engine.remove(container["Id"])
     engine.close()
     assert not leftovers, f"containers left behind: {[c['Names'] for c in leftovers]}"
+
+
+# Measured differences of rootful Podman 4.3.1 (Debian 12, cgroup v1) not yet bridged: each
+# test is expected to fail there (strict: it fails loudly once Podman or the code bridges it).
+PODMAN_GAPS = {
+    "test_writable_layer_counts_toward_disk": "Podman's compat inspect reports no SizeRw (disk_kb stays 12)",
+    "test_eight_concurrent_ensures_pull_once": "Podman's compat /events has no image pull events to count",
+    "test_gc_limits_and_lru_across_restart": "the test's fixture images are built in Docker's store only",
+    "test_two_spellings_share_one_record_and_are_evicted": "the test's fixture images are built in Docker's store only",
+    "test_a_pin_in_another_spelling_is_kept": "the test's fixture images are built in Docker's store only",
+    "test_a_pull_over_the_cap_is_stopped_and_held": "the test's fixture images are built in Docker's store only",
+    "test_an_image_over_the_cap_whose_layers_are_here_is_held_by_its_size":
+        "the test's fixture images are built in Docker's store only",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        reason = PODMAN_GAPS.get(getattr(item, "originalname", item.name))
+        if reason and item.name.endswith("[podman]"):
+            item.add_marker(pytest.mark.xfail(reason=f"podman: {reason}", strict=True))
+
+
+def answers(path: str) -> bool:
+    """A socket that accepts a connection (a stale socket file left by a stopped service does not)."""
+    import socket
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def podman_images(podman) -> None:
