@@ -101,6 +101,8 @@ class Agent:
         attrs: dict[str, Any] = {"HasDocker": state.healthy}
         if state.version:
             attrs["DockerVersion"] = state.version
+        if state.engine:
+            attrs["CondorDockerEngine"] = state.engine
         if not state.healthy:
             attrs["DockerOfflineReason"] = state.reason or "the Docker engine is not usable"
         attrs["DockerNetworks"] = advertised_networks(self.settings.networks, state.networks)

@@ -46,6 +46,7 @@ class HealthState:
     version: str | None
     reason: str | None
     networks: tuple[str, ...]
+    engine: str | None = None  # CondorDockerEngine: "docker 20.10.24" or "podman 4.3.1"
 
 
 NOT_CHECKED = HealthState(False, None, "the engine has not been checked yet", ())
@@ -56,6 +57,19 @@ def docker_version_line(version: dict) -> str:
     text = f"Docker version {version.get('Version', 'unknown')}"
     commit = version.get("GitCommit")
     return f"{text}, build {commit}" if commit else text
+
+
+def engine_line(version: dict) -> str:
+    """Which engine answers and its version ("podman 4.3.1", "docker 20.10.24").
+
+    DockerVersion keeps `docker -v`'s form for jobs that parse it, so it cannot say that
+    Podman's Docker-compatible API is behind the socket; Podman names itself in the
+    version reply's Components ("Podman Engine"), Docker as "Engine".
+    """
+    for component in version.get("Components") or ():
+        if isinstance(component, dict) and component.get("Name") == "Podman Engine":
+            return f"podman {component.get('Version', 'unknown')}"
+    return f"docker {version.get('Version', 'unknown')}"
 
 
 def socket_problem(url: str) -> str | None:
@@ -115,7 +129,7 @@ class Health:
             if state.healthy and not previous.healthy and self._wants_selftest():
                 problem = self._selftest()
                 if problem is not None:
-                    state = HealthState(False, state.version, problem, state.networks)
+                    state = HealthState(False, state.version, problem, state.networks, state.engine)
             self._state = state
             self._log_change(previous, state)
             if state.healthy:
@@ -132,7 +146,7 @@ class Health:
                 networks = tuple(sorted(n["Name"] for n in self.engine.api.networks()))
         except Failure as err:
             return HealthState(False, None, f"the Docker engine does not answer: {err.reason}", ())
-        return HealthState(True, docker_version_line(version), None, networks)
+        return HealthState(True, docker_version_line(version), None, networks, engine_line(version))
 
     def _wants_selftest(self) -> bool:
         if not self.settings.perform_test:

@@ -34,6 +34,8 @@ from .usage import ContainerCgroup, Usage, mb_ceil, network_bytes, tree_size
 log = logging.getLogger("condor_docker.lifecycle")
 
 _TINI_EXEC_FAILED = re.compile(rb"\[FATAL tini \(\d+\)\] exec (.+?) failed: ([^\n]+)")
+# Podman's init (catatonit) neither names the program nor exits 127: exit 1 and this line.
+_CATATONIT_EXEC_FAILED = re.compile(rb"ERROR \(catatonit:\d+\): failed to exec pid1: ([^\n]+)")
 _CREATE_RETRIES = 3
 _DRAIN_SECONDS = 10     # after the container stopped, for its last output to reach the job's files
 _POLL_MS = 200          # how soon a relay stuck on the job's side notices that the container is gone
@@ -490,15 +492,30 @@ class ContainerRun:
         if state.oom_killed:
             return ExitResult(None, signals.SIGKILL, True, usage, Failure(
                 Code.OVER_MEMORY, f"Docker job has gone over memory limit of {self.spec.memory_mb} Mb"))
-        missing = _TINI_EXEC_FAILED.search(bytes(self._stderr_head))
-        if code == 127 and missing:
-            what, why = (part.decode(errors="replace") for part in missing.groups())
+        missing = self._init_exec_failed(code)
+        if missing is not None:
+            what, why = missing
             return ExitResult(code, None, False, usage, Failure(
                 Code.EXECUTABLE_NOT_FOUND, f"Cannot run {what} in image {self.spec.image}: {why}"))
         signum = signal_of_exit_code(code)
         if signum is not None:
             return ExitResult(None, signum, False, usage)
         return ExitResult(code, None, False, usage)
+
+
+    def _init_exec_failed(self, code: int) -> tuple[str, str] | None:
+        """(program, why) when the container's init could not exec the job: Docker's tini
+        exits 127 naming it, Podman's catatonit exits 1 naming only pid 1 (the spec's first word)."""
+        head = bytes(self._stderr_head)
+        tini = _TINI_EXEC_FAILED.search(head)
+        if code == 127 and tini:
+            what, why = tini.groups()
+            return what.decode(errors="replace"), why.decode(errors="replace")
+        catatonit = _CATATONIT_EXEC_FAILED.search(head)
+        argv = (self.spec.entrypoint or ()) + (self.spec.command or ())
+        if code == 1 and catatonit and argv:
+            return argv[0], catatonit.group(1).decode(errors="replace")
+        return None
 
 
 def _dups(*fds: int) -> tuple[int, ...]:

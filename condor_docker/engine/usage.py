@@ -99,7 +99,11 @@ class ContainerCgroup:
         return Usage(fields.get("user_usec", 0) / 1e6, fields.get("system_usec", 0) / 1e6, mb_ceil(peak))
 
     def remove(self) -> None:
-        """rmdir the parent in every hierarchy (it is empty once the engine removed the container)."""
+        """rmdir the parent in every hierarchy (it is empty once the engine removed the container).
+
+        Podman (cgroupfs manager) also puts its conmon in `<parent>/conmon` and leaves that
+        cgroup behind: empty children go first (rmdir refuses any cgroup with a process).
+        """
         if self.v2:
             dirs = [self._dir(None)]
         else:
@@ -109,12 +113,25 @@ class ContainerCgroup:
                 return
             dirs = [self._dir(c) for c in controllers]
         for path in dirs:
+            _remove_empty_children(path)
             try:
                 os.rmdir(path)
             except FileNotFoundError:
                 continue
             except OSError as err:
                 log.warning("cannot remove cgroup %s: %s", path, err.strerror)
+
+
+def _remove_empty_children(path: str) -> None:
+    try:
+        children = [entry.path for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for child in children:
+        try:
+            os.rmdir(child)
+        except OSError as err:
+            log.warning("cannot remove cgroup %s: %s", child, err.strerror)
 
 
 def _key_values(path: str) -> dict[str, int]:

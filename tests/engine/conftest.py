@@ -7,17 +7,31 @@ import subprocess
 import tempfile
 
 import pytest
-from enginetest import REPO
+from enginetest import LOCAL_IMAGE, REGISTRY_IMAGE, REPO
+
+DOCKER_URL = "unix:///var/run/docker.sock"
+# Rootful `podman system service` on a private socket (docs/ENGINES.md); override to test another.
+PODMAN_URL = os.environ.get("CONDOR_DOCKER_TEST_PODMAN_URL",
+                            "unix:///run/condor_docker-test-podman/podman.sock")
 
 
-@pytest.fixture(scope="session")
-def engine():
+@pytest.fixture(scope="session", params=["docker", "podman"])
+def engine(request):
+    """Each engine test runs against Docker and against rootful Podman's Docker-compatible API."""
     result = subprocess.run(["bash", os.path.join(REPO, "scripts", "engine-up.sh")],
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"the test engine did not come up:\n{result.stderr}")
     from condor_docker.engine.client import Engine
-    engine = Engine()
+    if request.param == "podman":
+        path = PODMAN_URL.removeprefix("unix://")
+        if not answers(path):
+            pytest.skip(f"no Podman API socket at {path}: apt-get install podman catatonit, then "
+                        f"podman system service --time=0 {PODMAN_URL} (docs/ENGINES.md)")
+        engine = Engine(PODMAN_URL)
+        podman_images(engine)
+    else:
+        engine = Engine(DOCKER_URL)
     before = {c["Id"] for c in ours(engine)}
     yield engine
     leftovers = [c for c in ours(engine) if c["Id"] not in before]
@@ -25,6 +39,51 @@ def engine():
         engine.remove(container["Id"])
     engine.close()
     assert not leftovers, f"containers left behind: {[c['Names'] for c in leftovers]}"
+
+
+# Measured differences of rootful Podman 4.3.1 (Debian 12, cgroup v1) not yet bridged: each
+# test is expected to fail there (strict: it fails loudly once Podman or the code bridges it).
+PODMAN_GAPS = {
+    "test_writable_layer_counts_toward_disk": "Podman's compat inspect reports no SizeRw (disk_kb stays 12)",
+    "test_eight_concurrent_ensures_pull_once": "Podman's compat /events has no image pull events to count",
+    "test_gc_limits_and_lru_across_restart": "the test's fixture images are built in Docker's store only",
+    "test_two_spellings_share_one_record_and_are_evicted": "the test's fixture images are built in Docker's store only",
+    "test_a_pin_in_another_spelling_is_kept": "the test's fixture images are built in Docker's store only",
+    "test_a_pull_over_the_cap_is_stopped_and_held": "the test's fixture images are built in Docker's store only",
+    "test_an_image_over_the_cap_whose_layers_are_here_is_held_by_its_size":
+        "the test's fixture images are built in Docker's store only",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        reason = PODMAN_GAPS.get(getattr(item, "originalname", item.name))
+        if reason and item.name.endswith("[podman]"):
+            item.add_marker(pytest.mark.xfail(reason=f"podman: {reason}", strict=True))
+
+
+def answers(path: str) -> bool:
+    """A socket that accepts a connection (a stale socket file left by a stopped service does not)."""
+    import socket
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def podman_images(podman) -> None:
+    """Podman's own store gets the test images: the registry one pulled, the local-only one
+    copied from Docker's store (it was built there and no registry has it)."""
+    import docker
+
+    podman.api.pull(REGISTRY_IMAGE)
+    source = docker.APIClient(base_url=DOCKER_URL, version="auto")
+    try:
+        podman.api.load_image(b"".join(source.get_image(LOCAL_IMAGE)))
+    finally:
+        source.close()
 
 
 def ours(engine) -> list[dict]:
@@ -65,10 +124,11 @@ def no_leak(engine):
 
 
 @pytest.fixture
-def api():
-    """The Docker SDK's low-level client, for tests that set the engine up (the product uses engine/client.py)."""
+def api(engine):
+    """The Docker SDK's low-level client on the engine under test, for tests that set it up
+    (the product uses engine/client.py)."""
     import docker
 
-    client = docker.APIClient(version="auto")
+    client = docker.APIClient(base_url=engine.url, version="auto")
     yield client
     client.close()

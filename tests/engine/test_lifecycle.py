@@ -115,19 +115,24 @@ def test_scratch_dir_is_working_dir_and_writable_as_the_job_uid(engine, scratch,
 
 
 def test_cpu_shares_memory_and_security_are_applied(engine, scratch, job_user, tmp_path, no_leak):
-    _, container = make_spec(scratch, job_user, "-c true", memory=96, cpus=2)
+    _, container = make_spec(scratch, job_user, "-c 'grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status'",
+                             memory=96, cpus=2)
     seen = {}
 
     def on_created(container_id):
         seen.update(engine.api.inspect_container(container_id))
 
-    result, _, _ = run(engine, container, tmp_path, on_created=on_created)
+    result, out, _ = run(engine, container, tmp_path, on_created=on_created)
     host = seen["HostConfig"]
     assert result.exit_code == 0
+    # What the job's process has, not the engine's report of it: Docker inspects CapDrop as
+    # ["ALL"], Podman as each capability of its default set.
+    status = dict(line.split(":\t") for line in out.splitlines())
+    assert status == {"CapEff": "0000000000000000", "CapBnd": "0000000000000000", "NoNewPrivs": "1"}, out
     assert host["CpuShares"] == 200
     assert host["Memory"] == 96 * 1024 * 1024 and host["MemorySwap"] == 96 * 1024 * 1024
     assert host["PidsLimit"] == 4096 and host["Init"] is True
-    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert not host["CapAdd"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["NetworkMode"] == "none"
     assert seen["Config"]["User"] == f"{job_user[0]}:{job_user[1]}"
@@ -138,6 +143,12 @@ def test_cpu_shares_memory_and_security_are_applied(engine, scratch, job_user, t
 def test_memory_hog_is_held_over_memory_limit(engine, scratch, job_user, tmp_path, no_leak):
     _, container = make_spec(scratch, job_user, "-c 'tail /dev/zero'", memory=32)
     result, _, _ = run(engine, container, tmp_path)
+    if "podman" in engine.url:
+        # Measured: Podman 4.3 on cgroup v1 never sets State.OOMKilled (nor with `podman run`),
+        # so the kill is a plain SIGKILL, not the over-memory hold (docs/ENGINES.md).  This
+        # fails, on purpose, once Podman reports it.
+        assert result.signal == signal.SIGKILL and not result.oom and result.failure is None
+        return
     assert result.oom and result.signal == signal.SIGKILL
     assert result.failure.code is Code.OVER_MEMORY and result.failure.kind is Kind.HOLD
     assert result.failure.reason == "Docker job has gone over memory limit of 32 Mb"
@@ -148,7 +159,7 @@ def test_missing_executable_in_image_is_a_hold(engine, scratch, job_user, tmp_pa
     job, container = make_spec(scratch, job_user, ad_args)
     container = spec.build_spec(job.__class__(**{**job.__dict__, "cmd": "/no/such/program"}), SETTINGS)
     result, _, _ = run(engine, container, tmp_path)
-    assert result.exit_code == 127
+    assert result.exit_code == (1 if "podman" in engine.url else 127)  # catatonit's, tini's
     assert result.failure.code is Code.EXECUTABLE_NOT_FOUND
     assert "/no/such/program" in result.failure.reason
 
@@ -244,7 +255,8 @@ def test_an_image_for_another_cpu_is_held_unless_the_admin_skips_the_check(engin
 def test_log_driver_none_is_the_default_and_the_admin_can_keep_the_engines(engine, scratch, job_user, no_leak):
     import dataclasses
     _, container = make_spec(scratch, job_user, "-c 'true'")
-    for none, expected in ((True, "none"), (False, engine.info().get("LoggingDriver"))):
+    # Podman's info has no LoggingDriver; its containers' default is json-file (k8s-file inside).
+    for none, expected in ((True, "none"), (False, engine.info().get("LoggingDriver") or "json-file")):
         created = engine.create(dataclasses.replace(container, log_driver_none=none))
         try:
             assert engine.api.inspect_container(created)["HostConfig"]["LogConfig"]["Type"] == expected
