@@ -46,7 +46,9 @@ if ! podman_ok; then
   log "starting podman system service on $SOCKET"
   mkdir -p "$(dirname "$SOCKET")"
   rm -f "$SOCKET"
-  setsid podman system service --time=0 "unix://$SOCKET" >"$STATE/podman.log" 2>&1 < /dev/null &
+  # from $STATE: Podman 4.3's conmon writes an `oom` file into the service's cwd when a
+  # container is OOM-killed (seen as a stray ./oom in the checkout the service was started from)
+  ( cd "$STATE" && exec setsid podman system service --time=0 "unix://$SOCKET" >"$STATE/podman.log" 2>&1 < /dev/null ) &
   echo podman >>"$STATE/started"
   for _ in $(seq 1 60); do podman_ok && break; sleep 0.5; done
   podman_ok || { log "podman's API did not come up; see $STATE/podman.log"; tail -20 "$STATE/podman.log" >&2; exit 1; }
