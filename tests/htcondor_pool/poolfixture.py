@@ -568,7 +568,17 @@ class Pool:
         return left
 
     def destroy(self) -> None:
-        """Remove the pool's state dir (after stop())."""
+        """Remove the pool's containers, then its state dir (after stop()).
+
+        Its agent reaps its own containers, but not when the engine went away under a
+        running pool and came back after the pool stopped: nothing of this pool is left
+        to reap them then (nine exited sleepers of a bench run stayed on the engine so).
+        """
+        try:
+            for container in self.managed_containers():
+                container.remove(force=True, v=True)
+        except Exception as err:   # an engine that is down: say so, still remove the state dir
+            print(f"pool {self.root}: cannot remove its containers: {err}", file=sys.stderr)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
