@@ -15,6 +15,7 @@ container, state dir) may remain.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -98,22 +99,27 @@ def nothing_left_after_test(request):
     # kills the starter, ~50-60 s after the failure (docs/HTCONDOR-CONTRACT.md, PREPARE_JOB).
     deadline = time.monotonic() + 90
     left = the_pool.leftovers()
-    while time.monotonic() < deadline and [x for x in left if not x.startswith("process ")]:
+    while time.monotonic() < deadline and _things(left):
         time.sleep(0.5)
         left = the_pool.leftovers()
-    if [x for x in left if not x.startswith("process ")]:
+    if _things(left):
         for container in the_pool.managed_containers():
             container.remove(force=True, v=True)
-        things = [x for x in left if not x.startswith("process ")]
-        pytest.fail(f"left behind after the test: {things}\n{_why_left(the_pool, left)}")
+        pytest.fail(f"left behind after the test: {_things(left)}\n{_why_left(the_pool, left)}")
+
+
+def _things(left: list[str]) -> list[str]:
+    """The leftovers that count: containers and scratch dirs (a process may still be on its way out)."""
+    return [x for x in left if not x.startswith("process ")]
 
 
 def _why_left(the_pool, left: list[str]) -> str:
     """What a leftover scratch dir holds and what the starter logs say of it (CI prints only this)."""
     lines = []
+    start_log = the_pool.log("StartLog")
+    logs = (the_pool.starter_logs() + start_log).splitlines()
     keep = os.environ.get("CONDOR_DOCKER_TEST_KEEP_LOGS")
     if keep:   # a dir to copy the pool's logs into, for a look after the pool is gone
-        import shutil
         shutil.copytree(the_pool.log_dir, os.path.join(keep, os.path.basename(the_pool.root)), dirs_exist_ok=True)
     for item in left:
         if not item.startswith("scratch dir "):
@@ -122,8 +128,7 @@ def _why_left(the_pool, left: list[str]) -> str:
         name = os.path.basename(path)
         listing = subprocess.run(["ls", "-laR", path], capture_output=True, text=True).stdout
         lines.append(f"--- {path}:\n" + "\n".join(listing.splitlines()[:40]))
-        logs = the_pool.starter_logs() + the_pool.log("StartLog")
-        lines += [f"  log: {line}" for line in logs.splitlines() if name in line][-25:]
+        lines += [f"  log: {line}" for line in logs if name in line][-25:]
     lines += [f"  {item}" for item in left if item.startswith("process ")]
-    lines += [f"  StartLog: {line}" for line in the_pool.log("StartLog").splitlines()[-40:]]
+    lines += [f"  StartLog: {line}" for line in start_log.splitlines()[-40:]]
     return "\n".join(lines)
