@@ -123,7 +123,7 @@ def drive_suspend(run: Run) -> None:
 
 
 def _scratch_file(run: Run, name: str) -> bytes:
-    for scratch in run.pool.scratch_dirs():
+    for scratch in run.pool.scratch_dirs(run.job.cluster):
         try:
             with open(f"{scratch}/{name}", "rb") as stream:
                 return stream.read()

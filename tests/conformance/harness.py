@@ -125,7 +125,7 @@ class Run:
         """Wait until the job's scratch dir holds `name` containing `needle` (the job got that far)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for scratch in self.pool.scratch_dirs():
+            for scratch in self.pool.scratch_dirs(self.job.cluster):
                 try:
                     with open(os.path.join(scratch, name), "rb") as stream:
                         if needle in stream.read():

@@ -493,12 +493,18 @@ class Pool:
     def log(self, name: str) -> str:
         return _read(os.path.join(self.log_dir, name))
 
-    def scratch_dirs(self) -> list[str]:
-        """The running jobs' scratch dirs, in either starter layout: 25.0 `dir_<pid>`, 25.13 `dir_<pid>/scratch`."""
+    def scratch_dirs(self, cluster: int | None = None) -> list[str]:
+        """The running jobs' scratch dirs, in either starter layout: 25.0 `dir_<pid>`, 25.13 `dir_<pid>/scratch`.
+
+        With `cluster`, only the dirs whose .job.ad names that ClusterId: cases run at once in
+        one pool, and a file one job wrote must not stand for another job's progress.
+        """
         found = []
         for job_dir in sorted(glob.glob(os.path.join(self.execute_dir, "dir_*"))):
             nested = os.path.join(job_dir, "scratch")
-            found.append(nested if os.path.isdir(nested) else job_dir)
+            scratch = nested if os.path.isdir(nested) else job_dir
+            if cluster is None or _ad_cluster(os.path.join(scratch, ".job.ad")) == cluster:
+                found.append(scratch)
         return found
 
     def managed_containers(self) -> list:
@@ -619,3 +625,15 @@ if __name__ == "__main__":   # a pool by hand: python tests/htcondor_pool/poolfi
     finally:
         print("killed:", pool.stop())
         pool.destroy()
+
+
+def _ad_cluster(path: str) -> int | None:
+    """ClusterId of the job ad at `path` (classad2), None while the starter has not written it."""
+    import classad2
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            ad = classad2.parseOne(stream.read(), parser=classad2.ParserType.Old)
+        return int(ad.eval("ClusterId"))
+    except (OSError, ValueError, TypeError, KeyError, classad2.ClassAdException):
+        return None
