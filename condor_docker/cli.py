@@ -131,10 +131,13 @@ _OUTPUT_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)   # the ou
 
 
 def _closed_streams_to_devnull() -> None:
-    """Started with stdout or stderr closed (`>&-`): what would go there goes nowhere, not into a crash."""
-    for name in ("stdout", "stderr"):
+    """Started with a standard stream closed (`<&-`, `>&-`): an empty stdin, output going nowhere, not a crash.
+
+    stdin first, so that its /dev/null takes fd 0 if that is the free one.
+    """
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
         if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w"))
+            setattr(sys, name, open(os.devnull, mode))
 
 
 def _quiet_stdout() -> None:

@@ -8,10 +8,13 @@ each option's default, unless it has none worth showing.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import NoReturn
 
 from . import exitcodes
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -32,6 +35,10 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
         self.usage_exit = usage_exit
+        # argparse takes only `-1` and `-1.5` as negative numbers: `--retry-delay -1e308` would
+        # read as a missing value ("expected one argument") instead of reaching the option's
+        # own range check, which names the problem. None of our options looks like a number.
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}; `{self.prog} --help` lists the options", file=sys.stderr)

@@ -246,15 +246,22 @@ def field_name(knob_name: str) -> str:
 MAX_DURATION_S = 10 * 365 * 86400.0   # nan, inf and 1e400 are not durations; nor is a century
 
 
-def seconds(text: str) -> float:
+def seconds(text: str, positive: bool = False) -> float:
     """An argparse type for a command-line duration: finite, not negative, at most MAX_DURATION_S."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to {MAX_DURATION_S:.0f}")
+        value = math.nan
+    low_ok = value > 0 if positive else value >= 0
+    if not math.isfinite(value) or not low_ok or value > MAX_DURATION_S:
+        low = "above 0" if positive else "from 0"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds {low} to {MAX_DURATION_S:.0f}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """A duration that must not be 0: a socket timeout (0 is non-blocking) or a polling period (0 spins)."""
+    return seconds(text, positive=True)
 
 
 def _convert(knob: Knob, raw: str) -> Any:

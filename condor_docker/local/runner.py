@@ -35,6 +35,7 @@ from ..core.settings import (
     OverrideError,
     Settings,
     SettingsError,
+    positive_seconds,
     seconds,
     settings_from_command_line,
 )
@@ -354,7 +355,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                         help="override a knob, e.g. --set CONDOR_DOCKER_DEFAULT_NETWORK=none (repeatable)")
     parser.add_argument("--retry-delay", type=seconds, default=5.0, help="seconds before a requeued job is retried")
-    parser.add_argument("--periodic-interval", type=seconds, default=60.0,
+    parser.add_argument("--periodic-interval", type=positive_seconds, default=60.0,
                         help="seconds between periodic_hold/periodic_remove checks (PERIODIC_EXPR_INTERVAL)")
     parser.add_argument("--state-dir", default=os.path.expanduser("~/.local/state/condor_docker"),
                         help="where the cluster-id counter lives")
@@ -527,15 +528,15 @@ def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
         current, job = runner.current, runner.job
         if len(presses) == 1:
             what = f"job {job.cluster}.{job.proc}" if job is not None else "the run"
-            print(f"condor_docker run: stopping {what} (signal {signum}); Ctrl-C again to kill it now",
-                  file=sys.stderr, flush=True)
+            _tell(f"condor_docker run: stopping {what} (signal {signum}); Ctrl-C again to kill it now")
             if current is not None:
                 current.stop(signum)
         elif current is not None:
-            print("condor_docker run: killing the job now", file=sys.stderr, flush=True)
+            _tell("condor_docker run: killing the job now")
             current.stop(signals.SIGKILL)
 
-    previous = {s: signals.signal(s, interrupt) for s in (signals.SIGINT, signals.SIGTERM)}
+    # SIGHUP too: a closed terminal or a dropped ssh session must stop the job, not orphan its container
+    previous = {s: signals.signal(s, interrupt) for s in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP)}
     try:
         # a daemon: an interrupted pull the engine goes on with must not keep the run waiting
         worker = threading.Thread(target=work, name="condor_docker-run", daemon=True)
@@ -553,6 +554,14 @@ def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
         for signum, handler in previous.items():
             signals.signal(signum, handler)
     return outcomes
+
+
+def _tell(line: str) -> None:
+    """A line on stderr from a signal handler: after a SIGHUP the terminal may be gone (EIO)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 ABANDON_AFTER = 2.0   # seconds an interrupted run waits for a pull (no container yet) before it stops waiting

@@ -20,6 +20,8 @@ import time
 from typing import Any, TextIO
 
 from ..core import ads
+from ..core.argparsing import Parser
+from ..core.settings import positive_seconds, seconds
 from ..wire import protocol
 from ..wire.ops import MachineAttrs
 from ..wire.socketpath import agent_socket
@@ -123,11 +125,10 @@ def format_attrs(attrs: dict[str, Any]) -> str:
 
 
 def main_advertise(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="condor_docker advertise",
-                                     description="startd cron: print HasDocker and the image cache")
+    parser = Parser(prog="condor_docker advertise", description="startd cron: print HasDocker and the image cache")
     parser.add_argument("--socket", default=None, help="the agent's socket")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT, help=argparse.SUPPRESS)
-    parser.add_argument("--agent-start-wait", type=float, default=AGENT_START_WAIT, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_seconds, default=TIMEOUT, help=argparse.SUPPRESS)
+    parser.add_argument("--agent-start-wait", type=seconds, default=AGENT_START_WAIT, metavar="SECONDS",
                         help="how long to wait for an agent that is starting (default %(default)s)")
     args, _unknown = parser.parse_known_args(argv)   # a cron line with extra words still publishes
     socket_path = agent_socket(args.socket)

@@ -27,6 +27,7 @@ from ..core import ads, exitcodes, imageref
 from ..core.argparsing import Parser
 from ..core.arguments import args_to_v2_raw
 from ..core.failures import Code, Failure, bound_requeue
+from ..core.settings import positive_seconds
 from ..wire import protocol
 from ..wire.ops import Prepare
 from ..wire.socketpath import agent_socket
@@ -72,7 +73,7 @@ def _prepare_parser() -> argparse.ArgumentParser:
                         help="absolute path of the condor_docker entry point put in Cmd")
     parser.add_argument("--max-requeues", type=int, default=DEFAULT_MAX_REQUEUES,
                         help="hold instead of requeue when NumShadowStarts is above this")
-    parser.add_argument("--timeout", type=float, default=PREPARE_TIMEOUT,
+    parser.add_argument("--timeout", type=positive_seconds, default=PREPARE_TIMEOUT,
                         help="seconds to wait for the agent's answer (it may be pulling)")
     return parser
 

@@ -131,6 +131,67 @@ def test_a_dead_engine_is_named_at_once_not_retried(tmp_path):
     assert not (tmp_path / "job.log").exists()
 
 
+@pytest.mark.parametrize("value", ["-1e308", "-1", "-.5e3", "-inf", "-nan", "1e400", "nan", "abc", ""])
+def test_a_numeric_option_out_of_range_names_the_option_and_its_range(value):
+    """Also a negative number in exponent form after a space: argparse alone reads it as a missing value."""
+    done = condor_docker("run", "--retry-delay", value, "x.sub")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done) == (f"condor_docker run: argument --retry-delay: {value!r} is not a number of seconds "
+                              "from 0 to 315360000; `condor_docker run --help` lists the options")
+
+
+def test_advertise_ignores_extra_cron_words_and_still_publishes():
+    """A startd cron line with stray words (STARTD_CRON_<name>_ARGS) must not unpublish HasDocker."""
+    done = condor_docker("advertise", "--bogus", env_extra={"CONDOR_DOCKER_ENGINE_URL": "unix:///nonexistent.sock"})
+    assert done.returncode == 0, done.stderr
+    assert "HasDocker" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("argv", [["prepare-job", "--timeout", "nan"], ["prepare-job", "--timeout", "0"],
+                                  ["advertise", "--timeout", "-1"], ["advertise", "--agent-start-wait", "inf"],
+                                  ["run", "--periodic-interval", "0", "x.sub"]])
+def test_hook_timeouts_and_periods_out_of_range_are_bad_usage(argv):
+    """nan/-1 timeouts crashed in the socket layer (exit 70); a period of 0 made `run` spin."""
+    done = condor_docker(*argv)
+    assert done.returncode == exitcodes.USAGE
+    assert "is not a number of seconds" in one_line(done)
+
+
+def test_prepare_job_with_stdin_closed_says_no_job_ad():
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m condor_docker.cli prepare-job <&-'],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == exitcodes.USAGE, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+
+
+def test_a_sighup_stops_the_job_like_sigterm(tmp_path):
+    """A closed terminal (SIGHUP) must not orphan the container: the job is aborted and the log ends."""
+    import signal
+    import time
+    path = submit(tmp_path, executable="/bin/sleep", arguments="300")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "condor_docker.cli", "run", path, "--state-dir",
+                             str(tmp_path / ".state")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "job.log"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "001 (" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGHUP)
+    _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "009 (" in log.read_text(), log.read_text()
+    import re
+
+    import docker
+    cluster = re.search(r"^001 \((\d+)\.", log.read_text(), re.M).group(1)
+    left = docker.from_env().api.containers(all=True, filters={"label": f"org.condor_docker.cluster={cluster}"})
+    mine = [c["Names"] for c in left
+            if c["Labels"].get("org.condor_docker.scratch_dir", "").startswith(f"/tmp/condor_docker-{cluster}.0-")]
+    assert not mine, mine
+
+
 def test_job_exit_with_a_bogus_option_exits_usage():
     done = condor_docker("job-exit", "--bogus")
     assert done.returncode == exitcodes.USAGE
