@@ -26,6 +26,9 @@ def local_machine_ad(gpu_ids: tuple[str, ...], scratch_parent: str | None = None
         "HasDocker = true", "HasFileTransfer = true"]) + "\n", "machine ad")
 
 
+MIN_CONTAINER_MEMORY_MB = 6   # Docker's own floor ("Minimum memory limit allowed is 6MB")
+
+
 def check_fits(proc: Proc, machine_ad) -> None:
     """What a negotiator would decide: a job this machine can never match is refused, not left idle."""
     name = f"job {proc.ad['ClusterId']}.{proc.ad['ProcId']}"
@@ -38,6 +41,9 @@ def check_fits(proc: Proc, machine_ad) -> None:
         raise SubmitError(f"request_cpus = {wanted_cpus}: this machine has {machine_ad['Cpus']} CPUs; "
                           "lower request_cpus or run it in a pool with bigger machines")
     wanted_memory = ads.get_int(proc.ad, "RequestMemory", 0) or 0
+    if wanted_memory < MIN_CONTAINER_MEMORY_MB:   # the local slot is the request: the engine would refuse it
+        raise SubmitError(f"request_memory = {wanted_memory} MB: a container needs at least "
+                          f"{MIN_CONTAINER_MEMORY_MB} MB (the engine's minimum); raise request_memory")
     if wanted_memory > (ads.get_int(machine_ad, "Memory", 0) or 0):
         raise SubmitError(f"request_memory = {wanted_memory} MB: this machine has {machine_ad['Memory']} MB; "
                           "lower request_memory or run it in a pool with bigger machines")

@@ -121,6 +121,13 @@ def test_a_memory_request_over_this_machine_is_bad_input(tmp_path):
     assert one_line(done).startswith("condor_docker run: request_memory = 10485760 MB: this machine has ")
 
 
+def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
+    """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
+    done = run(tmp_path, request_memory="0")
+    assert done.returncode == 2
+    assert "MB: a container needs at least 6 MB (the engine's minimum); raise request_memory" in one_line(done)
+
+
 def test_a_dead_engine_is_named_at_once_not_retried(tmp_path):
     socket_path = tmp_path / "dead.sock"
     done = run(tmp_path, "--set", f"CONDOR_DOCKER_ENGINE_URL=unix://{socket_path}")
