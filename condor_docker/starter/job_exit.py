@@ -122,8 +122,12 @@ def parse_args(argv: list[str]) -> tuple[str, str | None] | None:
 
 def main_job_exit(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     """`condor_docker job-exit [--socket S] <reason>`; HTCondor gives only the reason."""
-    parsed = parse_args(sys.argv[1:] if argv is None else argv)
-    if parsed is None:
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in ("-h", "--help"):
+        print(f"condor_docker job-exit: {USAGE}")
+        return exitcodes.OK
+    parsed = parse_args(words)
+    if parsed is None or parsed[1] == "":   # `--socket=` must not mean "the default socket"
         print(f"condor_docker job-exit: {USAGE}", file=sys.stderr)
         return exitcodes.USAGE  # HTCondor never calls us so; whoever did must see it fail
     reason, socket_override = parsed

@@ -205,6 +205,14 @@ def test_job_exit_with_a_bogus_option_exits_usage():
     assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
 
 
+def test_job_exit_help_is_not_an_error_and_an_empty_socket_is():
+    done = condor_docker("job-exit", "-h")
+    assert (done.returncode, done.stderr) == (0, "") and "usage: condor_docker job-exit" in done.stdout
+    done = condor_docker("job-exit", "--socket=", "exit")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
+
+
 def test_status_json_is_json_even_when_the_agent_is_down(tmp_path):
     done = condor_docker("status", "--json", "--socket", str(tmp_path / "no-agent.sock"))
     assert done.returncode == exitcodes.UNAVAILABLE
