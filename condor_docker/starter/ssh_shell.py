@@ -245,8 +245,12 @@ def _fall_back(shell_setup: list[str]) -> int:
     if not shell_setup:
         _say("this job runs no container and no HTCondor shell setup was given")
         return EX_UNAVAILABLE
-    os.execv(shell_setup[0], shell_setup)
-    return EX_UNAVAILABLE  # not reached
+    try:
+        os.execv(shell_setup[0], shell_setup)
+    except OSError as err:
+        _say(f"HTCondor's shell setup {shell_setup[0]} cannot run ({err.strerror}); "
+             "check the ssh_to_job setup path in the startd's configuration")
+    return EX_UNAVAILABLE
 
 
 def main_ssh_shell(argv: list[str] | None = None) -> int:

@@ -213,6 +213,12 @@ def test_job_exit_help_is_not_an_error_and_an_empty_socket_is():
     assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
 
 
+def test_ssh_shell_with_a_missing_htcondor_setup_is_unavailable_not_a_bug(tmp_path):
+    done = condor_docker("ssh-shell", "--scratch-dir", str(tmp_path), "/nonexistent/setup", "envfile")
+    assert done.returncode == 69, done.stderr
+    assert "/nonexistent/setup cannot run" in one_line(done)
+
+
 def test_status_json_is_json_even_when_the_agent_is_down(tmp_path):
     done = condor_docker("status", "--json", "--socket", str(tmp_path / "no-agent.sock"))
     assert done.returncode == exitcodes.UNAVAILABLE
