@@ -119,6 +119,7 @@ def _make_private_dir(parent_fd: int, name: str, mode: int, uid: int, gid: int, 
     return fd
 
 
+OOM_EVENT_GRACE = 2.0   # seconds to wait for an engine's late OOM flag (see ContainerRun._oom_unflagged)
 DISK_WALK_BUDGET = 20   # the disk walk's share of the time: at most 1/20 (see ContainerRun._watch_disk)
 
 
@@ -489,7 +490,7 @@ class ContainerRun:
         usage = self.usage()
         if self._over_disk is not None:
             return ExitResult(None, signals.SIGKILL, False, usage, self._over_disk)
-        if state.oom_killed:
+        if state.oom_killed or self._oom_unflagged(code):
             return ExitResult(None, signals.SIGKILL, True, usage, Failure(
                 Code.OVER_MEMORY, f"Docker job has gone over memory limit of {self.spec.memory_mb} Mb"))
         missing = self._init_exec_failed(code)
@@ -502,6 +503,31 @@ class ContainerRun:
             return ExitResult(None, signum, False, usage)
         return ExitResult(code, None, False, usage)
 
+
+    def _oom_unflagged(self, code: int) -> bool:
+        """Whether a SIGKILL nobody here sent was the kernel's OOM killer, though the engine did not say so.
+
+        Docker 20.10 may handle a container's exit before its OOM event (seen on a loaded
+        2-core machine: OOMKilled false, exit 137, the job's peak at its limit), and Podman 4
+        on cgroup v1 never sets OOMKilled.  So: inspect again for a moment, as the OOM event
+        may still land; then trust the kernel's figure: the peak of the container's own parent
+        cgroup at the limit means its memory cgroup ran out, and nothing else here kills by 9.
+        """
+        if code != 128 + signals.SIGKILL or self._signals_sent or not self.spec.memory_mb:
+            return False
+        deadline, pause = time.monotonic() + OOM_EVENT_GRACE, 0.05
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+            state = self.engine.inspect(self.container_id)
+            if state is None or state.oom_killed:
+                return state is not None
+        peak = self.usage().peak_memory_mb
+        if peak >= self.spec.memory_mb:
+            log.warning("%s: killed by signal 9 at its memory peak of %d MB (limit %d MB); the engine did not "
+                        "flag an OOM kill, counting it as one", self.spec.name, peak, self.spec.memory_mb)
+            return True
+        return False
 
     def _init_exec_failed(self, code: int) -> tuple[str, str] | None:
         """(program, why) when the container's init could not exec the job: Docker's tini

@@ -80,3 +80,31 @@ def test_within_the_limit_runs_to_the_end(engine, scratch, job_user, tmp_path, n
     _, container = make_spec(scratch, job_user, "-c 'echo small > f; sleep 1.5; exit 4'")
     result, _, _ = _run(engine, container, tmp_path, disk_limit_kb=10 * 1024, disk_check_period=0.5)
     assert result.exit_code == 4 and result.failure is None
+
+
+class _NoOomFlag:
+    """The engine, but its inspect never says OOMKilled: Docker 20.10 now and then sets it late, Podman
+    4 on cgroup v1 never (both seen here); the kill must still be known as one."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def inspect(self, container_id):
+        state = self._engine.inspect(container_id)
+        return state if state is None else dataclasses.replace(state, oom_killed=False)
+
+
+@pytest.mark.parametrize("command, oom", [("tail /dev/zero", True), ("kill -9 $$", False)])
+def test_an_oom_kill_the_engine_does_not_flag_is_still_a_hold(engine, scratch, job_user, tmp_path, no_leak,
+                                                             with_cgroup, command, oom):
+    _, container = make_spec(scratch, job_user, f"-c '{command}'", memory=32)
+    result, _, _ = _run(_NoOomFlag(engine), with_cgroup(container), tmp_path)
+    assert result.signal == 9 and result.oom is oom, result
+    if oom:
+        assert result.failure.code is Code.OVER_MEMORY and result.failure.is_hold
+        assert result.usage.peak_memory_mb >= 32
+    else:
+        assert result.failure is None and result.usage.peak_memory_mb < 32
