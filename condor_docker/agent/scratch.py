@@ -173,8 +173,11 @@ def read_ad_text(dir_fd: int, name: str, *, required: bool) -> str | None:
         raise refuse(f"{name} in the scratch dir cannot be read safely: {err.strerror}") from err
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            raise refuse(f"{name} in the scratch dir must be a plain file (no links)")
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse(f"{name} in the scratch dir must be a plain file, not {_file_kind(info.st_mode)}")
+        if info.st_nlink != 1:   # a hard link could be another user's file
+            raise refuse(f"{name} in the scratch dir must be a plain file with one name, not {info.st_nlink} "
+                         "hard links")
         if info.st_size > MAX_AD_BYTES:
             raise refuse(f"{name} in the scratch dir is too large ({info.st_size} bytes)")
         with os.fdopen(fd, "rb", closefd=False) as stream:
@@ -184,6 +187,14 @@ def read_ad_text(dir_fd: int, name: str, *, required: bool) -> str | None:
         return data.decode("utf-8", errors="replace")
     finally:
         os.close(fd)
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symlink"))
+
+
+def _file_kind(mode: int) -> str:
+    return next((kind for test, kind in _KINDS if test(mode)), "a special file")
 
 
 def read_job_files(path: str, uid: int, settings: Settings, *, job_ad_required: bool = True

@@ -43,6 +43,9 @@ MAX_EXPRESSION_CHARS = 2 * _SHORT_VALUE
 _PLAIN_STRING = re.compile(r'"[^"]*"', re.DOTALL)
 
 
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
 def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classad2.ClassAd:
     """Parse one ad from `Attr = Value` lines; an unparsable ad is a HOLD naming `what`.
 
@@ -107,6 +110,9 @@ def _attribute_lines(text: str, what: str, strict: bool) -> list[tuple[int, str,
             raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: line {number} is not `Attr = Value`: "
                                            f"{stripped[:80]!r}")
         value = line[match.end():]
+        if _NOT_TEXT.search(value):   # bytes stdin could not decode, kept as lone surrogates
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {match.group(1)} on line "
+                                           f"{number} is not UTF-8 text")
         if len(value) > _SHORT_VALUE:
             _check_value_bounds(value, match.group(1), number, what)
         found.append((number, match.group(1), value))

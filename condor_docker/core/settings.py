@@ -246,16 +246,16 @@ def field_name(knob_name: str) -> str:
 MAX_DURATION_S = 10 * 365 * 86400.0   # nan, inf and 1e400 are not durations; nor is a century
 
 
-def seconds(text: str, positive: bool = False) -> float:
-    """An argparse type for a command-line duration: finite, not negative, at most MAX_DURATION_S."""
+def seconds(text: str, positive: bool = False, most: float = MAX_DURATION_S) -> float:
+    """An argparse type for a command-line duration: finite, not negative, at most `most` seconds."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     low_ok = value > 0 if positive else value >= 0
-    if not math.isfinite(value) or not low_ok or value > MAX_DURATION_S:
+    if not math.isfinite(value) or not low_ok or value > most:
         low = "above 0" if positive else "from 0"
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds {low} to {MAX_DURATION_S:.0f}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds {low} to {most:.0f}")
     return value
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import math
 import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import classad2
 import htcondor2
@@ -124,11 +126,11 @@ def check_commands(submit: htcondor2.Submit) -> list[str]:
 _DISK_UNITS = {"": 1, "K": 1, "M": 1024, "G": 1024 * 1024, "T": 1024 * 1024 * 1024}
 
 
-def parse_disk_kb(text: str) -> int:
+def parse_disk_kb(text: str, command: str = "request_disk") -> int:
     """request_disk: a bare number is KiB, as in condor_submit; `1G`, `500M` also work."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
     if not match:
-        raise SubmitError(f"request_disk = {text!r} is not a size: write e.g. 1G or 500M")
+        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. 1G or 500M")
     return max(1, int(float(match.group(1)) * _DISK_UNITS[match.group(2).upper()]))
 
 
@@ -225,6 +227,35 @@ def _expand(submit: htcondor2.Submit, key: str) -> str | None:
     return submit.expand(key).strip()
 
 
+def _parse_count(text: str, command: str) -> int:
+    if not text.strip().isdigit():
+        raise SubmitError(f"{command} = {text!r} is not a whole number")
+    return int(text)
+
+
+def _requested(submit: htcondor2.Submit, command: str, ad: classad2.ClassAd,
+               parse: Callable[[str, str], int], default: str | None = None) -> int:
+    """A request_* command as condor_submit takes it: a number (with units), or a ClassAd expression.
+
+    condor_submit keeps an expression (`ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3/2, 2048)`)
+    and the startd evaluates it against the job at match time; here it is evaluated once against
+    the new job's ad, where MemoryUsage and the like are still undefined.
+    """
+    text = _expand(submit, command) or default or ""
+    try:
+        return parse(text, command)
+    except SubmitError as not_plain:
+        try:
+            value = classad2.ExprTree(text).eval(ad)
+        except Exception:   # classad2 raises ClassAdException / ValueError for what is no expression
+            value = None
+        if isinstance(value, (bool, classad2.Value)) or not isinstance(value, (int, float)) or not 0 < value < 2 ** 53:
+            shown = value.name if isinstance(value, classad2.Value) else repr(value)
+            raise SubmitError(f"{not_plain}, or an expression that gives a positive number for a new job "
+                              f"(here it gives {shown})") from None
+        return max(1, math.ceil(value))
+
+
 def _bool(value: str | None, command: str, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -258,15 +289,12 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     ad["DockerImage"] = image
     ad["Owner"] = getpass.getuser()
     ad["Iwd"] = iwd
-    ad["RequestCpus"] = int(_expand(submit, "request_cpus") or 1)
-    ad["RequestMemory"] = parse_memory_mb(_expand(submit, "request_memory") or "128")
-    if _expand(submit, "request_disk"):
-        ad["RequestDisk"] = parse_disk_kb(_expand(submit, "request_disk"))
-    gpus = _expand(submit, "request_gpus")
-    if gpus:
-        if not gpus.isdigit():
-            raise SubmitError(f"request_gpus = {gpus!r} is not a whole number")
-        ad["RequestGPUs"] = int(gpus)
+    ad["RequestCpus"] = _requested(submit, "request_cpus", ad, _parse_count, "1")
+    ad["RequestMemory"] = _requested(submit, "request_memory", ad, parse_memory_mb, "128")
+    for command, attr, parse in (("request_disk", "RequestDisk", parse_disk_kb),
+                                 ("request_gpus", "RequestGPUs", _parse_count)):
+        if _expand(submit, command):
+            ad[attr] = _requested(submit, command, ad, parse)
     for command, attr in (("requirements", "Requirements"), ("rank", "Rank")):
         value = _expand(submit, command)
         if value:

@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ..core import settings
 from ..core.argparsing import Parser
 from . import injection, roles, security, sshaccess
 
@@ -308,14 +309,8 @@ def _describe(err: BaseException) -> str:
 
 
 def _seconds(text: str) -> float:
-    """A positive, finite number of seconds (argparse type: a bad value is argparse's one-line error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < 86400:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0 and below 86400")
-    return value
+    """A pool-node timeout: above 0 and under a day (a longer one only hides a node that hangs)."""
+    return settings.seconds(text, positive=True, most=86400)
 
 
 def _port(text: str) -> int:

@@ -28,7 +28,8 @@ from ..wire.socketpath import agent_socket
 
 SOCKET_ATTR = "CondorDockerAgentSocket"   # the agent this job was prepared by (written by PREPARE_JOB)
 CLEANUP_TIMEOUT = 20.0     # HTCondor kills JOB_EXIT after <KEYWORD>_HOOK_JOB_EXIT_TIMEOUT (30 s)
-USAGE = "usage: condor_docker job-exit [--socket PATH] [exit|remove|hold|evict]  (job ad on stdin)"
+REASONS = ("exit", "remove", "hold", "evict")   # what the starter passes (StarterHookMgr.h)
+USAGE = f"usage: condor_docker job-exit [--socket PATH] [{'|'.join(REASONS)}]  (job ad on stdin)"
 
 
 class ExitTarget(NamedTuple):
@@ -136,7 +137,16 @@ def main_job_exit(argv: list[str] | None = None, stdin: TextIO | None = None) ->
     except (OSError, UnicodeDecodeError) as err:
         print(f"condor_docker job-exit: cannot read the job ad: {err}", file=sys.stderr)
         return 0
-    return job_exit(reason, job_text, dict(os.environ), socket_override)
+    if not job_text.strip():   # the starter always pipes the ad: this is a person at a shell
+        print("condor_docker job-exit: no job ad on stdin; by hand: condor_docker job-exit exit < .job.ad",
+              file=sys.stderr)
+        return exitcodes.USAGE
+    done = job_exit(reason, job_text, dict(os.environ), socket_override)
+    if reason not in REASONS:   # cleaned up all the same: a newer starter may have a new word
+        print(f"condor_docker job-exit: unknown reason {reason!r} (the starter gives {', '.join(REASONS)}); "
+              "the container was cleaned up all the same", file=sys.stderr)
+        return exitcodes.USAGE
+    return done
 
 
 def job_exit_entry() -> int:

@@ -205,6 +205,17 @@ def test_job_exit_with_a_bogus_option_exits_usage():
     assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
 
 
+def test_job_exit_by_hand_with_no_ad_or_an_unknown_reason_says_so():
+    done = condor_docker("job-exit", "exit", stdin="")
+    assert done.returncode == exitcodes.USAGE and "no job ad on stdin" in one_line(done)
+    not_docker = "ClusterId = 3\nProcId = 0\nJobUniverse = 5\n"
+    done = condor_docker("job-exit", "vacate", stdin=not_docker)
+    assert done.returncode == exitcodes.USAGE
+    assert "unknown reason 'vacate' (the starter gives exit, remove, hold, evict)" in one_line(done)
+    done = condor_docker("job-exit", "evict", stdin=not_docker)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_job_exit_help_is_not_an_error_and_an_empty_socket_is():
     done = condor_docker("job-exit", "-h")
     assert (done.returncode, done.stderr) == (0, "") and "usage: condor_docker job-exit" in done.stdout

@@ -147,7 +147,11 @@ def test_ads_are_read_after_the_checks_without_following_links(execute, tmp_path
     assert "not for the job" not in err.value.reason
     os.unlink(scratch / ".machine.ad")
     os.link(secret, scratch / ".machine.ad")
-    with pytest.raises(Failure, match="plain file"):
+    with pytest.raises(Failure, match="plain file with one name, not 2 hard links"):
+        agent_scratch.read_job_files(str(scratch), UID, settings_for(execute))
+    os.unlink(scratch / ".machine.ad")
+    os.mkfifo(scratch / ".machine.ad")   # must be refused at once, not waited on
+    with pytest.raises(Failure, match="must be a plain file, not a FIFO"):
         agent_scratch.read_job_files(str(scratch), UID, settings_for(execute))
     os.unlink(scratch / ".machine.ad")
     real, job_text, machine_text = agent_scratch.read_job_files(str(scratch), UID, settings_for(execute))

@@ -149,3 +149,12 @@ def test_a_long_string_full_of_operators_is_not_mistaken_for_an_expression():
     args = " ".join(f"--opt-{i}=a+b*c" for i in range(3000))
     ad = ads.parse_ad(f"Arguments = {classad2.quote(args)}\n", "job ad")
     assert ad["Arguments"] == args
+
+
+@pytest.mark.parametrize("check_complete", [True, False])
+def test_bytes_that_are_not_utf8_are_named_by_attribute_and_line(check_complete):
+    raw = b'ClusterId = 1\nDockerImage = "a\xff\xfeb"\n'
+    text = raw.decode("utf-8", errors="surrogateescape")   # how a hook's stdin hands them over
+    with pytest.raises(Failure) as caught:
+        ads.parse_ad(text, "job ad", check_complete=check_complete)
+    assert caught.value.reason == "cannot parse the job ad: the value of DockerImage on line 2 is not UTF-8 text"

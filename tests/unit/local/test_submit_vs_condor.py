@@ -72,3 +72,26 @@ def test_policy_and_resources_match_condor_submit(tmp_path, condor_submit, comma
             assert ours_text.replace("(", "").replace(")", "") == theirs_text.replace("(", "").replace(")", ""), attr
         elif attr in theirs:   # absent here: the same as condor_submit's default
             assert str(theirs.eval(attr) if attr == "Environment" else theirs.lookup(attr)) == defaults.get(attr), attr
+
+
+@pytest.mark.parametrize("command, attr", [
+    ("request_memory = ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 96)", "RequestMemory"),
+    ("request_cpus = 1 + 1", "RequestCpus"),
+    ("request_disk = 2 * 1024", "RequestDisk"),
+])
+def test_a_request_written_as_an_expression_gives_what_condor_submits(tmp_path, condor_submit, command, attr):
+    path = tmp_path / "job.sub"
+    path.write_text("universe = docker\ndocker_image = 127.0.0.1:5000/x:1\nexecutable = /bin/sh\n"
+                    f"transfer_executable = false\n{command}\nqueue\n")
+    theirs = condor_submit(str(path)).eval(attr)   # the startd evaluates it against the new job
+    ours = submitfile.load_procs(str(path), 1)[0].ad[attr]
+    assert ours == theirs and isinstance(ours, int)
+
+
+def test_a_request_that_is_no_size_nor_number_names_the_fix(tmp_path):
+    path = tmp_path / "job.sub"
+    path.write_text("universe = docker\ndocker_image = i:1\nrequest_memory = MemoryUsage * 2\nqueue\n")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        submitfile.load_procs(str(path), 1)
+    assert str(caught.value) == ("request_memory = 'MemoryUsage * 2' is not a size: write e.g. 128, 512M or 2G, "
+                                 "or an expression that gives a positive number for a new job (here it gives Undefined)")
