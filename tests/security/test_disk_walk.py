@@ -113,7 +113,7 @@ def test_the_disk_limit_is_the_trusted_slots_when_the_job_deletes_disk(agent_fac
     writing 4 MB is killed and held with subcode 103.
     """
     agent = agent_factory(CONDOR_DOCKER_MAX_DISK_MB="1", CONDOR_DOCKER_DISK_CHECK_PERIOD="1")
-    job_ad = _without(real_job_ad(Arguments="-c 'head -c 4194304 /dev/zero > big; sleep 40'"), "RequestDisk")
+    job_ad = _without(real_job_ad(Arguments="-c 'head -c 4194304 /dev/zero > big; sleep 20'"), "RequestDisk")
     scratch = make_scratch("cdtest1", job_ad, _machine_ad_without_disk())
     fake_chirp.write_config(scratch, *test_users["cdtest1"])
     job = start_launcher(agent, scratch)
@@ -135,7 +135,7 @@ def test_a_tree_too_deep_to_measure_is_held_not_taken_as_small(agent_factory, ru
     `complete=False` that lifecycle must hold.  A 4 MB file sits at the bottom.
     """
     agent = agent_factory(CONDOR_DOCKER_DISK_CHECK_PERIOD="1")
-    scratch = make_scratch("cdtest1", real_job_ad(Arguments="-c 'sleep 40'"))
+    scratch = make_scratch("cdtest1", real_job_ad(Arguments="-c 'sleep 20'"))
     _as_user(run_as, "cdtest1", "import os, sys\npath = os.path.join(sys.argv[1], *['d'] * int(sys.argv[2]))\n"
              "os.makedirs(path)\nopen(os.path.join(path, 'big'), 'wb').write(b'x' * (4 << 20))",
              scratch, str(usage.MAX_WALK_DEPTH + 2))
