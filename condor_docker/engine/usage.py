@@ -154,6 +154,7 @@ def network_bytes(sample: dict) -> tuple[int, int]:
 
 MAX_WALK_ENTRIES = 2_000_000   # a scratch dir with more entries is held: its size cannot be known cheaply
 MAX_WALK_DEPTH = 128           # two fds per level (the dir and its listing): at most 256 per walk
+MAX_WALK_LINKS = 100_000       # hard-linked inodes remembered per walk (about 13 MB); past it, links charge in full
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ class TreeSize:
     why: str = ""
 
 
-def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = MAX_WALK_DEPTH) -> TreeSize:
+def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = MAX_WALK_DEPTH,
+              max_links: int = MAX_WALK_LINKS) -> TreeSize:
     """Disk blocks used under `path`, never following a link, with fds bounded by the depth.
 
     The agent runs this as root in a tree the job's user controls and may change
@@ -172,10 +174,14 @@ def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = M
     with O_NOFOLLOW: a directory swapped for a link is skipped, never followed.
     A directory is opened only when the walk descends into it and closed when it
     leaves, so a job with 100,000 sibling directories costs two fds per level,
-    not 100,000.  Hard-linked files count once.  Past `max_entries` entries or
-    `max_depth` levels the size is incomplete: the caller must not take that for
-    "within the limit" (a job that first makes a million empty files would hide
-    its big ones).
+    not 100,000.  Hard-linked files count once, as long as the walk remembers
+    their (device, inode): it remembers at most `max_links` of them (a job's
+    millions of links must not grow the root agent's memory without bound), and
+    once that set is full a multiply-linked file it does not know is charged in
+    full at each of its links: an over-charge, never a file skipped.  Past
+    `max_entries` entries or `max_depth` levels the size is incomplete: the
+    caller must not take that for "within the limit" (a job that first makes a
+    million empty files would hide its big ones).
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
@@ -202,9 +208,11 @@ def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = M
             except OSError:
                 continue
             if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):   # only hard links can repeat
-                if (info.st_dev, info.st_ino) in seen:
+                inode = (info.st_dev, info.st_ino)
+                if inode in seen:
                     continue
-                seen.add((info.st_dev, info.st_ino))
+                if len(seen) < max_links:   # else: not remembered, so charged again at its next link
+                    seen.add(inode)
             total += info.st_blocks * 512
             if not stat.S_ISDIR(info.st_mode):
                 continue

@@ -35,6 +35,7 @@ launcher_env = _fixtures.launcher_env
 start_launcher = _fixtures.start_launcher
 managed_containers = _fixtures.managed_containers
 wait_until = _fixtures.wait_until
+fake_chirp = _fixtures.fake_chirp
 
 from sectest import ATTACKER, CODE_PATH, PYTHON  # noqa: E402
 

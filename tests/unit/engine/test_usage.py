@@ -106,3 +106,30 @@ def test_a_walk_past_its_caps_is_incomplete_not_small(tmp_path):
     shallow = usage.tree_size(str(tmp_path), max_depth=5)
     assert not shallow.complete and "deeper than 5 levels" in shallow.why
     assert usage.tree_size(str(tmp_path)).complete
+
+
+def _linked_files(directory, count: int, links: int) -> int:
+    """`count` files of 8 KB, each with `links` names in all; the KB one of them takes on disk."""
+    for i in range(count):
+        first = directory / f"f{i}"
+        first.write_bytes(b"x" * 8192)
+        for j in range(1, links):
+            os.link(first, directory / f"f{i}.{j}")
+    return os.stat(directory / "f0").st_blocks * 512 // 1024
+
+
+def test_hard_links_count_once_while_the_walk_remembers_them(tmp_path):
+    one = _linked_files(tmp_path, 2, 3)
+    assert usage.tree_size(str(tmp_path)).kb == 2 * one
+
+
+def test_past_the_hard_link_cap_links_are_charged_in_full_never_skipped(tmp_path):
+    """A job's millions of hard links must not grow the root agent's memory: the (dev, inode) set is capped.
+
+    With room for one inode, the file the walk meets first counts once, the other one
+    at each of its three links (an over-charge); with no room, every link counts.
+    """
+    one = _linked_files(tmp_path, 2, 3)
+    assert usage.tree_size(str(tmp_path), max_links=1).kb == one + 3 * one
+    assert usage.tree_size(str(tmp_path), max_links=0).kb == 6 * one
+    assert usage.tree_size(str(tmp_path), max_links=1).complete   # a full set is an over-charge, not a hold
