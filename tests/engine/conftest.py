@@ -46,8 +46,7 @@ def engine(request):
 
 # Measured differences of rootful Podman 4.3.1 (Debian 12, cgroup v1) not yet bridged: each
 # test is expected to fail there (strict: it fails loudly once Podman or the code bridges it).
-PODMAN_GAPS = {
-    "test_writable_layer_counts_toward_disk": "Podman's compat inspect reports no SizeRw (disk_kb stays 12)",
+PODMAN_GAPS: dict[str, str] = {   # test name -> the measured reason; none at present
 }
 
 
