@@ -46,14 +46,22 @@ def engine(request):
 
 # Measured differences of rootful Podman 4.3.1 (Debian 12, cgroup v1) not yet bridged: each
 # test is expected to fail there (strict: it fails loudly once Podman or the code bridges it).
-PODMAN_GAPS: dict[str, str] = {   # test name -> the measured reason; none at present
+_PLAIN_HTTP_ON_ANOTHER_PORT = (
+    "the test's own plain-HTTP registry is on a random loopback port, which Podman is not told is insecure "
+    "(registries.conf lists 127.0.0.1:5000 only; Docker takes all of 127.0.0.0/8 as insecure), so Podman "
+    "speaks TLS to it: 'tls: first record does not look like a TLS handshake'")
+PODMAN_GAPS: dict[str, str] = {   # test name -> the measured reason
+    "test_stalled_registry_times_out_as_requeue": _PLAIN_HTTP_ON_ANOTHER_PORT,
+    "test_overall_timeout_shorter_than_stall_timeout_ends_the_pull_on_time": _PLAIN_HTTP_ON_ANOTHER_PORT,
+    "test_root_credentials_reach_only_a_listed_registry": _PLAIN_HTTP_ON_ANOTHER_PORT,
 }
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         reason = PODMAN_GAPS.get(getattr(item, "originalname", item.name))
-        if reason and item.name.endswith("[podman]"):
+        callspec = getattr(item, "callspec", None)   # the engine's param, whatever other params follow
+        if reason and callspec is not None and callspec.params.get("engine") == "podman":
             item.add_marker(pytest.mark.xfail(reason=f"podman: {reason}", strict=True))
 
 

@@ -64,8 +64,8 @@ def test_eight_concurrent_ensures_pull_once(engine, api, pushed, tmp_path):
     assert _pull_events(api, since, reference) == 1
 
 
-def test_stalled_registry_times_out_as_requeue(tmp_path):
-    cache = _cache(tmp_path, CONDOR_DOCKER_PULL_STALL_TIMEOUT="3", CONDOR_DOCKER_PULL_TIMEOUT="60")
+def test_stalled_registry_times_out_as_requeue(engine, tmp_path):
+    cache = _cache(tmp_path, engine, CONDOR_DOCKER_PULL_STALL_TIMEOUT="3", CONDOR_DOCKER_PULL_TIMEOUT="60")
     with StallRegistry() as registry:
         started = time.monotonic()
         with pytest.raises(Failure) as caught:
@@ -76,8 +76,8 @@ def test_stalled_registry_times_out_as_requeue(tmp_path):
     assert 2.5 <= elapsed <= 20, elapsed
 
 
-def test_closed_port_is_registry_unreachable(tmp_path):
-    cache = _cache(tmp_path)
+def test_closed_port_is_registry_unreachable(engine, tmp_path):
+    cache = _cache(tmp_path, engine)
     reference = f"127.0.0.1:{unused_port()}/condor-docker-test/closed-{RUN}:1"
     with pytest.raises(Failure) as caught:
         cache.ensure(reference, "missing")
@@ -85,8 +85,8 @@ def test_closed_port_is_registry_unreachable(tmp_path):
     assert "refused" in caught.value.reason
 
 
-def test_unknown_manifest_holds_with_engine_words(tmp_path):
-    cache = _cache(tmp_path)
+def test_unknown_manifest_holds_with_engine_words(engine, tmp_path):
+    cache = _cache(tmp_path, engine)
     reference = f"{REGISTRY}/condor-docker-test/no-such-{RUN}:1"
     with pytest.raises(Failure) as caught:
         cache.ensure(reference, "missing")
@@ -115,10 +115,10 @@ def test_gc_limits_and_lru_across_restart(engine, api, pushed, tmp_path):
 
 
 @pytest.mark.parametrize("registry_kind", ["stall", "trickle"])
-def test_overall_timeout_shorter_than_stall_timeout_ends_the_pull_on_time(tmp_path, registry_kind):
+def test_overall_timeout_shorter_than_stall_timeout_ends_the_pull_on_time(engine, tmp_path, registry_kind):
     """The overall deadline holds even while no item (stall) or only slow progress (trickle) arrives."""
     from stall_registry import TrickleRegistry
-    cache = _cache(tmp_path, CONDOR_DOCKER_PULL_STALL_TIMEOUT="60", CONDOR_DOCKER_PULL_TIMEOUT="4")
+    cache = _cache(tmp_path, engine, CONDOR_DOCKER_PULL_STALL_TIMEOUT="60", CONDOR_DOCKER_PULL_TIMEOUT="4")
     registry = StallRegistry() if registry_kind == "stall" else TrickleRegistry()
     with registry:
         started = time.monotonic()

@@ -159,7 +159,7 @@ def auth_registry():
     thread.join(5)
 
 
-def test_root_credentials_reach_only_a_listed_registry(auth_registry, tmp_path, monkeypatch):
+def test_root_credentials_reach_only_a_listed_registry(engine, auth_registry, tmp_path, monkeypatch):
     registry = f"127.0.0.1:{auth_registry.server_address[1]}"
     secret = base64.b64encode(b"root-user:root-secret").decode()
     config = tmp_path / "root-docker-config"
@@ -169,14 +169,14 @@ def test_root_credentials_reach_only_a_listed_registry(auth_registry, tmp_path, 
     monkeypatch.setenv("DOCKER_CONFIG", str(config))   # root's docker config, as docker-py finds it
     reference = f"{registry}/condor-docker-test/creds-{RUN}:1"
 
-    anonymous = _cache(tmp_path / "anonymous")
+    anonymous = _cache(tmp_path / "anonymous", engine)
     with pytest.raises(Failure) as caught:
         anonymous.ensure(reference, "missing")
     assert caught.value.code is Code.IMAGE_ACCESS_DENIED, caught.value
     assert auth_registry.seen and all(auth is None for _, auth in auth_registry.seen), auth_registry.seen
 
     auth_registry.seen.clear()
-    listed = _cache(tmp_path / "listed", CONDOR_DOCKER_CREDENTIAL_REGISTRIES=registry)
+    listed = _cache(tmp_path / "listed", engine, CONDOR_DOCKER_CREDENTIAL_REGISTRIES=registry)
     with pytest.raises(Failure) as caught:
         listed.ensure(reference, "missing")
     assert caught.value.code is Code.IMAGE_NOT_FOUND, caught.value   # got past the auth, then no such manifest
