@@ -405,7 +405,11 @@ class Engine:
                 response.close()
 
     def size_rw(self, container_id: str) -> int | None:
-        """Bytes in the container's writable layer (the engine's SizeRw); None if it is gone."""
+        """Bytes in the container's writable layer (the engine's SizeRw); None if it is gone.
+
+        Asked of the container list with size=true: Docker and Podman's compat API both report
+        SizeRw there (a plain inspect has it on neither; docs/ENGINES.md).
+        """
         with translate_engine_errors("other", container_id[:12]):
             found = self.api.containers(all=True, size=True, filters={"id": container_id})
         return int(found[0].get("SizeRw") or 0) if found else None

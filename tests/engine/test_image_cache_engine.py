@@ -1,15 +1,11 @@
 """The image cache on the real engine and the loopback registry (127.0.0.1:5000)."""
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import tarfile
 import threading
 import time
-import urllib.request
-import uuid
 
 import pytest
 
@@ -18,7 +14,6 @@ pytestmark = pytest.mark.engine
 if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
     pytest.skip("no Docker engine answers (run scripts/engine-up.sh as root)", allow_module_level=True)
 
-import docker  # noqa: E402  (tests may use the SDK to set up; the product uses engine/)
 
 from condor_docker.core import settings  # noqa: E402
 from condor_docker.core.failures import Code, Failure, Kind  # noqa: E402
@@ -26,81 +21,29 @@ from condor_docker.engine.client import Engine  # noqa: E402
 from condor_docker.engine.image_cache import ImageCache  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from enginetest import MB, REGISTRY, RUN  # noqa: E402
 from stall_registry import StallRegistry, unused_port  # noqa: E402
-
-REGISTRY = "127.0.0.1:5000"
-BASE = "condor-docker-test/busybox:local"
-RUN = uuid.uuid4().hex[:8]
-MB = 1024 * 1024
-
-
-@pytest.fixture
-def pushed(api):
-    """Push throwaway images to the registry, absent from the engine; remove what the test pulled."""
-    references: list[str] = []
-
-    def push(name: str, size_mb: float = 0) -> str:
-        reference = f"{REGISTRY}/condor-docker-test/{name}-{RUN}:1"
-        repository = reference.rsplit(":", 1)[0]
-        if size_mb:
-            api.import_image_from_data(_tar_of_random(size_mb), repository=repository, tag="1")
-        else:
-            api.tag(BASE, repository, "1")
-        for item in api.push(repository, "1", stream=True, decode=True):
-            assert "error" not in item, item
-        api.remove_image(reference)
-        references.append(reference)
-        return reference
-
-    yield push
-    for reference in references:
-        try:
-            api.remove_image(reference)
-        except docker.errors.NotFound:
-            pass
-        _delete_from_registry(reference)
-
-
-def _tar_of_random(size_mb: float) -> bytes:
-    """A one-file image with incompressible content, so each image has its own size."""
-    data = os.urandom(int(size_mb * MB))
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("blob")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _delete_from_registry(reference: str) -> None:
-    """Best effort: keep the shared registry from growing with every run."""
-    path = reference[len(REGISTRY) + 1:].rsplit(":", 1)[0]
-    url = f"http://{REGISTRY}/v2/{path}/manifests/1"
-    accept = "application/vnd.docker.distribution.manifest.v2+json"
-    try:
-        head = urllib.request.Request(url, method="HEAD", headers={"Accept": accept})
-        digest = urllib.request.urlopen(head, timeout=5).headers["Docker-Content-Digest"]
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://{REGISTRY}/v2/{path}/manifests/{digest}", method="DELETE"), timeout=5)
-    except OSError:
-        pass
 
 
 def _pull_events(api, since: float, reference: str) -> int:
+    """The engine's image pull events for `reference`: Docker names it as the event's id and its
+    actor's name, Podman 4.3 only as the actor's name (its compat events have no id)."""
     time.sleep(1.1)  # the engine's event times are whole seconds
     events = api.events(since=int(since) - 1, until=int(time.time()) + 1,
                         filters={"type": "image", "event": "pull"}, decode=True)
-    return sum(1 for e in events if e.get("id") == reference)
+    return sum(1 for e in events if e.get("Action", e.get("status")) == "pull"
+               and reference in (e.get("id"), ((e.get("Actor") or {}).get("Attributes") or {}).get("name")))
 
 
-def _cache(tmp_path, **knobs) -> ImageCache:
+def _cache(tmp_path, engine=None, **knobs) -> ImageCache:
+    """The cache on the engine under test (a test without the engine fixture runs on Docker only)."""
     knobs.setdefault("CONDOR_DOCKER_STATE_DIR", str(tmp_path))
-    return ImageCache(Engine(), settings.default_settings(**knobs))
+    return ImageCache(engine or Engine(), settings.default_settings(**knobs))
 
 
-def test_eight_concurrent_ensures_pull_once(api, pushed, tmp_path):
+def test_eight_concurrent_ensures_pull_once(engine, api, pushed, tmp_path):
     reference = pushed("flight")
-    cache = _cache(tmp_path)
+    cache = _cache(tmp_path, engine)
     since = time.time()
     results: list = [None] * 8
     barrier = threading.Barrier(8)
@@ -121,8 +64,8 @@ def test_eight_concurrent_ensures_pull_once(api, pushed, tmp_path):
     assert _pull_events(api, since, reference) == 1
 
 
-def test_stalled_registry_times_out_as_requeue(tmp_path):
-    cache = _cache(tmp_path, CONDOR_DOCKER_PULL_STALL_TIMEOUT="3", CONDOR_DOCKER_PULL_TIMEOUT="60")
+def test_stalled_registry_times_out_as_requeue(engine, tmp_path):
+    cache = _cache(tmp_path, engine, CONDOR_DOCKER_PULL_STALL_TIMEOUT="3", CONDOR_DOCKER_PULL_TIMEOUT="60")
     with StallRegistry() as registry:
         started = time.monotonic()
         with pytest.raises(Failure) as caught:
@@ -133,8 +76,8 @@ def test_stalled_registry_times_out_as_requeue(tmp_path):
     assert 2.5 <= elapsed <= 20, elapsed
 
 
-def test_closed_port_is_registry_unreachable(tmp_path):
-    cache = _cache(tmp_path)
+def test_closed_port_is_registry_unreachable(engine, tmp_path):
+    cache = _cache(tmp_path, engine)
     reference = f"127.0.0.1:{unused_port()}/condor-docker-test/closed-{RUN}:1"
     with pytest.raises(Failure) as caught:
         cache.ensure(reference, "missing")
@@ -142,8 +85,8 @@ def test_closed_port_is_registry_unreachable(tmp_path):
     assert "refused" in caught.value.reason
 
 
-def test_unknown_manifest_holds_with_engine_words(tmp_path):
-    cache = _cache(tmp_path)
+def test_unknown_manifest_holds_with_engine_words(engine, tmp_path):
+    cache = _cache(tmp_path, engine)
     reference = f"{REGISTRY}/condor-docker-test/no-such-{RUN}:1"
     with pytest.raises(Failure) as caught:
         cache.ensure(reference, "missing")
@@ -151,20 +94,20 @@ def test_unknown_manifest_holds_with_engine_words(tmp_path):
     assert "manifest unknown" in caught.value.reason or "not found" in caught.value.reason
 
 
-def test_gc_limits_and_lru_across_restart(api, pushed, tmp_path):
+def test_gc_limits_and_lru_across_restart(engine, api, pushed, tmp_path):
     a, b, c = (pushed(name, size_mb=1.2) for name in ("gc-a", "gc-b", "gc-c"))
-    first = _cache(tmp_path, DOCKER_IMAGE_CACHE_SIZE="2")
+    first = _cache(tmp_path, engine, DOCKER_IMAGE_CACHE_SIZE="2")
     first.ensure(a, "missing")
     first.ensure(b, "missing")
     with first.use(a):
         pass  # a is now more recent than b
 
-    restarted = _cache(tmp_path, DOCKER_IMAGE_CACHE_SIZE="2")
+    restarted = _cache(tmp_path, engine, DOCKER_IMAGE_CACHE_SIZE="2")
     restarted.ensure(c, "missing")  # over the count: b, the least recently used, goes
     tags = {t for image in api.images() for t in image.get("RepoTags") or ()}
     assert a in tags and c in tags and b not in tags
 
-    by_bytes = _cache(tmp_path, DOCKER_IMAGE_CACHE_SIZE="10", CONDOR_DOCKER_IMAGE_CACHE_MB="2")
+    by_bytes = _cache(tmp_path, engine, DOCKER_IMAGE_CACHE_SIZE="10", CONDOR_DOCKER_IMAGE_CACHE_MB="2")
     assert by_bytes.collect_garbage() == [a]
     ours = [i for i in api.images() if set(i.get("RepoTags") or ()) & {a, b, c}]
     assert len(ours) == 1 and sum(i["Size"] for i in ours) <= 2 * MB
@@ -172,10 +115,10 @@ def test_gc_limits_and_lru_across_restart(api, pushed, tmp_path):
 
 
 @pytest.mark.parametrize("registry_kind", ["stall", "trickle"])
-def test_overall_timeout_shorter_than_stall_timeout_ends_the_pull_on_time(tmp_path, registry_kind):
+def test_overall_timeout_shorter_than_stall_timeout_ends_the_pull_on_time(engine, tmp_path, registry_kind):
     """The overall deadline holds even while no item (stall) or only slow progress (trickle) arrives."""
     from stall_registry import TrickleRegistry
-    cache = _cache(tmp_path, CONDOR_DOCKER_PULL_STALL_TIMEOUT="60", CONDOR_DOCKER_PULL_TIMEOUT="4")
+    cache = _cache(tmp_path, engine, CONDOR_DOCKER_PULL_STALL_TIMEOUT="60", CONDOR_DOCKER_PULL_TIMEOUT="4")
     registry = StallRegistry() if registry_kind == "stall" else TrickleRegistry()
     with registry:
         started = time.monotonic()
