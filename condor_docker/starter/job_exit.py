@@ -89,7 +89,7 @@ def exit_target(job_ad: Any, env: dict[str, str], socket_override: str | None) -
     try:
         socket_path = ads.get_str(job_ad, SOCKET_ATTR)
         if socket_path is None:                 # not prepared by us: only a docker job is ours
-            from ..core.request import is_docker_job
+            from ..core.jobkind import is_docker_job
             if not is_docker_job(job_ad):
                 return None
         cluster = ads.get_int(job_ad, "ClusterId")

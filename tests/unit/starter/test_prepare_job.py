@@ -151,6 +151,19 @@ def test_socket_path_with_spaces_is_quoted_in_v2_arguments():
     assert parse_args_v2(ad["Arguments"]) == ["launch", "--socket", "/run/my agent/a'b.sock"]
 
 
+def test_which_finds_what_shutil_which_finds(tmp_path, monkeypatch):
+    """PREPARE_JOB looks its launcher up without shutil (its import is a few ms of every job's start)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "a" / "tool").chmod(0o755)
+    (tmp_path / "a" / "plain").write_text("")
+    (tmp_path / "a" / "dir").mkdir()
+    for path in (f"{tmp_path}/none:{tmp_path}/a", "", f"{tmp_path}/a:{tmp_path}/a", "/usr/bin:/bin"):
+        monkeypatch.setenv("PATH", path)
+        for name in ("tool", "plain", "dir", "sh", "no-such-tool"):
+            assert prepare_job.which(name) == shutil.which(name), (path, name)
+
+
 def test_default_launcher_is_an_absolute_executable():
     path, leading = prepare_job.default_launcher()
     assert os.path.isabs(path) and os.access(path, os.X_OK)
@@ -421,6 +434,22 @@ def test_the_job_exit_hook_does_not_import_classad2():
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.split("\n")[:2] == ["[]", "[]"], proc.stdout + proc.stderr
     assert "/nonexistent/agent.sock" in proc.stderr
+
+
+@pytest.mark.parametrize("command, stdin", [("prepare-job", "prepare-hook-stdin.ad"), ("launch", None)])
+def test_prepare_job_and_the_launcher_run_without_needless_imports(command, stdin, tmp_path):
+    """A whole run up to the agent call (none answers) through the console script's `main`: the
+    dataclass, shutil, traceback and knob-table imports they once made are gone (issue 17)."""
+    (tmp_path / ".job.ad").write_text((FIXTURES / "job.ad").read_text())
+    needless = "['dataclasses', 'shutil', 'traceback', 'condor_docker.core.settings', 'condor_docker.core.request']"
+    code = ("import sys\nfrom condor_docker.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            f"    print(sorted(set({needless}) & set(sys.modules)), file=sys.__stderr__)\n")
+    proc = subprocess.run([sys.executable, "-c", code, command, "--socket", str(tmp_path / "none.sock")],
+                          input=(FIXTURES / stdin).read_text() if stdin else "", capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                                         "_CONDOR_JOB_AD": str(tmp_path / ".job.ad")})
+    assert "none.sock" in proc.stderr, proc.stderr          # it got as far as asking the agent
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
 
 
 def test_slot_comes_from_remote_host_or_the_starter_env():
