@@ -25,12 +25,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NamedTuple, TextIO
 
 from ..core import exitcodes
 from ..wire import protocol
-from ..wire.ops import NO_STARTER, UNKNOWN_OP, Cleanup, CleanupStarterJob, error_of
+from ..wire.ops import (
+    NO_STARTER,
+    UNKNOWN_OP,
+    Cleanup,
+    CleanupStarterJob,
+    Record,
+    error_of,
+)
 from ..wire.socketpath import agent_socket
+
+TYPE_CHECKING = False   # typing is not imported at run time: the JOB_EXIT hook starts through this module
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 SOCKET_ATTR = "CondorDockerAgentSocket"   # the agent this job was prepared by (written by PREPARE_JOB)
 CLEANUP_TIMEOUT = 20.0     # HTCondor kills JOB_EXIT after <KEYWORD>_HOOK_JOB_EXIT_TIMEOUT (30 s)
@@ -38,7 +48,7 @@ REASONS = ("exit", "remove", "hold", "evict")   # what the starter passes (Start
 USAGE = f"usage: condor_docker job-exit [--socket PATH] [{'|'.join(REASONS)}]  (job ad on stdin)"
 
 
-class ExitTarget(NamedTuple):
+class ExitTarget(Record):
     """Which job's container to remove, and which agent to ask."""
     cluster: int
     proc: int

@@ -34,7 +34,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False   # typing is not imported at run time: the JOB_EXIT hook starts through this module
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 MAX_TEXT = 1 << 20          # a job ad's text (the whole line is at most protocol.MAX_LINE)
 MAX_PATH = 4096             # PATH_MAX

@@ -422,9 +422,11 @@ def test_the_job_exit_hook_does_not_import_classad2():
     """The ClassAd library is most of what the hook's start cost (issue 17): not on its common path.
 
     Importing the module, and a whole run of the common path (the socket line found,
-    the agent asked with cleanup_starter_job), leave classad2 and core.ads unloaded.
+    the agent asked with cleanup_starter_job), leave classad2 and core.ads unloaded
+    (and typing: the wire's annotations are not evaluated at run time).
     """
-    heavy = "{'classad2', 'condor_docker.core.ads', 'condor_docker.core.request', 'condor_docker.core.settings'}"
+    heavy = "{'classad2', 'condor_docker.core.ads', 'condor_docker.core.request', 'condor_docker.core.settings', " \
+            "'condor_docker.core.jobkind', 'typing', 'dataclasses'}"
     code = ("import io, sys\nimport condor_docker.starter.job_exit as j\n"
             f"print(sorted({heavy} & set(sys.modules)))\n"
             "j.main_job_exit(['exit'], stdin=io.StringIO('ClusterId = 28\\nCondorDockerAgentSocket = "
