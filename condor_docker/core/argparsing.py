@@ -37,9 +37,9 @@ class DefaultsFormatter(argparse.HelpFormatter):
     """Like ArgumentDefaultsHelpFormatter, without "(default: None)" for options that have none."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
+                 width: int | None = None, **kwargs) -> None:
         super().__init__(prog, indent_increment, max_help_position,
-                         terminal_columns() - 2 if width is None else width)   # as argparse's own
+                         terminal_columns() - 2 if width is None else width, **kwargs)   # as argparse's own
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
