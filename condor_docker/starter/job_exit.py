@@ -166,8 +166,9 @@ def cleanup_by_job_id(reason: str, job_text: str, env: dict[str, str], socket_ov
 def report(reason: str, job: str, reply: dict, log: TextIO) -> None:
     """One line for the starter log: what was removed, or why not."""
     if not reply.get("ok"):
-        print(f"condor_docker job-exit ({reason}): {job}: cleanup failed: "
-              f"{(reply.get('failure') or {}).get('reason', reply)}", file=log)
+        failure = reply.get("failure")
+        why = failure.get("reason", reply) if isinstance(failure, dict) else reply   # whatever answered
+        print(f"condor_docker job-exit ({reason}): {job}: cleanup failed: {why}", file=log)
     elif reply.get("removed"):
         print(f"condor_docker job-exit ({reason}): {job}: removed {', '.join(map(str, reply['removed']))}",
               file=log)

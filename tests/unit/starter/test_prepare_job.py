@@ -326,6 +326,19 @@ def test_job_exit_reports_another_refusal_and_does_not_fall_back(sock_dir, capsy
     assert "cleanup failed: process 9 exited while its request was checked" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("reply", [{"ok": False, "failure": "no"}, {"ok": False}, {"ok": False, "failure": [1]}])
+def test_job_exit_reports_any_refusal_in_one_line(sock_dir, capsys, reply):
+    """Whatever listens on the socket (a person may run the hook by hand) gets one line, never a traceback."""
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": reply})
+    try:
+        assert job_exit.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'}))) == 0
+    finally:
+        agent.close()
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "cleanup failed" in err, err
+
+
 @pytest.mark.parametrize("lines, found", [
     ('CondorDockerAgentSocket = "/run/condor_docker/agent.sock"', "/run/condor_docker/agent.sock"),
     ('  condordockeragentsocket="/s"  ', "/s"),                     # ClassAd names ignore case
