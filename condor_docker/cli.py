@@ -19,8 +19,8 @@ from .core.version import VERSION
 
 
 class Subcommand(NamedTuple):
-    """Not a dataclass, and no traceback until a bug shows one: the hooks start through this module,
-    and those two imports (inspect, linecache, tokenize) were a third of its start (docs/DESIGN-NOTES.md)."""
+    """Not a dataclass, and traceback only once a bug shows one: the hooks start through this module,
+    and those two imports (inspect, linecache, tokenize) cost each of them about 10 ms (docs/DESIGN-NOTES.md)."""
     module: str
     help: str
     audience: str      # which group of `--help` lists it
