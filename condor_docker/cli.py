@@ -12,16 +12,15 @@ import errno
 import importlib
 import os
 import sys
-import traceback
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .core import exitcodes
 from .core.version import VERSION
 
 
-@dataclass(frozen=True)
-class Subcommand:
+class Subcommand(NamedTuple):
+    """Not a dataclass, and traceback only once a bug shows one: the hooks start through this module,
+    and those two imports (inspect, linecache, tokenize) cost each of them about 10 ms (docs/DESIGN-NOTES.md)."""
     module: str
     help: str
     audience: str      # which group of `--help` lists it
@@ -123,6 +122,7 @@ def guarded(command: str, body: Callable[[], int]) -> int:
     except Exception as err:  # noqa: BLE001 - the last line of defence against a traceback
         print(exitcodes.internal_error_line(command, err), file=sys.stderr)
         if os.environ.get("CONDOR_DOCKER_DEBUG"):
+            import traceback
             traceback.print_exc()
         return exitcodes.INTERNAL
 

@@ -1,4 +1,4 @@
-"""The agent's job ops: prepare, launch, reattach, signal, suspend, resume, cleanup, status.
+"""The agent's job ops: prepare, launch, reattach, signal, suspend, resume, cleanup(_starter_job), status.
 
 Each op starts from the peer's kernel credentials (`RequestContext`), reads the
 scratch dir only through `policy`, and acts on a container only when its
@@ -430,13 +430,46 @@ class JobService:
         proof = starter_proof.find_starter(ctx.pid, None, policy.trusted_owners())
         if proof is not None:
             mine = [c for c in mine if (c.get("Labels") or {}).get(STARTER_PID_LABEL) == str(proof.starter_pid)]
+        return ops.CleanupReply(self._remove(ctx, mine)).to_message()
+
+    def cleanup_starter_job(self, ctx: RequestContext, asked: ops.CleanupStarterJob) -> dict:
+        """JOB_EXIT by the kernel's word: remove the containers of the peer's own condor_starter.
+
+        The starter runs the hook (as the job's user), so the nearest trusted
+        condor_starter among the peer's ancestors is the job's; only containers
+        labelled with that starter's pid and the peer's uid are removed.  Nothing
+        the job writes (its ads, its environment, the message: it has no fields)
+        chooses them, so it cannot name another user's or another starter's
+        container.  No such ancestor is the named refusal NO_STARTER: the hook
+        then asks with `cleanup` and the job id from its ad.
+        """
+        proof = starter_proof.find_starter(ctx.pid, None, policy.trusted_owners())
+        policy.check_peer_still_there(ctx)   # the ancestors read were the peer's, not a new process's
+        if proof is None:
+            return ops.failure_reply(policy.refuse(
+                f"process {ctx.pid} has no condor_starter among its ancestors: ask with cleanup").to_dict(),
+                error=ops.NO_STARTER)
+        starter = str(proof.starter_pid)
+        ctx.extra["starter"] = starter
+        pairs = [(STARTER_PID_LABEL, starter)] + ([] if ctx.uid == 0 else [(UID_LABEL, ctx.uid)])
+        found = self.engine.managed_containers(own_containers_filter(self.settings.agent_id, *pairs))
+        # the engine's filter chose them; their labels decide, as for every op on a container
+        mine = [c for c in found if policy.may_act_on(ctx.uid, c.get("Labels") or {})
+                and (c.get("Labels") or {}).get(STARTER_PID_LABEL) == starter]
+        if mine:
+            labels = mine[0].get("Labels") or {}
+            ctx.job = f"{labels.get(CLUSTER_LABEL, '?')}.{labels.get(PROC_LABEL, '?')}"
+        return ops.CleanupReply(self._remove(ctx, mine)).to_message()
+
+    def _remove(self, ctx: RequestContext, containers: list[dict]) -> list[str]:
+        """Remove these (already authorized) containers; the names of those removed, for the reply and log."""
         removed = []
-        for container in mine:
+        for container in containers:
             name = str((container.get("Names") or [""])[0]).lstrip("/")
             if self.engine.remove(container["Id"]):
                 removed.append(name)
         ctx.container = ",".join(removed) or "-"
-        return ops.CleanupReply(removed).to_message()
+        return removed
 
     def _same_job(self, ctx: RequestContext, container: dict) -> bool:
         try:

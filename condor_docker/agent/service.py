@@ -1,7 +1,7 @@
 """The agent's ops, with their dependencies: the op table and one connection's request/answer.
 
 Ops: ping, machine_attrs, status, admin_status here; prepare, launch, reattach,
-signal, suspend, resume, cleanup in `jobs.py`; exec in `exec_op.py`.  What each
+signal, suspend, resume, cleanup, cleanup_starter_job in `jobs.py`; exec in `exec_op.py`.  What each
 request holds is declared in wire/ops.py: a handler receives its typed request,
 never the raw message.  Every request is logged as one line (see server.py for
 the socket loop around it).
@@ -68,7 +68,8 @@ class Agent:
             ops.Prepare.op: self.jobs.prepare, ops.Launch.op: self.jobs.launch,
             ops.Reattach.op: self.jobs.reattach, ops.Signal.op: self.jobs.signal,
             ops.Suspend.op: self.jobs.suspend, ops.Resume.op: self.jobs.resume,
-            ops.Cleanup.op: self.jobs.cleanup, ops.AdminStatus.op: self.admin_status,
+            ops.Cleanup.op: self.jobs.cleanup, ops.CleanupStarterJob.op: self.jobs.cleanup_starter_job,
+            ops.AdminStatus.op: self.admin_status,
             ops.Exec.op: ExecOp(self.engine, self.settings).run,
         }
         assert set(self._ops) == set(ops.REQUESTS), "every op declared in wire/ops.py has a handler"
@@ -125,8 +126,9 @@ class Agent:
     def handle(self, ctx: RequestContext, message: dict) -> dict:
         """The op's typed request from `message` (refused naming the field), handed to its handler."""
         handler = self._ops.get(ctx.op)
-        if handler is None:
-            raise Failure(Code.POLICY_REFUSED, f"unknown op {ctx.op!r}")
+        if handler is None:   # named, so that a newer client can fall back to an older op
+            return ops.failure_reply(Failure(Code.POLICY_REFUSED, f"unknown op {ctx.op!r}").to_dict(),
+                                     error=ops.UNKNOWN_OP)
         try:
             request = ops.REQUESTS[ctx.op].from_message(message)
         except ops.BadRequest as err:

@@ -8,17 +8,38 @@ each option's default, unless it has none worth showing.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from . import exitcodes
 
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without shutil (bz2, lzma, fnmatch): argparse imports it
+    for every add_argument, a few ms on each hook's start."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class DefaultsFormatter(argparse.HelpFormatter):
     """Like ArgumentDefaultsHelpFormatter, without "(default: None)" for options that have none."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None, **kwargs) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width, **kwargs)   # as argparse's own
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -39,6 +60,17 @@ class Parser(argparse.ArgumentParser):
         # read as a missing value ("expected one argument") instead of reaching the option's
         # own range check, which names the problem. None of our options looks like a number.
         self._negative_number_matcher = _NEGATIVE_NUMBER
+        self._help_later: list[tuple[argparse.Action, Callable[[], str]]] = []
+
+    def help_when_asked(self, action: argparse.Action, text: Callable[[], str]) -> None:
+        """`action`'s help is `text()`, computed only when the help is printed (e.g. the default
+        socket: wire/socketpath.py reads it from the knob table, which a hook need not import)."""
+        self._help_later.append((action, text))
+
+    def format_help(self) -> str:
+        for action, text in self._help_later:
+            action.help = text()
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message}; `{self.prog} --help` lists the options", file=sys.stderr)

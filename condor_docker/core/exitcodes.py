@@ -8,14 +8,16 @@ sysexits.h's, as for other Unix daemons and tools.  docs/USERS.md's table
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 
-class ExitCode(NamedTuple):      # not a dataclass: the JOB_EXIT hook imports this module (start-up time)
-    code: int
-    name: str
-    meaning: str
-    commands: str      # which commands end with it
+class ExitCode(namedtuple("ExitCode", ("code", "name", "meaning", "commands"))):
+    """One exit status: its number, its name, what it means, and which commands end with it.
+
+    A namedtuple, not a dataclass nor a typing.NamedTuple: the JOB_EXIT hook imports
+    this module, and neither dataclasses nor typing is on its path (start-up time).
+    """
+    __slots__ = ()
 
 
 TABLE: tuple[ExitCode, ...] = (

@@ -23,6 +23,7 @@ from .arguments import (
 )
 from .chirpnames import SERVICE_NAME
 from .failures import Code, Failure
+from .jobkind import is_container_job, is_docker_container_job, is_docker_job  # noqa: F401 (their home was here)
 
 PULL_POLICIES = ("always", "missing")
 
@@ -62,26 +63,6 @@ class JobRequest:
     @property
     def job_id(self) -> str:
         return f"{self.cluster}.{self.proc}"
-
-
-def is_container_job(job_ad: classad2.ClassAd) -> bool:
-    """`universe = container` (condor_submit: WantContainer = true), whatever the image's form."""
-    return bool(ads.get_bool(job_ad, "WantContainer", False))
-
-
-def is_docker_container_job(job_ad: classad2.ClassAd) -> bool:
-    """`universe = container` with a docker:// image: ours to run, like a docker universe job."""
-    return is_container_job(job_ad) and imageref.is_docker_url(
-        ads.get_str(job_ad, "ContainerImage"), ads.get_str(job_ad, "ContainerImageSource"))
-
-
-def is_docker_job(job_ad: classad2.ClassAd) -> bool:
-    """A job we must run: WantDocker, JobUniverse 5 with a DockerImage, or a docker:// container job."""
-    if ads.get_bool(job_ad, "WantDocker", False):
-        return True
-    if is_docker_container_job(job_ad):
-        return True
-    return ads.get_int(job_ad, "JobUniverse", 0) == 5 and ads.get_str(job_ad, "DockerImage") is not None
 
 
 def job_image(job_ad: classad2.ClassAd) -> str:

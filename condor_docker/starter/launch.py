@@ -354,7 +354,8 @@ def _die_by_signal(signum: int) -> int:
 
 def main_launch(argv: list[str] | None = None) -> int:
     parser = Parser(prog="condor_docker launch", description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
+    socket_option = parser.add_argument("--socket", help="the agent's socket")
+    parser.help_when_asked(socket_option, lambda: f"the agent's socket (default: {default_help()})")
     args = parser.parse_args(argv)
     launcher = Launcher(args.socket, dict(os.environ))
     launcher.install_signal_handlers()

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-from ..core import ads, exitcodes, imageref
+from ..core import ads, exitcodes, imageref, jobkind
 from ..core.argparsing import Parser
 from ..core.arguments import args_to_v2_raw
 from ..core.failures import Code, Failure, bound_requeue
-from ..core.settings import positive_seconds
 from ..wire import protocol
 from ..wire.ops import Prepare
 from ..wire.socketpath import agent_socket
@@ -40,13 +37,29 @@ PREPARE_TIMEOUT = 3600.0   # the agent may pull for CONDOR_DOCKER_PULL_TIMEOUT (
 EXIT_REASONS = ("exit", "remove", "hold", "evict")
 
 
-@dataclass(frozen=True)
-class HookOptions:
+class HookOptions(NamedTuple):
+    """The hook's options.  (No dataclass, shutil, settings or job model on the hook's path: each
+    is imported where it is needed, or not at all; docs/DESIGN-NOTES.md has the figures.)"""
     socket: str
     launcher: str
     max_requeues: int
     timeout: float
     launcher_args: tuple[str, ...] = ()   # before `launch`: ("-m", "condor_docker.cli") for a bare python
+
+
+def which(name: str) -> str | None:
+    """shutil.which(name) as on POSIX, without shutil (bz2, lzma, fnmatch: ~3 ms of every PREPARE_JOB)."""
+    path = os.environ.get("PATH")
+    if path is None:
+        try:
+            path = os.confstr("CS_PATH") or os.defpath
+        except (AttributeError, ValueError):
+            path = os.defpath
+    for directory in dict.fromkeys(path.split(os.pathsep)) if path else ():
+        candidate = os.path.join(directory, name)
+        if os.path.exists(candidate) and os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def default_launcher() -> tuple[str, tuple[str, ...]]:
@@ -56,13 +69,20 @@ def default_launcher() -> tuple[str, tuple[str, ...]]:
     absolute.  When we were started as `python -m condor_docker.cli`, argv[0] is
     a module file that cannot be executed: run the same interpreter with -m.
     """
-    found = shutil.which("condor_docker")
+    found = which("condor_docker")
     if found:
         return os.path.abspath(found), ()
     argv0 = os.path.abspath(sys.argv[0])
     if os.path.isfile(argv0) and os.access(argv0, os.X_OK) and not argv0.endswith(".py"):
         return argv0, ()
     return os.path.abspath(sys.executable), ("-m", "condor_docker.cli")
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout's type (core/settings.py's), whose knob table is imported only when --timeout is given."""
+    from ..core.settings import positive_seconds as parse
+
+    return parse(text)
 
 
 def _prepare_parser() -> argparse.ArgumentParser:
@@ -214,14 +234,10 @@ def slot_has_singularity(scratch_dir: str) -> bool:
 
 def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[dict[str, Any], int]:
     """(attributes to print, exit status) for one job; no printing here, so tests call it."""
-    from ..core import (
-        request,  # classad2-only; kept local so advertise never pays for it
-    )
-
     try:
         job_ad = ads.parse_ad(job_text, "job ad on the hook's stdin")
-        if not request.is_docker_job(job_ad):
-            if request.is_container_job(job_ad) and not slot_has_singularity(scratch_dir):
+        if not jobkind.is_docker_job(job_ad):
+            if jobkind.is_container_job(job_ad) and not slot_has_singularity(scratch_dir):
                 raise Failure(Code.INVALID_IMAGE, imageref.unsupported_container_reason(
                     ads.get_str(job_ad, "ContainerImage") or ""))
             return {}, 0

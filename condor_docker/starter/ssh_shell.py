@@ -255,7 +255,8 @@ def _fall_back(shell_setup: list[str]) -> int:
 
 def main_ssh_shell(argv: list[str] | None = None) -> int:
     parser = Parser(prog="condor_docker ssh-shell", description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", help=f"the agent's socket (default: {default_help()})")
+    socket_option = parser.add_argument("--socket", help="the agent's socket")
+    parser.help_when_asked(socket_option, lambda: f"the agent's socket (default: {default_help()})")
     parser.add_argument("--scratch-dir", help="the job's scratch dir (default: from the session env file, "
                                               "$_CONDOR_SCRATCH_DIR, or the current dir)")
     parser.add_argument("shell_setup", nargs="*",

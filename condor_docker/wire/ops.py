@@ -1,4 +1,4 @@
-"""Every op of the agent's protocol, declared once: its request, its reply, its one named error.
+"""Every op of the agent's protocol, declared once: its request, its reply, its named errors.
 
 (systemd varlink style: inputs, outputs and named errors in one file.)  The
 framing is in protocol.py; this file says what one request holds.
@@ -11,6 +11,8 @@ framing is in protocol.py; this file says what one request holds.
               "ok") or a refusal `{"ok": false, "failure": {"code", "reason"}}`
               (`failure_reply`); a malformed request is refused with
               POLICY_REFUSED (16) and a reason naming the field.
+              A refusal a client acts on also names itself: `"error": <name>`
+              (ERRORS, `error_of`).
     events    before the final line, launch/reattach/exec send `Started`,
               prepare (with progress) sends `PullProgress`; an exec client may
               send `Resize` lines while the command runs.
@@ -32,7 +34,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False   # typing is not imported at run time: the JOB_EXIT hook starts through this module
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 MAX_TEXT = 1 << 20          # a job ad's text (the whole line is at most protocol.MAX_LINE)
 MAX_PATH = 4096             # PATH_MAX
@@ -322,6 +327,20 @@ class Cleanup(Request):
         return message
 
 
+class CleanupStarterJob(Request):
+    """JOB_EXIT, by the kernel's word: remove the containers of the peer's condor_starter.  Reply: `CleanupReply`.
+
+    No fields: the agent finds the job from the peer's credentials (its nearest
+    trusted condor_starter ancestor, the starter that runs the hook), so the hook
+    need not parse the job ad for ClusterId/ProcId/slot.  Only containers of
+    that starter (label starter_pid) and the peer's uid are removed.  Named
+    errors: NO_STARTER (no such ancestor: ask with `Cleanup`); an agent older
+    than this op answers UNKNOWN_OP (`error_of`), and the client falls back to
+    `Cleanup` too.
+    """
+    op: ClassVar[str] = "cleanup_starter_job"
+
+
 class Exec(Request):
     """condor_ssh_to_job, with the session's fds: run `argv` in the job's running container.
 
@@ -380,7 +399,8 @@ def terminal_size(rows: Any, cols: Any) -> tuple[int, int]:
 
 
 REQUESTS: dict[str, type[Request]] = {cls.op: cls for cls in (
-    Ping, MachineAttrs, Status, AdminStatus, Prepare, Launch, Reattach, Signal, Suspend, Resume, Cleanup, Exec)}
+    Ping, MachineAttrs, Status, AdminStatus, Prepare, Launch, Reattach, Signal, Suspend, Resume, Cleanup,
+    CleanupStarterJob, Exec)}
 
 
 # -- exec's control line (client -> agent, while the command runs) ------------------------
@@ -477,6 +497,35 @@ class ExecReply(Record):
 OK: dict = {"ok": True}   # signal, suspend, resume
 
 
-def failure_reply(failure_dict: Mapping[str, Any]) -> dict:
-    """The refusal line: `failure_dict` is core.failures.Failure.to_dict() ({"code", "reason"})."""
-    return {"ok": False, "failure": dict(failure_dict)}
+# -- named errors: a refusal a client acts on says which, as {"error": <name>} beside "failure" --
+UNKNOWN_OP = "unknown_op"    # the agent has no such op (it is older than the client)
+NO_STARTER = "no_starter"    # cleanup_starter_job: no trusted condor_starter among the peer's ancestors
+ERRORS = (UNKNOWN_OP, NO_STARTER)
+
+
+def failure_reply(failure_dict: Mapping[str, Any], error: str | None = None) -> dict:
+    """The refusal line: `failure_dict` is core.failures.Failure.to_dict() ({"code", "reason"});
+    `error`, one of ERRORS, when the client is to act on which refusal this is."""
+    reply: dict[str, Any] = {"ok": False, "failure": dict(failure_dict)}
+    if error is not None:
+        assert error in ERRORS, error
+        reply["error"] = error
+    return reply
+
+
+def error_of(reply: Mapping[str, Any], op: str) -> str | None:
+    """The named error of a refusal of `op` (one of ERRORS), else None.
+
+    An agent from before named errors refused an op it did not know with only the
+    reason `unknown op '<op>'` (service.py, unchanged since the first release):
+    that is UNKNOWN_OP too, so a new client can fall back to an older op.
+    """
+    if reply.get("ok") is not False:
+        return None
+    error = reply.get("error")
+    if error in ERRORS:
+        return error
+    failure = reply.get("failure")
+    if isinstance(failure, Mapping) and failure.get("reason") == f"unknown op {op!r}":
+        return UNKNOWN_OP
+    return None

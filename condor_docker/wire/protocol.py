@@ -23,10 +23,13 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Iterator
 
 from .ops import Request
 from .socketpath import agent_socket
+
+TYPE_CHECKING = False   # typing is not imported at run time: the JOB_EXIT hook starts through this module
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 MAX_LINE = 1 << 20
 MAX_FDS = 3

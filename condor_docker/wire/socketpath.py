@@ -15,7 +15,10 @@ socket and so never imports core/settings.py.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False   # typing is not imported at run time: the JOB_EXIT hook starts through this module
+if TYPE_CHECKING:
+    from typing import Any
 
 KNOB = "CONDOR_DOCKER_AGENT_SOCKET"      # the knob, and the environment variable of the same name
 

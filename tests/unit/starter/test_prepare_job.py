@@ -151,6 +151,19 @@ def test_socket_path_with_spaces_is_quoted_in_v2_arguments():
     assert parse_args_v2(ad["Arguments"]) == ["launch", "--socket", "/run/my agent/a'b.sock"]
 
 
+def test_which_finds_what_shutil_which_finds(tmp_path, monkeypatch):
+    """PREPARE_JOB looks its launcher up without shutil (its import is a few ms of every job's start)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "a" / "tool").chmod(0o755)
+    (tmp_path / "a" / "plain").write_text("")
+    (tmp_path / "a" / "dir").mkdir()
+    for path in (f"{tmp_path}/none:{tmp_path}/a", "", f"{tmp_path}/a:{tmp_path}/a", "/usr/bin:/bin"):
+        monkeypatch.setenv("PATH", path)
+        for name in ("tool", "plain", "dir", "sh", "no-such-tool"):
+            assert prepare_job.which(name) == shutil.which(name), (path, name)
+
+
 def test_default_launcher_is_an_absolute_executable():
     path, leading = prepare_job.default_launcher()
     assert os.path.isabs(path) and os.access(path, os.X_OK)
@@ -268,16 +281,97 @@ def exit_stdin(**changes: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_job_exit_asks_the_agent_from_the_ad_socket(sock_dir, capsys):
-    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
+OLD_AGENT = {"ok": False, "failure": {"code": 16, "reason": "unknown op 'cleanup_starter_job'"}}   # before 17.3
+NO_STARTER = {"ok": False, "failure": {"code": 16, "reason": "process 9 has no condor_starter among its ancestors"},
+              "error": "no_starter"}
+
+
+def test_job_exit_asks_the_agent_of_the_ad_socket_for_its_starters_job(sock_dir, capsys):
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
     try:
         status = job_exit.main_job_exit(["exit"], stdin=io.StringIO(
             exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'})))
     finally:
         agent.close()
     assert status == 0
-    assert agent.requests == [{"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
+    assert agent.requests == [{"op": "cleanup_starter_job"}]   # no job id: the agent asks the kernel
     assert "removed HTCJob_28_0_slot1_1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("refusal", [OLD_AGENT, NO_STARTER], ids=["older-agent", "no-starter"])
+def test_job_exit_falls_back_to_the_job_id_from_the_ad(sock_dir, capsys, refusal):
+    """An agent from before cleanup_starter_job, or no condor_starter above the hook: `cleanup` as before."""
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": refusal,
+                                                "cleanup": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
+    try:
+        status = job_exit.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'})))
+    finally:
+        agent.close()
+    assert status == 0
+    assert agent.requests == [{"op": "cleanup_starter_job"},
+                              {"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
+    assert "job 28.0 on slot1_1: removed HTCJob_28_0_slot1_1" in capsys.readouterr().err
+
+
+def test_job_exit_reports_another_refusal_and_does_not_fall_back(sock_dir, capsys):
+    refusal = {"ok": False, "failure": {"code": 16, "reason": "process 9 exited while its request was checked"}}
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": refusal})
+    try:
+        assert job_exit.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'}))) == 0
+    finally:
+        agent.close()
+    assert agent.requests == [{"op": "cleanup_starter_job"}]
+    assert "cleanup failed: process 9 exited while its request was checked" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reply", [{"ok": False, "failure": "no"}, {"ok": False}, {"ok": False, "failure": [1]}])
+def test_job_exit_reports_any_refusal_in_one_line(sock_dir, capsys, reply):
+    """Whatever listens on the socket (a person may run the hook by hand) gets one line, never a traceback."""
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": reply})
+    try:
+        assert job_exit.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'}))) == 0
+    finally:
+        agent.close()
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "cleanup failed" in err, err
+
+
+@pytest.mark.parametrize("lines, found", [
+    ('CondorDockerAgentSocket = "/run/condor_docker/agent.sock"', "/run/condor_docker/agent.sock"),
+    ('  condordockeragentsocket="/s"  ', "/s"),                     # ClassAd names ignore case
+    ('CondorDockerAgentSocket = "/a"\nCondorDockerAgentSocket = "/b"', "/b"),   # the last one, as the parser
+    ('ClusterId = 28\nCmd = "/bin/sh"', None),                      # not prepared by us
+    ('MyCondorDockerAgentSocket = "/x"\nCondorDockerAgentSocketX = "/y"', None),
+    ('CondorDockerAgentSocket = "/with \\"quote\\""', ""),        # escapes: not a plain string
+    ('CondorDockerAgentSocket = "/back\\\\slash"', ""),
+    ('CondorDockerAgentSocket = "/a" "/b"', ""),
+    ('CondorDockerAgentSocket = strcat("/a", "/b")', ""),
+    ('CondorDockerAgentSocket = "/cut', ""),
+    ('CondorDockerAgentSocket = ""', ""),
+    ('CondorDockerAgentSocket = "/tab\there"', ""),
+    ('CondorDockerAgentSocket = "/s"\nCondorDockerAgentSocket = undefined', ""),
+    ('CondorDockerAgentSocket = "/s"\r', "/s"),
+    ('CondorDockerAgentSocket = "/line\u2028sep"', "/line\u2028sep"),   # one line of the ad, not two
+    ("", None),
+])
+def test_the_socket_line_is_read_strictly(lines, found):
+    assert job_exit.socket_line(lines + "\n") == found
+
+
+def test_a_socket_line_that_is_not_a_plain_path_asks_the_default_socket(sock_dir, capsys, monkeypatch):
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": {"ok": True, "removed": []}})
+    monkeypatch.setenv("CONDOR_DOCKER_AGENT_SOCKET", agent.path)   # where the default resolver looks first
+    try:
+        assert job_exit.main_job_exit(["exit"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: '"/el\\"sewhere"'}))) == 0
+    finally:
+        agent.close()
+    assert agent.requests == [{"op": "cleanup_starter_job"}]
+    assert "CondorDockerAgentSocket in the job ad is not a plain path; asking the default socket" in \
+        capsys.readouterr().err
 
 
 def test_job_exit_without_agent_logs_and_exits_0(sock_dir, capsys):
@@ -316,14 +410,16 @@ def test_job_exit_words(argv, parsed):
 
 def test_job_exit_socket_override_wins_and_a_cut_ad_still_finds_the_job(sock_dir):
     """JOB_EXIT skips the completeness check: attributes before the cut are still used."""
-    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup": {"ok": True, "removed": []}})
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": NO_STARTER,
+                                                "cleanup": {"ok": True, "removed": []}})
     stdin = 'ClusterId = 28\nProcId = 0\nRemoteHost = "slot1_1@vm"\nCondorDockerAgentSocket = "/nowhere"\n' \
             'Cmd = "/bin/sh\nArguments = "cut here'
     try:
         assert job_exit.main_job_exit(["--socket", str(agent.path), "exit"], stdin=io.StringIO(stdin)) == 0
     finally:
         agent.close()
-    assert agent.requests == [{"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
+    assert agent.requests == [{"op": "cleanup_starter_job"},
+                              {"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
 
 
 def test_the_job_exit_hook_imports_nothing_it_does_not_need():
@@ -333,6 +429,42 @@ def test_the_job_exit_hook_imports_nothing_it_does_not_need():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_the_job_exit_hook_does_not_import_classad2():
+    """The ClassAd library is most of what the hook's start cost (issue 17): not on its common path.
+
+    Importing the module, and a whole run of the common path (the socket line found,
+    the agent asked with cleanup_starter_job), leave classad2 and core.ads unloaded
+    (and typing: the wire's annotations are not evaluated at run time).
+    """
+    heavy = "{'classad2', 'condor_docker.core.ads', 'condor_docker.core.request', 'condor_docker.core.settings', " \
+            "'condor_docker.core.jobkind', 'typing', 'dataclasses'}"
+    code = ("import io, sys\nimport condor_docker.starter.job_exit as j\n"
+            f"print(sorted({heavy} & set(sys.modules)))\n"
+            "j.main_job_exit(['exit'], stdin=io.StringIO('ClusterId = 28\\nCondorDockerAgentSocket = "
+            "\"/nonexistent/agent.sock\"\\n'))\n"
+            f"print(sorted({heavy} & set(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.split("\n")[:2] == ["[]", "[]"], proc.stdout + proc.stderr
+    assert "/nonexistent/agent.sock" in proc.stderr
+
+
+@pytest.mark.parametrize("command, stdin", [("prepare-job", "prepare-hook-stdin.ad"), ("launch", None)])
+def test_prepare_job_and_the_launcher_run_without_needless_imports(command, stdin, tmp_path):
+    """A whole run up to the agent call (none answers) through the console script's `main`: the
+    dataclass, shutil, traceback and knob-table imports they once made are gone (issue 17)."""
+    (tmp_path / ".job.ad").write_text((FIXTURES / "job.ad").read_text())
+    needless = "['dataclasses', 'shutil', 'traceback', 'condor_docker.core.settings', 'condor_docker.core.request']"
+    code = ("import sys\nfrom condor_docker.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            f"    print(sorted(set({needless}) & set(sys.modules)), file=sys.__stderr__)\n")
+    proc = subprocess.run([sys.executable, "-c", code, command, "--socket", str(tmp_path / "none.sock")],
+                          input=(FIXTURES / stdin).read_text() if stdin else "", capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                                         "_CONDOR_JOB_AD": str(tmp_path / ".job.ad")})
+    assert "none.sock" in proc.stderr, proc.stderr          # it got as far as asking the agent
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
 
 
 def test_slot_comes_from_remote_host_or_the_starter_env():

@@ -23,7 +23,7 @@ SAMPLES: list[ops.Request] = [
     ops.Launch("/s", {}),
     ops.Reattach("HTCJob_12_0_slot1_1"), ops.Suspend("HTCJob_12_0_slot1_1"), ops.Resume("HTCJob_12_0_slot1_1"),
     ops.Signal("HTCJob_12_0_slot1_1", 15, 30.0), ops.Signal("c", 9),
-    ops.Cleanup(28, 0, "slot1_1"), ops.Cleanup(0, 7),
+    ops.Cleanup(28, 0, "slot1_1"), ops.Cleanup(0, 7), ops.CleanupStarterJob(),
     ops.Exec("/s", ("sh", "-c", "id"), True, 24, 80, "xterm-256color"), ops.Exec("/s", ("id",)),
 ]
 
@@ -50,6 +50,8 @@ def test_unknown_fields_are_ignored(request_):
 def test_the_wire_format_is_what_clients_always_sent():
     assert ops.Cleanup(28, 0, "slot1_1").to_message() == {"op": "cleanup", "cluster": 28, "proc": 0,
                                                          "slot": "slot1_1"}
+    assert ops.CleanupStarterJob().to_message() == {"op": "cleanup_starter_job"}   # no field: the kernel says
+    assert ops.CleanupStarterJob.from_message({"op": "cleanup_starter_job", "cluster": 1}) == ops.CleanupStarterJob()
     assert ops.Signal("c", 15, None).to_message() == {"op": "signal", "container": "c", "signal": 15, "grace": None}
     assert ops.Suspend("c").to_message() == {"op": "suspend", "container": "c"}
     assert ops.Reattach("c").to_message() == {"op": "reattach", "container": "c"}
@@ -164,6 +166,24 @@ def test_replies_keep_their_wire_shape():
     assert ops.CleanupReply(["a"]).to_message() == {"ok": True, "removed": ["a"]}
     assert ops.ExecReply(3).to_message() == {"ok": True, "exit_code": 3}
     assert ops.failure_reply({"code": 16, "reason": "no"}) == {"ok": False, "failure": {"code": 16, "reason": "no"}}
+    assert ops.failure_reply({"code": 16, "reason": "no"}, error=ops.NO_STARTER) == {
+        "ok": False, "failure": {"code": 16, "reason": "no"}, "error": "no_starter"}
+
+
+@pytest.mark.parametrize("reply, error", [
+    ({"ok": False, "failure": {"code": 16, "reason": "x"}, "error": "no_starter"}, ops.NO_STARTER),
+    ({"ok": False, "failure": {"code": 16, "reason": "x"}, "error": "unknown_op"}, ops.UNKNOWN_OP),
+    # what every agent before named errors answered an op it did not know
+    ({"ok": False, "failure": {"code": 16, "reason": "unknown op 'cleanup_starter_job'"}}, ops.UNKNOWN_OP),
+    ({"ok": False, "failure": {"code": 16, "reason": "unknown op 'other'"}}, None),
+    ({"ok": False, "failure": {"code": 16, "reason": "not yours"}}, None),
+    ({"ok": False, "failure": "unknown op 'cleanup_starter_job'"}, None),
+    ({"ok": False, "failure": {"code": 16, "reason": "x"}, "error": ["no_starter"]}, None),
+    ({"ok": False, "failure": {"code": 16, "reason": "x"}, "error": "a_future_error"}, None),
+    ({"ok": True, "removed": [], "error": "no_starter"}, None),
+])
+def test_a_refusal_is_named_or_read_as_an_old_agents_unknown_op(reply, error):
+    assert ops.error_of(reply, ops.CleanupStarterJob.op) == error
 
 
 # -- fuzz: whatever JSON a peer sends, from_message answers with a request or BadRequest -------------
@@ -271,6 +291,12 @@ def _answer(agent, message):
 def test_the_agent_refuses_a_malformed_request_naming_the_field(agent, message, reason):
     reply = _answer(agent, message)
     assert reply["ok"] is False and reply["failure"]["code"] == 16 and reason in reply["failure"]["reason"], reply
+
+
+def test_an_unknown_op_is_refused_by_name_and_in_the_words_old_clients_read(agent):
+    reply = _answer(agent, {"op": "nope"})
+    assert reply == {"ok": False, "failure": {"code": 16, "reason": "unknown op 'nope'"}, "error": "unknown_op"}
+    assert ops.error_of(reply, "nope") == ops.UNKNOWN_OP
 
 
 def test_handlers_receive_the_typed_request(agent):
