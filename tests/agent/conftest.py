@@ -8,8 +8,11 @@ org.condor_docker.managed=true is left on the engine.
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import itertools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -32,6 +35,7 @@ LOCAL_IMAGE = "condor-docker-test/busybox:local"
 TEST_ROOT = "/var/lib/condor_docker-test"
 USERS = ("cdtest1", "cdtest2")
 _cluster_ids = itertools.count(int(time.time()) % 100000 * 10)
+_CLUSTER_TESTS: dict[int, str] = {}   # ClusterId -> the test that took it (named by the cgroup leak check)
 
 
 def _require_root() -> None:
@@ -70,6 +74,29 @@ def no_leaked_containers():
     if left:
         subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True, timeout=60)
         pytest.fail(f"managed container(s) left on the engine: {left}")
+    cgroups = _leftover_cgroups(_CLUSTER_TESTS)
+    if cgroups:
+        pytest.fail("per-container cgroup(s) left on the host (removed now): "
+                    + "; ".join(f"{path} (from {test})" for path, test in cgroups))
+
+
+def _leftover_cgroups(clusters: dict[int, str]) -> list[tuple[str, str]]:
+    """(path, test) of each `condor_docker/HTCJob_<cluster>_...` cgroup of this session's clusters, removed.
+
+    The agent makes one parent cgroup per container and removes it once the container is
+    gone (engine/usage.py); one left behind is a leak, in every hierarchy it was made in.
+    """
+    found = []
+    for base in glob.glob("/sys/fs/cgroup/*/condor_docker") + glob.glob("/sys/fs/cgroup/condor_docker"):
+        for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            match = re.match(r"HTCJob_(\d+)_", entry)
+            if match and int(match.group(1)) in clusters:
+                path = os.path.join(base, entry)
+                for inner, _dirs, _files in sorted(os.walk(path), reverse=True):   # children first
+                    with contextlib.suppress(OSError):
+                        os.rmdir(inner)
+                found.append((path, clusters[int(match.group(1))]))
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +162,7 @@ def _classad(value: Any) -> str:
 
 
 @pytest.fixture
-def real_job_ad() -> Callable[..., str]:
+def real_job_ad(request) -> Callable[..., str]:
     """The real pool's .job.ad with the test image, network none, a fresh ClusterId, and overrides.
 
     Keyword values are Python values (formatted as ClassAd literals); e.g.
@@ -144,8 +171,10 @@ def real_job_ad() -> Callable[..., str]:
     def build(**attrs: Any) -> str:
         with open(os.path.join(FIXTURES, "job.ad")) as stream:
             text = stream.read()
+        cluster = next(_cluster_ids)
+        _CLUSTER_TESTS[cluster] = request.node.nodeid
         base = {"DockerImage": _classad(REGISTRY_IMAGE), "DockerNetworkType": _classad("none"),
-                "ClusterId": str(next(_cluster_ids))}
+                "ClusterId": str(cluster)}
         base.update({name: _classad(value) for name, value in attrs.items()})
         return _set_attrs(text, base)
     return build
