@@ -76,6 +76,17 @@ def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classa
     return ad
 
 
+def lines_named(text: str, names: frozenset[str]) -> str:
+    """Only the `Attr = Value` lines of `text` whose attribute is one of `names` (lower case).
+
+    For a reader that must decide one thing about an ad the full reader refused
+    (PREPARE_JOB: is this job ours at all?): those few lines parse on their own.
+    """
+    kept = [line for line in text.split("\n")
+            if (match := _ATTR_LINE.match(line)) is not None and match.group(1).lower() in names]
+    return "\n".join(kept) + "\n"
+
+
 def _checked_text(text: str) -> str:
     """The ad's lines up to the first one that is not `Attr = Value` (a blank or comment line)."""
     kept = []

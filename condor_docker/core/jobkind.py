@@ -29,3 +29,24 @@ def is_docker_job(job_ad: classad2.ClassAd) -> bool:
     if is_docker_container_job(job_ad):
         return True
     return ads.get_int(job_ad, "JobUniverse", 0) == 5 and ads.get_str(job_ad, "DockerImage") is not None
+
+
+# every attribute the checks above read: what a reader needs to tell whether an ad is ours
+KIND_ATTRS = frozenset(name.lower() for name in ("WantDocker", "JobUniverse", "DockerImage", "WantContainer",
+                                                  "ContainerImage", "ContainerImageSource"))
+
+
+def may_be_ours(job_text: str) -> bool:
+    """For an ad the full reader refused: whether it could be a job we run (then it is held).
+
+    Read from its kind-deciding lines alone: the hook sees every job on the machine,
+    and a vanilla job whose ad carries, say, Latin-1 bytes in its Arguments is
+    HTCondor's to run, not ours to hold.  Lines that do not parse even alone
+    count as ours, and so does text with no JobUniverse (not a starter's ad):
+    a hold says why, where passing a docker job on would not.
+    """
+    try:
+        ad = ads.parse_ad(ads.lines_named(job_text, KIND_ATTRS), "job ad's kind lines")
+    except Exception:   # a Failure, or anything classad2 raises
+        return True
+    return "JobUniverse" not in ad or is_docker_job(ad)   # the starter always writes JobUniverse

@@ -236,13 +236,15 @@ def prepare_job(job_text: str, scratch_dir: str, options: HookOptions) -> tuple[
     """(attributes to print, exit status) for one job; no printing here, so tests call it."""
     try:
         job_ad = ads.parse_ad(job_text, "job ad on the hook's stdin")
-        if not jobkind.is_docker_job(job_ad):
-            if jobkind.is_container_job(job_ad) and not slot_has_singularity(scratch_dir):
-                raise Failure(Code.INVALID_IMAGE, imageref.unsupported_container_reason(
-                    ads.get_str(job_ad, "ContainerImage") or ""))
-            return {}, 0
     except Failure as failure:
+        if not jobkind.may_be_ours(job_text):
+            return {}, 0   # not a docker job: HTCondor runs it, whatever our reader makes of its ad
         return failure_attrs(failure), 1
+    if not jobkind.is_docker_job(job_ad):
+        if jobkind.is_container_job(job_ad) and not slot_has_singularity(scratch_dir):
+            return failure_attrs(Failure(Code.INVALID_IMAGE, imageref.unsupported_container_reason(
+                ads.get_str(job_ad, "ContainerImage") or ""))), 1
+        return {}, 0
     try:
         image = ask_agent_prepare(options, job_text, scratch_dir)
     except Failure as failure:

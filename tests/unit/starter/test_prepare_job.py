@@ -540,3 +540,16 @@ def test_non_docker_container_image_passes_where_htcondor_has_singularity(sock_d
         os.unlink(os.path.join(scratch, ".machine.ad"))
         os.rmdir(scratch)
     assert (status, out) == (0, "")
+
+
+@pytest.mark.parametrize("extra, ours", [
+    ('Arguments = "caf\udce9"\n', False),                                  # Latin-1 bytes through the hook's stdin
+    ("Huge = " + "+".join(["1"] * 20000) + "\n", False),                   # past the reader's bounds
+    ('Arguments = "caf\udce9"\nWantDocker = true\nDockerImage = "i:1"\n', True),
+    ('DockerImage = "caf\udce9"\nJobUniverse = 5\n', True),                # the kind line itself is unreadable
+])
+def test_an_ad_the_reader_refuses_is_held_only_when_it_may_be_a_docker_job(tmp_path, extra, ours):
+    text = "ClusterId = 1\nProcId = 0\nJobUniverse = 5\nCmd = \"/bin/true\"\n" + extra
+    attrs, status = prepare_job.prepare_job(text, str(tmp_path), prepare_job.HookOptions(
+        socket=str(tmp_path / "none.sock"), launcher="/bin/false", max_requeues=3, timeout=5))
+    assert (status, "HookStatusCode" in attrs) == ((1, True) if ours else (0, False)), attrs
