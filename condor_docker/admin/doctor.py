@@ -23,9 +23,11 @@ from ..core.settings import (
     OverrideError,
     Settings,
     SettingsError,
+    htcondor_text_lookup,
     settings_from_command_line,
 )
 from ..core.spec import parse_extra_arguments
+from ..host.logfiles import LogConfigError, Rotation
 from ..wire.ops import Ping
 from ..wire.protocol import AgentClient, AgentUnavailable
 from . import htcondor_checks
@@ -44,7 +46,8 @@ class CheckResult:
 def _check(name: str, probe: Callable[[], str]) -> CheckResult:
     try:
         return CheckResult(name, True, probe())
-    except (Failure, AgentUnavailable, SettingsError, OSError, htcondor_checks.ConfigProblem) as err:
+    except (Failure, AgentUnavailable, SettingsError, OSError, htcondor_checks.ConfigProblem,
+            LogConfigError) as err:
         return CheckResult(name, False, str(getattr(err, "reason", err)))
 
 
@@ -83,26 +86,23 @@ def _extra_arguments(settings: Settings) -> str:
     return f"DOCKER_EXTRA_ARGUMENTS = {settings.extra_arguments or '(empty)'}: every option accepted"
 
 
+def _log_rotation(lookup: htcondor_checks.Lookup) -> str:
+    """The agent's log knobs as the agent reads them at start (a bad one stops it, exit 78)."""
+    rotation = Rotation.from_config("CONDOR_DOCKER", lookup)
+    when = (f"when {rotation.max_seconds} s old" if rotation.max_seconds
+            else f"at {rotation.max_bytes} bytes" if rotation.max_bytes else "never")
+    return f"CondorDockerLog rotates {when}, keeping {rotation.max_num} old file(s)"
+
+
 def _htcondor_lookup() -> htcondor_checks.Lookup:
-    """htcondor2.param, or a lookup that finds nothing when there is no HTCondor here."""
-    try:
-        import htcondor2
-    except ImportError:
-        return lambda _name: None
-
-    def lookup(name: str) -> str | None:
-        try:
-            value = htcondor2.param.get(name)
-        except Exception:  # noqa: BLE001 - no configuration at all reads as unset
-            return None
-        return None if value is None else str(value)
-
-    return lookup
+    """The admin's text of each knob (nothing found where there is no HTCondor here): what the agent reads."""
+    return htcondor_text_lookup()
 
 
 def run_checks(settings: Settings, lookup: htcondor_checks.Lookup) -> list[CheckResult]:
     checks = [("configuration", lambda: "every knob has a usable value"),
               ("DOCKER_EXTRA_ARGUMENTS", lambda: _extra_arguments(settings)),
+              ("agent log", lambda: _log_rotation(lookup)),
               ("execute dirs", lambda: _execute_dirs(settings)),
               ("engine", lambda: _engine(settings)),
               ("agent", lambda: _agent(settings))]

@@ -33,8 +33,10 @@ from ..core.settings import (
     Settings,
     SettingsError,
     field_name,
+    htcondor_text_lookup,
     settings_from_command_line,
 )
+from ..host.logfiles import LogConfigError, Rotation
 
 log = logging.getLogger("condor_docker.agent")
 
@@ -47,6 +49,15 @@ def reload_htcondor_config() -> None:
     """Re-read HTCondor's configuration files (htcondor2.param reads them once per process)."""
     import htcondor2
     htcondor2.reload_config()
+
+
+def check_log_knobs() -> None:
+    """What the next image reads at start besides the settings: MAX_CONDOR_DOCKER_LOG and friends.
+
+    A value it cannot use would stop it (exit 78) after the exec, and condor_reconfig
+    must never take docker off the machine: LogConfigError here keeps the running agent.
+    """
+    Rotation.from_config("CONDOR_DOCKER", htcondor_text_lookup())
 
 
 def installed_version() -> str:
@@ -80,7 +91,8 @@ class Reconfig:
         try:
             self.reload()
             new = settings_from_command_line(self.overrides)
-        except (SettingsError, OverrideError) as err:
+            check_log_knobs()
+        except (SettingsError, OverrideError, LogConfigError) as err:
             log.error("condor_reconfig: the new configuration is not usable, keeping the running one: %s", err)
             return False
         except Exception as err:   # noqa: BLE001 - HTCondor's reader: never let it stop the agent

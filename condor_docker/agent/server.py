@@ -41,6 +41,7 @@ from ..core.settings import (
     EX_USAGE,
     OverrideError,
     SettingsError,
+    htcondor_text_lookup,
     settings_from_command_line,
 )
 from ..host.logfiles import LogConfigError, Rotation, rotating_handler
@@ -239,20 +240,11 @@ def _default_log() -> str | None:
     return os.path.join(str(directory), LOG_NAME) if directory else None
 
 
-def _param(name: str) -> str | None:
-    try:
-        import htcondor2
-        value = htcondor2.param.get(name)
-    except Exception:
-        return None
-    return None if value is None else str(value)
-
-
 def setup_logging(path: str | None, foreground: bool) -> None:
     """Log to `path`, rotated as HTCondor rotates daemon logs (host/logfiles.py), and/or stderr."""
     handlers: list[logging.Handler] = []
     if path and path != "-":
-        handlers.append(rotating_handler(path, Rotation.from_config("CONDOR_DOCKER", _param)))
+        handlers.append(rotating_handler(path, Rotation.from_config("CONDOR_DOCKER", htcondor_text_lookup())))
     if foreground or not handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     package = logging.getLogger("condor_docker")

@@ -14,6 +14,7 @@ import dataclasses
 import ipaddress
 import math
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -47,7 +48,7 @@ class Knob:
 
 
 KNOBS: tuple[Knob, ...] = (
-    Knob("CONDOR_DOCKER_ENGINE_URL", "str", "unix:///var/run/docker.sock",
+    Knob("CONDOR_DOCKER_ENGINE_URL", "url", "unix:///var/run/docker.sock",
          "How the agent reaches the Docker engine."),
     Knob("CONDOR_DOCKER_ENGINE_TIMEOUT", "duration", "60",
          "Seconds an ordinary engine call may take (wait and attach have none).", 1),
@@ -270,6 +271,8 @@ def _convert(knob: Knob, raw: str) -> Any:
         return text
     if knob.kind == "list":
         return tuple(item for item in re.split(r"[\s,]+", text) if item)
+    if knob.kind == "url":
+        return check_engine_url(knob.name, text)
     if knob.kind in ("bool", "bool_expr"):
         if text.lower() in ("true", "yes", "1", "on"):
             return True
@@ -292,6 +295,33 @@ def _convert(knob: Knob, raw: str) -> Any:
     if knob.minimum is not None and number < knob.minimum:
         raise SettingsError(f"{knob.name} = {raw!r} is below its minimum {knob.minimum}: {knob.doc}")
     return number
+
+
+_ENGINE_SCHEMES = ("unix", "tcp", "http", "https", "ssh")
+
+
+def check_engine_url(name: str, text: str) -> str:
+    """An engine address the Docker SDK can use: unix:///<path>, or tcp|http|https|ssh://<host>[:<port>].
+
+    Checked here, where the knob is read, so that a typo is one line naming it at
+    every start and reconfig, not a ValueError deep in the SDK at the first call.
+    """
+    fix = "write unix:///var/run/docker.sock (or unix:///run/podman/podman.sock), or tcp://<host>:<port>"
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in _ENGINE_SCHEMES:
+        raise SettingsError(f"{name} = {text!r} is not an engine address: {fix}")
+    if scheme.lower() == "unix":
+        if not rest.startswith("/") or "\0" in rest:
+            raise SettingsError(f"{name} = {text!r} names no absolute socket path: {fix}")
+        return text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"{name} = {text!r} has no valid host and port: {fix}") from None
+    if not parts.hostname or (port is not None and not 0 < port < 65536):
+        raise SettingsError(f"{name} = {text!r} has no valid host and port: {fix}")
+    return text
 
 
 # What an admin's ClassAd expression (DOCKER_VOLUME_DIR_<N>_MOUNT_IF, DOCKER_DROP_ALL_CAPABILITIES,
@@ -519,6 +549,25 @@ def _param_lookup() -> Callable[[str], str | None]:
             del param[_RAW_READER]
         return "" if value is None else str(value)
 
+    return lookup
+
+
+def htcondor_text_lookup() -> Callable[[str], str | None]:
+    """The admin's text of any HTCondor knob (as `_param_lookup` reads it); unset where it cannot be read.
+
+    For knobs outside the table that we read too (MAX_CONDOR_DOCKER_LOG, MAX_DEFAULT_LOG, ...):
+    the agent at start, at condor_reconfig, and doctor all read them through this one reader.
+    """
+    try:
+        raw = _param_lookup()
+    except ImportError:
+        return lambda _name: None
+
+    def lookup(name: str) -> str | None:
+        try:
+            return raw(name)
+        except Exception:   # noqa: BLE001 - HTCondor's reader: an unreadable knob is an unset one
+            return None
     return lookup
 
 

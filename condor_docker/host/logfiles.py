@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging.handlers
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024     # HTCondor's MAX_DEFAULT_LOG
 DEFAULT_MAX_NUM = 1                      # HTCondor's MAX_NUM_DEFAULT_LOG
-_SIZE = re.compile(r"\s*(\d+)\s*([kmg]?)b?\s*", re.I)
-_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+_LIMIT = re.compile(r"\s*(\d+)\s*([A-Za-z]*)\s*")
+# HTCondor's units for MAX_<NAME>_LOG: its first letter decides (Bytes, Kb, Mb, Gb, Tb; Sec, Min, Hr,
+# Day, Wk); M is Mb unless it reads Min (or is a bare lower-case m); no unit is bytes.
+_SIZE_UNITS = {"B": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+_TIME_UNITS = {"S": 1, "MIN": 60, "H": 3600, "D": 86400, "W": 7 * 86400}
 
 
 class LogConfigError(ValueError):
@@ -25,8 +29,9 @@ class LogConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Rotation:
-    max_bytes: int      # 0: never rotate
+    max_bytes: int      # 0: never rotate by size
     max_num: int        # old files kept
+    max_seconds: int = 0   # rotate by age instead (a time unit in MAX_<NAME>_LOG)
 
     @classmethod
     def from_config(cls, name: str, lookup: Callable[[str], "str | None"]) -> "Rotation":
@@ -34,16 +39,29 @@ class Rotation:
         size_knob = next((k for k in (f"MAX_{name}_LOG", "MAX_DEFAULT_LOG") if lookup(k) not in (None, "")), None)
         num_knob = next((k for k in (f"MAX_NUM_{name}_LOG", "MAX_NUM_DEFAULT_LOG") if lookup(k) not in (None, "")),
                         None)
-        max_bytes = _size(size_knob, lookup(size_knob)) if size_knob else DEFAULT_MAX_BYTES
+        amount, is_time = _limit(size_knob, lookup(size_knob)) if size_knob else (DEFAULT_MAX_BYTES, False)
         max_num = _count(num_knob, lookup(num_knob)) if num_knob else DEFAULT_MAX_NUM
-        return cls(max_bytes, max_num)
+        return cls(0, max_num, amount) if is_time else cls(amount, max_num)
 
 
-def _size(knob: str, text: str | None) -> int:
-    match = _SIZE.fullmatch(text or "")
+def _limit(knob: str, text: str | None) -> tuple[int, bool]:
+    """(amount, is a time) from `10000000`, `10 Mb`, `1 Day`, `30 Min`, `5m` (minutes, as HTCondor reads it)."""
+    match = _LIMIT.fullmatch(text or "")
+    unit = match.group(2) if match else ""
+    if unit.upper().startswith("MI") and not unit.upper().startswith("MIB"):
+        factor, is_time = _TIME_UNITS["MIN"], True
+    elif unit == "m":
+        factor, is_time = _TIME_UNITS["MIN"], True
+    elif unit and unit[0].upper() in _TIME_UNITS and unit[0].upper() != "M":
+        factor, is_time = _TIME_UNITS[unit[0].upper()], True
+    elif not unit or unit[0].upper() in _SIZE_UNITS:
+        factor, is_time = _SIZE_UNITS[unit[0].upper()] if unit else 1, False
+    else:
+        match = None
     if match is None:
-        raise LogConfigError(f"{knob} = {text!r} is not a size in bytes (e.g. 10000000, or 10M)")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+        raise LogConfigError(f"{knob} = {text!r} is not a log size or age: write e.g. 10000000, 10 Mb, "
+                             "1 Day or 30 Min (HTCondor's units)")
+    return int(match.group(1)) * factor, is_time
 
 
 def _count(knob: str, text: str | None) -> int:
@@ -63,8 +81,29 @@ def _htcondor_name(default_name: str) -> str:
     return f"{base}.old" if index == 1 else f"{base}.old.{index - 1}"
 
 
+class _AgeRotatingHandler(logging.handlers.RotatingFileHandler):
+    """Rotates once the current file is `max_seconds` old (MAX_<NAME>_LOG given as a time, as HTCondor allows)."""
+
+    def __init__(self, path: str, max_seconds: int, backup_count: int) -> None:
+        super().__init__(path, backupCount=backup_count)
+        self.max_seconds = max_seconds
+        self.started = time.time()
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:   # noqa: N802 (logging's name)
+        return self.max_seconds > 0 and time.time() - self.started >= self.max_seconds
+
+    def doRollover(self) -> None:   # noqa: N802 (logging's name)
+        super().doRollover()
+        self.started = time.time()
+
+
 def rotating_handler(path: str, rotation: Rotation) -> logging.Handler:
     """A file handler for `path` that rotates as `rotation` says (opened now: an unwritable path raises OSError)."""
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=rotation.max_bytes, backupCount=rotation.max_num)
+    if rotation.max_seconds:
+        handler: logging.handlers.RotatingFileHandler = _AgeRotatingHandler(
+            path, rotation.max_seconds, rotation.max_num)
+    else:
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=rotation.max_bytes,
+                                                       backupCount=rotation.max_num)
     handler.namer = _htcondor_name
     return handler

@@ -32,6 +32,19 @@ def test_nothing_changed_changed_knob_bad_knob_and_an_upgrade(monkeypatch, tmp_p
     assert state.check() is True and "the installed condor_docker (1.0 -> 1.1) changed" in caplog.text
 
 
+def test_a_reconfig_the_next_image_could_not_start_with_keeps_the_running_agent(monkeypatch, tmp_path, caplog):
+    # both were seen to kill the agent: the knob table took them, the restarted image did not
+    state = _reconfig(monkeypatch, tmp_path, "DOCKER_NETWORKS = labnet\n")
+    for text, words in (("CONDOR_DOCKER_ENGINE_URL = tcp://x:y\n", "CONDOR_DOCKER_ENGINE_URL = 'tcp://x:y' has no"),
+                        ("MAX_CONDOR_DOCKER_LOG = 1 Fortnight\nDOCKER_NETWORKS = other\n",
+                         "MAX_CONDOR_DOCKER_LOG = '1 Fortnight' is not a log size or age")):
+        (tmp_path / "condor_config").write_text(text)
+        assert state.check() is False
+        assert f"keeping the running one: {words}" in caplog.text
+    (tmp_path / "condor_config").write_text("MAX_CONDOR_DOCKER_LOG = 1 Day\nDOCKER_NETWORKS = other\n")
+    assert state.check() is True   # HTCondor's own units are a usable value
+
+
 def test_changed_knobs_counts_volume_definitions():
     old = default_settings(DOCKER_VOLUMES="D", DOCKER_VOLUME_DIR_D="/a")
     new = default_settings(DOCKER_VOLUMES="D", DOCKER_VOLUME_DIR_D="/b")
