@@ -60,6 +60,7 @@ def parse_ad(text: str, what: str = "ad", check_complete: bool = True) -> classa
     if not isinstance(text, str):
         raise Failure(Code.BAD_JOB_AD, f"the {what} must be text")
     lines = _attribute_lines(text, what, strict=check_complete)
+    _check_growth(lines, what)
     if not check_complete:
         # classad2 gets only the lines checked above: a line skipped here (`/* x */ [`)
         # could switch it to new syntax and join the checked lines into one expression
@@ -151,6 +152,60 @@ def _check_value_bounds(value: str, name: str, number: int, what: str) -> None:
     if deepest > MAX_NESTING_PER_VALUE:
         raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} nests "
                                        f"{deepest} deep, more than the {MAX_NESTING_PER_VALUE} allowed")
+
+
+MAX_EVALUATED_CHARS = 16 * 1024 * 1024   # what one value may grow to when evaluated (ads are at most 4 MB)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_REFERENCE = re.compile(r"'((?:[^'\\]|\\.)*)'|(?<![\w.])(?:(?:MY|TARGET)\.)?([A-Za-z_]\w*)", re.I)
+# functions whose result can be many times their arguments (a substitute of backreferences, a width)
+_AMPLIFIERS = frozenset(("regexps", "replace", "replaceall", "sprintf"))
+
+
+def _check_growth(lines: list[tuple[int, str, str]], what: str) -> None:
+    """Refuse an ad whose values could grow past MAX_EVALUATED_CHARS when evaluated.
+
+    Each line passes the per-value bounds, yet `B1 = strcat(B0, B0, B0, B0)`, then B2
+    from B1, ... makes a string four times bigger per line: 4 GB from a 1 MB B0 in six
+    short lines, and classad2 aborts the process on the failed allocation (seen: the
+    root agent and both hooks died of SIGABRT).  An upper bound of each value's size is
+    cheap: its own text, plus each reference's bound (times the text's length where an
+    amplifying function may copy it over and over).  The bound over-counts, never under.
+    """
+    values = {name.lower(): (number, name, value) for number, name, value in lines}
+    refs = {key: _references(value, values) for key, (_n, _name, value) in values.items()}
+    bounds: dict[str, int] = {}
+    for key in values:
+        if _bound(key, values, refs, bounds, set()) > MAX_EVALUATED_CHARS:
+            number, name, _value = values[key]
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} can "
+                                           f"grow past {MAX_EVALUATED_CHARS // (1024 * 1024)} MB when evaluated "
+                                           "(its references copy other values over and over)")
+
+
+def _references(value: str, values: dict[str, tuple[int, str, str]]) -> tuple[list[str], int]:
+    """(the attributes of this ad that `value` names, each occurrence; the copy factor)."""
+    code = _STRING.sub('""', value)
+    names = [(quoted or bare).lower() for quoted, bare in _REFERENCE.findall(code)]
+    factor = max(1, len(value)) if any(name in _AMPLIFIERS for name in names) else 1
+    return [name for name in names if name in values], factor
+
+
+def _bound(key: str, values: dict, refs: dict, bounds: dict[str, int], visiting: set[str]) -> int:
+    """An upper bound of the evaluated size of attribute `key` (memoized; a cycle evaluates to an error)."""
+    if key in bounds:
+        return bounds[key]
+    if key in visiting:
+        return 0
+    visiting.add(key)
+    names, factor = refs[key]
+    total = len(values[key][2])
+    for name in names:
+        total += factor * _bound(name, values, refs, bounds, visiting)
+        if total > MAX_EVALUATED_CHARS:
+            break
+    visiting.discard(key)
+    bounds[key] = min(total, MAX_EVALUATED_CHARS + 1)
+    return bounds[key]
 
 
 def _check_complete(ad: classad2.ClassAd, lines: list[tuple[int, str, str]], what: str) -> None:

@@ -25,9 +25,10 @@ from docker.transport.unixconn import UnixHTTPAdapter
 
 from ..core import imageref
 from ..core.failures import Code, Failure
-from ..core.labels import managed_filter
+from ..core.labels import MANAGED_LABEL, managed_filter
 from ..core.spec import ContainerSpec
 from .streams import EngineStream
+from .usage import ContainerCgroup
 
 log = logging.getLogger("condor_docker.engine")
 
@@ -434,17 +435,39 @@ class Engine:
             self.api.unpause(container_id)
 
     def remove(self, container_id: str) -> bool:
-        """Force-remove with volumes; "not found" counts as done (returns False)."""
+        """Force-remove with volumes, then the container's own parent cgroup; "not found" counts as done (False).
+
+        The agent gives each container a parent cgroup of its own (engine/usage.py); the
+        run that made it removes it, but a container removed by someone else (JOB_EXIT or
+        the reaper after an agent restart) left it behind, empty, in every hierarchy.
+        """
+        parent = self._own_cgroup_parent(container_id)
         with translate_engine_errors("other", container_id[:12]):
             try:
                 self.api.remove_container(container_id, force=True, v=True)
-                return True
             except docker.errors.NotFound:
                 return False
             except docker.errors.APIError as err:
                 if err.status_code == 409 and "already in progress" in str(err.explanation):
                     return False
                 raise
+        if parent is not None:
+            ContainerCgroup(parent).remove()
+        return True
+
+    def _own_cgroup_parent(self, container_id: str) -> str | None:
+        """The managed container's per-container parent cgroup (named after it), else None."""
+        try:
+            data = self.api.inspect_container(container_id)
+        except (docker.errors.DockerException, requests.RequestException):
+            return None   # the remove that follows says what is wrong
+        name = str(data.get("Name") or "").lstrip("/")
+        parent = str((data.get("HostConfig") or {}).get("CgroupParent") or "")
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        base = parent.rstrip("/").rpartition("/")[2]
+        if not name or MANAGED_LABEL not in labels or not (base == name or base.startswith(name + ".")):
+            return None
+        return parent
 
     def managed_containers(self, extra_filters: dict | None = None) -> list[dict]:
         """Every container (running or not) that carries our label."""

@@ -45,11 +45,16 @@ def bomb(case):
     if case == "reference-chain":           # the image through 100,000 references (classad2 stops, deep)
         return "\n".join(["DockerImage = Ref0"] + [f"Ref{i} = Ref{i + 1}" for i in range(100000)]
                          + ['Ref100000 = "busybox"'])
+    if case == "growth-chain":              # an independent review: short lines, each 4x the last: 4 GB at
+        # evaluation, and classad2 aborted the process on the allocation (SIGABRT, std::bad_alloc)
+        return "\n".join(['Bomb0 = "' + "x" * (256 * 1024) + '"']
+                         + [f"Bomb{i} = strcat(Bomb{i - 1}, Bomb{i - 1}, Bomb{i - 1}, Bomb{i - 1})" for i in range(1, 8)]
+                         + ["WantDockerGrown = size(Bomb7) > 0"])
     raise SystemExit(f"unknown case {case}")
 
 
 CASES = ("operator-chain", "deep-parens", "deep-lists", "nested-ads", "select-chain", "subscript-chain",
-         "quoted-names", "is-chain", "huge-string", "huge-file", "many-attributes", "reference-chain")
+         "quoted-names", "is-chain", "huge-string", "huge-file", "many-attributes", "reference-chain", "growth-chain")
 
 
 def rewrite(path, case):

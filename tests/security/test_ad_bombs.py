@@ -42,6 +42,7 @@ EXPECTED = {
     "quoted-names": ((10,), ("Bomb", LONG)),
     "is-chain": ((10,), ("Bomb", LONG)),
     "huge-file": ((16,), ("too large",)),
+    "growth-chain": ((10,), ("Bomb3", "grow past 16 MB")),
 }
 SECONDS = 30       # "within seconds" on a shared 2-core machine (most take well under 2 s)
 OLD_READER = "224d06a~1"   # the last ads.py without the bounds (87badb8~2 already has them)

@@ -158,3 +158,18 @@ def test_bytes_that_are_not_utf8_are_named_by_attribute_and_line(check_complete)
     with pytest.raises(Failure) as caught:
         ads.parse_ad(text, "job ad", check_complete=check_complete)
     assert caught.value.reason == "cannot parse the job ad: the value of DockerImage on line 2 is not UTF-8 text"
+
+
+def test_values_that_would_grow_past_the_budget_when_evaluated_are_refused():
+    # each line is short and passes the per-value bounds; evaluated, Bomb7 is 4 GB (classad2 aborted)
+    chain = ['Bomb0 = "' + "x" * (256 * 1024) + '"'] + [
+        f"Bomb{i} = strcat(Bomb{i - 1}, Bomb{i - 1}, Bomb{i - 1}, Bomb{i - 1})" for i in range(1, 8)]
+    with pytest.raises(Failure) as caught:
+        ads.parse_ad("\n".join(chain) + "\n", "job ad")
+    assert caught.value.code is Code.BAD_JOB_AD
+    assert "the value of Bomb3 on line 4 can grow past 16 MB when evaluated" in caught.value.reason
+    for amplified in ["B = regexps(\".\", Bomb0, \"" + "\\\\0" * 80 + "\")",   # a substitute of backreferences
+                      "B = {" + ", ".join(["'Bomb0'"] * 70) + "}"]:             # quoted attribute names count too
+        with pytest.raises(Failure, match="can grow past"):
+            ads.parse_ad(chain[0] + "\n" + amplified + "\n", "job ad")
+    assert ads.parse_ad("\n".join(chain[:3]) + "\n", "job ad").eval("Bomb2") == "x" * (16 * 256 * 1024)
