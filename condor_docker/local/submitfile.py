@@ -222,9 +222,18 @@ def _queue_plan(submit: htcondor2.Submit) -> tuple[int, list[dict]]:
 
 
 def _expand(submit: htcondor2.Submit, key: str) -> str | None:
+    """The command's value, macros expanded; None when it is unset or empty.
+
+    condor_submit takes `arguments =` (or a value whose macros expand to nothing)
+    as if the command were absent; htcondor2's expand() raises KeyError for it.
+    """
     if key not in submit:
         return None
-    return submit.expand(key).strip()
+    try:
+        value = submit.expand(key).strip()
+    except KeyError:
+        return None
+    return value or None
 
 
 def _parse_count(text: str, command: str) -> int:
@@ -345,8 +354,9 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     for key in submit.keys():
         if key.startswith("+") or key.upper().startswith("MY."):
             name = key[1:] if key.startswith("+") else key[3:]
-            try:
-                ad[name] = classad2.ExprTree(submit.expand(key))
+            value = _expand(submit, key)
+            try:   # `+MyAttr =` is undefined, as condor_submit writes it
+                ad[name] = classad2.ExprTree(value if value is not None else "undefined")
             except Exception as err:
                 raise SubmitError(f"{key} = {submit[key]!r} is not a ClassAd expression: {err}") from err
     outputs = _expand(submit, "transfer_output_files")

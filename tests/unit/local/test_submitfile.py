@@ -129,3 +129,39 @@ def test_a_binary_file_and_a_huge_queue_are_one_line_refusals(tmp_path):
     huge.write_text("universe = docker\ndocker_image = i:1\nqueue 99999999\n")
     with pytest.raises(submitfile.SubmitError, match="at most 10000 per submit file"):
         submitfile.load_procs(str(huge), 1)
+
+
+EMPTY_IS_UNSET = ["arguments", "output", "error", "log", "input", "request_memory", "request_cpus", "request_disk",
+                  "request_gpus", "executable", "universe", "environment", "getenv", "requirements", "rank",
+                  "initialdir", "batch_name", "max_retries", "success_exit_code", "on_exit_remove",
+                  "transfer_input_files", "transfer_output_files", "transfer_executable", "notification",
+                  "docker_network_type"]
+
+
+@pytest.mark.parametrize("command", EMPTY_IS_UNSET)
+def test_an_empty_command_is_unset_as_for_condor_submit(tmp_path, command):
+    """`arguments =` was a KeyError from htcondor2's expand() (exit 70); condor_submit -dry-run takes it as unset."""
+    universe = "" if command == "universe" else "universe = docker\n"
+    base = write(tmp_path, f"{universe}docker_image = i:1\nqueue\n")
+    (tmp_path / "empty").mkdir()
+    empty = write(tmp_path / "empty", f"{universe}docker_image = i:1\n{command} =\nalso = $(nothing)\n"
+                                      f"queue\n")
+    if command == "universe":   # unset is vanilla, as for condor_submit
+        with pytest.raises(submitfile.SubmitError, match="universe = vanilla: condor_docker runs only universe"):
+            submitfile.load_procs(empty, 1)
+        return
+    ours, unset = submitfile.load_procs(empty, 1)[0], submitfile.load_procs(base, 1)[0]
+    varying = {"QDate", "EnteredCurrentStatus", "Iwd"}
+    assert {k: str(ours.ad.lookup(k)) for k in ours.ad if k not in varying} == \
+           {k: str(unset.ad.lookup(k)) for k in unset.ad if k not in varying}
+    assert (ours.transfer_input, ours.transfer_output) == (unset.transfer_input, unset.transfer_output)
+
+
+def test_an_empty_docker_image_is_no_docker_image(tmp_path):
+    with pytest.raises(submitfile.SubmitError, match="no docker_image: add docker_image = "):
+        submitfile.load_procs(write(tmp_path, "universe = docker\ndocker_image =\nqueue\n"), 1)
+
+
+def test_an_empty_custom_attribute_is_undefined_as_for_condor_submit(tmp_path):
+    ad = submitfile.load_procs(write(tmp_path, "universe = docker\ndocker_image = i:1\n+MyAttr =\nqueue\n"), 1)[0].ad
+    assert str(ad.lookup("MyAttr")) == "undefined"
