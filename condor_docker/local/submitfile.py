@@ -242,17 +242,23 @@ def _parse_count(text: str, command: str) -> int:
     return int(text)
 
 
+# The largest integer a ClassAd holds (int64): a bigger request is stored as this, which no
+# machine has, so localmachine.check_fits refuses it as too big (classad2 raises SystemError
+# on a bigger Python int).
+MAX_REQUEST = 2 ** 63 - 1
+
+
 def _requested(submit: htcondor2.Submit, command: str, ad: classad2.ClassAd,
                parse: Callable[[str, str], int], default: str | None = None) -> int:
     """A request_* command as condor_submit takes it: a number (with units), or a ClassAd expression.
 
     condor_submit keeps an expression (`ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3/2, 2048)`)
     and the startd evaluates it against the job at match time; here it is evaluated once against
-    the new job's ad, where MemoryUsage and the like are still undefined.
+    the new job's ad, where MemoryUsage and the like are still undefined.  At most MAX_REQUEST.
     """
     text = _expand(submit, command) or default or ""
     try:
-        return parse(text, command)
+        return min(parse(text, command), MAX_REQUEST)
     except SubmitError as not_plain:
         try:
             value = classad2.ExprTree(text).eval(ad)

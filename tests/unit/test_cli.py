@@ -121,6 +121,19 @@ def test_a_memory_request_over_this_machine_is_bad_input(tmp_path):
     assert one_line(done).startswith("condor_docker run: request_memory = 10485760 MB: this machine has ")
 
 
+@pytest.mark.parametrize("command, shown", [
+    ("request_memory", "request_memory = 9223372036854775807 MB or more: this machine has "),
+    ("request_disk", "request_disk = 9223372036854775807 KB or more: only "),
+    ("request_cpus", "request_cpus = 9223372036854775807 or more: this machine has "),
+])
+@pytest.mark.parametrize("value", ["9223372036854775807", "99999999999999999999999"])
+def test_a_request_past_what_an_ad_holds_is_too_big_for_this_machine(tmp_path, command, shown, value):
+    """2**63 and over was a SystemError from classad2 (exit 70)."""
+    done = run(tmp_path, **{command: value})
+    assert done.returncode == exitcodes.BAD_INPUT
+    assert one_line(done).startswith(f"condor_docker run: {shown}")
+
+
 def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
     """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
     done = run(tmp_path, request_memory="0")
