@@ -24,6 +24,7 @@ from typing import Callable
 import classad2
 import htcondor2
 
+from ..core import ads
 from ..core.arguments import (
     ArgumentSyntaxError,
     _env_to_v2_raw,
@@ -175,10 +176,7 @@ def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
     for command, attr in expressions:
         value = _expand(submit, command)
         if value:
-            try:
-                ad[attr] = classad2.ExprTree(value)
-            except Exception as err:
-                raise SubmitError(f"{command} = {value!r} is not a ClassAd expression: {err}") from err
+            ad[attr] = _expression(command, value)
     retries = _expand(submit, "max_retries")
     success = _expand(submit, "success_exit_code")
     if success:
@@ -195,6 +193,22 @@ def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
         ad["OnExitRemove"] = classad2.ExprTree(f"{fold} || ({previous})" if previous is not None else fold)
         if "OnExitHold" not in ad:
             ad["OnExitHold"] = False
+
+
+def _bounded(command: str, text: str) -> None:
+    """Refuse what would crash libclassad: a 200,000-term `64+0+0...` is a SIGSEGV in it (core/ads.py's rule)."""
+    too_big = ads.expression_too_big(text)
+    if too_big:
+        raise SubmitError(f"{command}: the expression {too_big}; write a shorter one")
+
+
+def _expression(command: str, text: str) -> classad2.ExprTree:
+    """A command's value as a ClassAd expression, bounded before classad2 sees it."""
+    _bounded(command, text)
+    try:
+        return classad2.ExprTree(text)
+    except Exception as err:   # classad2 raises ClassAdException / ValueError
+        raise SubmitError(f"{command} = {text!r} is not a ClassAd expression: {err}") from err
 
 
 def _split_list(text: str) -> tuple[str, ...]:
@@ -257,6 +271,7 @@ def _requested(submit: htcondor2.Submit, command: str, ad: classad2.ClassAd,
     the new job's ad, where MemoryUsage and the like are still undefined.  At most MAX_REQUEST.
     """
     text = _expand(submit, command) or default or ""
+    _bounded(command, text)
     try:
         return min(parse(text, command), MAX_REQUEST)
     except SubmitError as not_plain:
@@ -313,10 +328,7 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     for command, attr in (("requirements", "Requirements"), ("rank", "Rank")):
         value = _expand(submit, command)
         if value:
-            try:
-                ad[attr] = classad2.ExprTree(value)
-            except Exception as err:
-                raise SubmitError(f"{command} = {value!r} is not a ClassAd expression: {err}") from err
+            ad[attr] = _expression(command, value)
     if _expand(submit, "batch_name"):
         ad["JobBatchName"] = _expand(submit, "batch_name")
     notification = (_expand(submit, "notification") or "never").lower()
@@ -360,11 +372,8 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     for key in submit.keys():
         if key.startswith("+") or key.upper().startswith("MY."):
             name = key[1:] if key.startswith("+") else key[3:]
-            value = _expand(submit, key)
-            try:   # `+MyAttr =` is undefined, as condor_submit writes it
-                ad[name] = classad2.ExprTree(value if value is not None else "undefined")
-            except Exception as err:
-                raise SubmitError(f"{key} = {submit[key]!r} is not a ClassAd expression: {err}") from err
+            value = _expand(submit, key)   # `+MyAttr =` is undefined, as condor_submit writes it
+            ad[name] = _expression(key, value if value is not None else "undefined")
     outputs = _expand(submit, "transfer_output_files")
     return Proc(ad=ad, iwd=iwd,
                 transfer_input=_split_list(_expand(submit, "transfer_input_files") or ""),

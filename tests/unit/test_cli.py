@@ -134,6 +134,25 @@ def test_a_request_past_what_an_ad_holds_is_too_big_for_this_machine(tmp_path, c
     assert one_line(done).startswith(f"condor_docker run: {shown}")
 
 
+@pytest.mark.parametrize("command", ["request_memory", "request_disk", "requirements", "rank", "on_exit_remove",
+                                     "periodic_hold", "+MyAttr"])
+def test_an_expression_too_big_for_libclassad_is_bad_input(tmp_path, command):
+    """A 200,000-term `64+0+0...` was a SIGSEGV in libclassad (exit 139): bounded as core/ads.py bounds ad values."""
+    done = run(tmp_path, **{command: "64" + "+0" * 200_000})
+    assert done.returncode == exitcodes.BAD_INPUT
+    named = command.replace("+", "MY.")    # htcondor2's name for +MyAttr, as condor_submit's
+    assert one_line(done) == (f"condor_docker run: {named}: the expression is 400002 characters long and not one "
+                              "plain string; no job ad written by HTCondor has an expression over 16384; "
+                              "write a shorter one")
+
+
+def test_an_expression_with_too_many_operators_is_bad_input(tmp_path):
+    done = run(tmp_path, requirements="||".join(["1"] * 5000))
+    assert done.returncode == exitcodes.BAD_INPUT
+    assert one_line(done).startswith("condor_docker run: requirements: the expression has 4999 operators, more than "
+                                     "the 4096 allowed")
+
+
 def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
     """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
     done = run(tmp_path, request_memory="0")
