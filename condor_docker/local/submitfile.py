@@ -219,12 +219,15 @@ MAX_JOBS = 10000    # one after another on one machine: more is a typo (an extra
 
 
 def _queue_plan(submit: htcondor2.Submit) -> tuple[int, list[dict]]:
-    """(procs per item, items) from the queue statement; `queue` alone is one proc."""
+    """(procs per item, items) from the queue statement; `queue` alone is one proc.
+
+    An item list that turns out empty (`queue x in ()`, `from` an empty file, `matching`
+    nothing) queues no job, as condor_submit says ("only empty queue commands").
+    """
     qargs = (submit.getQArgs() or "").strip()
-    count = 1
-    first = qargs.split(None, 1)[0] if qargs else ""
-    if first.isdigit():
-        count = int(first)
+    counted = re.match(r"(\d+)(?:\s+|$)", qargs)
+    count = int(counted.group(1)) if counted else 1
+    has_items = bool(qargs[counted.end():] if counted else qargs)   # words after the count: an item list
     try:
         items = submit.itemdata()
     except Exception as err:
@@ -232,7 +235,7 @@ def _queue_plan(submit: htcondor2.Submit) -> tuple[int, list[dict]]:
     rows: list[dict] = []
     for item in items or []:
         rows.append(item if isinstance(item, dict) else {"Item": item})
-    return count, rows or [{}]
+    return count, rows or ([] if has_items else [{}])
 
 
 def _expand(submit: htcondor2.Submit, key: str) -> str | None:

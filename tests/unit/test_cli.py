@@ -115,6 +115,15 @@ def test_queue_0_says_there_is_nothing_to_run(tmp_path):
     assert one_line(done).endswith("job.sub queues no jobs (queue 0, or an empty item list); nothing to run")
 
 
+@pytest.mark.parametrize("queue", ["x in ()", "x from empty.txt"])
+def test_an_empty_item_list_says_there_is_nothing_to_run(tmp_path, queue):
+    """It ran one job with $(x) empty; condor_submit queues none."""
+    (tmp_path / "empty.txt").write_text("")
+    done = run(tmp_path, queue=queue)
+    assert done.returncode == 0 and done.stdout == ""
+    assert one_line(done).endswith("job.sub queues no jobs (queue 0, or an empty item list); nothing to run")
+
+
 def test_a_memory_request_over_this_machine_is_bad_input(tmp_path):
     done = run(tmp_path, request_memory="10T")
     assert done.returncode == exitcodes.BAD_INPUT == 2

@@ -165,3 +165,18 @@ def test_an_empty_docker_image_is_no_docker_image(tmp_path):
 def test_an_empty_custom_attribute_is_undefined_as_for_condor_submit(tmp_path):
     ad = submitfile.load_procs(write(tmp_path, "universe = docker\ndocker_image = i:1\n+MyAttr =\nqueue\n"), 1)[0].ad
     assert str(ad.lookup("MyAttr")) == "undefined"
+
+
+@pytest.mark.parametrize("queue", ["x in ()", "2 x in ()", "x from {empty}", "x matching {tmp}/nothing-*.none"])
+def test_an_empty_item_list_queues_no_job_as_for_condor_submit(tmp_path, queue):
+    """`rows or [{}]` ran one job; condor_submit -dry-run: "only empty queue commands -- no jobs queued"."""
+    (tmp_path / "empty.txt").write_text("")
+    statement = queue.format(empty=tmp_path / "empty.txt", tmp=tmp_path)
+    assert submitfile.load_procs(write(tmp_path, f"universe = docker\ndocker_image = i:1\nqueue {statement}\n"),
+                                 1) == []
+
+
+@pytest.mark.parametrize("queue, jobs", [("", 1), ("2", 2), ("x in (a)", 1), ("2 x in (a, b)", 4)])
+def test_a_queue_statement_with_items_or_a_count_still_queues(tmp_path, queue, jobs):
+    path = write(tmp_path, f"universe = docker\ndocker_image = i:1\nqueue {queue}\n")
+    assert len(submitfile.load_procs(path, 1)) == jobs
