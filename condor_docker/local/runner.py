@@ -400,6 +400,12 @@ def _settings(pairs: list[str]) -> Settings:
     return settings
 
 
+def unwritable_log(path: str, err: OSError) -> str:
+    """The one line for a `log =` file that cannot be written, before the run or during it."""
+    return (f"log = {path}: cannot write the job event log: {err.strerror}; "
+            "create its directory or point log at a writable file")
+
+
 def _check_logs(procs: list[Proc]) -> None:
     """Each `log =` file can be written, before anything is submitted to it."""
     for path in dict.fromkeys(p.ad.get("UserLog") for p in procs if p.ad.get("UserLog")):
@@ -409,8 +415,51 @@ def _check_logs(procs: list[Proc]) -> None:
             if not existed:       # a run refused later (no engine) leaves no empty log behind
                 os.unlink(path)
         except OSError as err:
-            raise Refused(exitcodes.CANTCREAT, f"log = {path}: cannot write the job event log: {err.strerror}; "
-                                               "create its directory or point log at a writable file") from None
+            raise Refused(exitcodes.CANTCREAT, unwritable_log(path, err)) from None
+
+
+class RunLog(EventLog):
+    """A `log =` file as the run writes it: a write that fails does not stop the jobs.
+
+    The file may become unwritable while a job runs (replaced by a directory, a
+    full disk): the job's own outcome is still true and is still reported; the
+    first failure is kept (`failure`) and the run ends CANTCREAT naming `log =`.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.failure: str | None = None
+        super().__init__(path)
+
+    def _write(self, event_number: int, job: JobId, body: str) -> None:
+        try:
+            super()._write(event_number, job, body)
+        except OSError as err:
+            self.failure = self.failure or unwritable_log(self.path, err)
+
+
+def _submit_all(procs: list[Proc]) -> dict[str, RunLog]:
+    """Each job's submit event, in its `log`; a log that takes none refuses the run before any job runs.
+
+    `log = /dev/full` opens (so _check_logs passes) and then takes no event.  The jobs
+    already submitted to another log are aborted there, so condor_wait on it returns.
+    """
+    event_logs: dict[str, RunLog] = {}
+    for path in dict.fromkeys(p.ad.get("UserLog") for p in procs if p.ad.get("UserLog")):
+        try:
+            event_logs[path] = RunLog(path)
+        except OSError as err:
+            raise Refused(exitcodes.CANTCREAT, unwritable_log(path, err)) from None
+    submitted = []
+    for proc in procs:
+        job, events = JobId(proc.ad["ClusterId"], proc.ad["ProcId"]), event_logs.get(proc.ad.get("UserLog"))
+        if events:
+            events.submit(job, "<127.0.0.1:0>")
+            if events.failure:
+                for earlier, earlier_log in submitted:
+                    earlier_log.aborted(earlier, f"condor_docker run did not start: {events.failure}")
+                raise Refused(exitcodes.CANTCREAT, events.failure)
+            submitted.append((job, events))
+    return event_logs
 
 
 def _check_engine(settings: Settings, engine: Engine) -> None:
@@ -475,21 +524,27 @@ def main_run(argv: list[str]) -> int:
             return exitcodes.OK
         engine = Engine(plan.settings.engine_url, plan.settings.engine_timeout)
         _check_engine(plan.settings, engine)
+        event_logs = _submit_all(plan.procs)
     except Refused as refused:
         print(f"condor_docker run: {refused}", file=sys.stderr)
         return refused.exit_code
     runner = LocalRunner(plan.settings, engine, plan.uid, plan.gid, plan.user, args.retry_delay,
                          args.periodic_interval, plan.gpu_ids)
-    outcomes = _run_all(runner, plan.procs)
+    outcomes = _run_all(runner, plan.procs, event_logs)
     for outcome in outcomes:
         print(outcome.describe())
-    return exit_code(outcomes, runner.interrupted.is_set())
+    lost = [events.failure for events in event_logs.values() if events.failure]
+    for line in lost:
+        print(f"condor_docker run: {line}", file=sys.stderr)
+    return exit_code(outcomes, runner.interrupted.is_set(), lost_record=bool(lost))
 
 
-def exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
-    """0 only when every job ran to its end; which of the others, by how bad it is."""
+def exit_code(outcomes: list[Outcome], interrupted: bool, lost_record: bool = False) -> int:
+    """0 only when every job ran to its end and its record was kept; which of the others, by how bad it is."""
     if any(o.error for o in outcomes):
         return exitcodes.INTERNAL
+    if lost_record:
+        return exitcodes.CANTCREAT
     if interrupted:
         return exitcodes.INTERRUPTED
     if any(o.held for o in outcomes):
@@ -497,15 +552,9 @@ def exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
     return exitcodes.OK
 
 
-def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
+def _run_all(runner: LocalRunner, procs: list[Proc], event_logs: Mapping[str, EventLog]) -> list[Outcome]:
     """Run in a worker thread so Ctrl-C (or SIGTERM) stops the current container cleanly."""
     outcomes: list[Outcome] = []
-    logs = {p.ad.get("UserLog") for p in procs}
-    event_logs = {path: EventLog(path) for path in logs if path}
-    for proc in procs:
-        events = event_logs.get(proc.ad.get("UserLog"))
-        if events:
-            events.submit(JobId(proc.ad["ClusterId"], proc.ad["ProcId"]), "<127.0.0.1:0>")
 
     def work() -> None:
         for proc in procs:
@@ -568,7 +617,7 @@ ABANDON_AFTER = 2.0   # seconds an interrupted run waits for a pull (no containe
 
 
 def _abandon(runner: LocalRunner, procs: list[Proc], outcomes: list[Outcome],
-             event_logs: dict[str, EventLog]) -> list[Outcome]:
+             event_logs: Mapping[str, EventLog]) -> list[Outcome]:
     """Interrupted with no container running (a pull in progress): every unfinished job is removed now.
 
     The worker thread is left in the pull and dies with the process, so its cleanup never

@@ -101,6 +101,35 @@ def test_unwritable_log_is_refused_before_anything_is_submitted(tmp_path):
                               "Not a directory; create its directory or point log at a writable file")
 
 
+def test_a_log_that_takes_no_event_is_named_before_any_job_runs(tmp_path):
+    """`log = /dev/full` opens, then said "cannot write the output: No space left on device" naming nothing."""
+    done = run(tmp_path, log="/dev/full")
+    assert done.returncode == exitcodes.CANTCREAT and done.stdout == ""
+    assert one_line(done) == ("condor_docker run: log = /dev/full: cannot write the job event log: No space left on "
+                              "device; create its directory or point log at a writable file")
+
+
+def test_a_log_replaced_by_a_directory_while_the_job_runs_is_named_and_the_job_still_reported(tmp_path):
+    """It was exit 70 and "job N: removed: ... internal error" although the job had completed."""
+    import time
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "condor_docker.cli", "run",
+                             submit(tmp_path, executable="/bin/sleep", arguments="3"), "--state-dir",
+                             str(tmp_path / ".state")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "job.log"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "001 (" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    log.unlink()
+    log.mkdir()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == exitcodes.CANTCREAT, err
+    assert out.endswith(".0: exited with code 0\n"), out
+    assert err == (f"condor_docker run: log = {log}: cannot write the job event log: Is a directory; create its "
+                   "directory or point log at a writable file\n")
+
+
 def test_unwritable_home_for_the_cluster_counter(tmp_path):
     (tmp_path / "a-file").write_text("")
     done = condor_docker("run", submit(tmp_path), cwd=tmp_path, env_extra={"HOME": str(tmp_path / "a-file")})
