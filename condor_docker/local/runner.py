@@ -258,7 +258,8 @@ class LocalRunner:
                 self.current = ContainerRun(self.engine, self._with_usage_cgroup(container), io,
                                             kill_grace=job_request.kill_grace or self.settings.kill_grace,
                                             disk_limit_kb=ads.get_int(proc.ad, "RequestDisk"),
-                                            disk_check_period=self.settings.disk_check_period)
+                                            disk_check_period=self.settings.disk_check_period,
+                                            reports_lost_output=True)
                 if self.interrupted.is_set():
                     raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
                 watcher = threading.Thread(target=self._watch_policy, args=(proc, run_started, stop_watching, decided),
@@ -270,6 +271,7 @@ class LocalRunner:
                     stop_watching.set()
                     watcher.join()
             userpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
+            check_output_kept(self.current, proc)
             transfer_out(proc, scratch)
             return result, (decided[0] if decided else None)
         finally:
@@ -314,6 +316,22 @@ def explain_transferred_executable(failure: Failure, proc: Proc) -> Failure:
     return Failure(failure.code, f"{failure.reason} (executable = {command} was transferred from this machine and "
                                  f"run as ./{os.path.basename(command)}, since transfer_executable defaults to true "
                                  f"as in HTCondor; to run the image's own {command}, write transfer_executable = false)")
+
+
+def check_output_kept(run: ContainerRun, proc: Proc) -> None:
+    """A job whose stdout or stderr could not be written (a full disk) is held, naming the command.
+
+    HTCondor holds a job whose output cannot be transferred back; transfer_out holds
+    it the same way here.  Its output is lost, so it did not run to a usable end.
+    """
+    if run.output_lost is None:
+        return
+    stream, err = run.output_lost
+    attr = "Out" if stream == "stdout" else "Err"
+    command = STREAM_COMMANDS[attr]
+    raise Failure(Code.BAD_JOB_AD, f"{command} = {ads.get_str(proc.ad, attr)}: the job's {stream} could not be "
+                                   f"written: {err.strerror}; free space there or point {command} at a writable "
+                                   "file")
 
 
 def job_request_slot(job: JobId) -> str:

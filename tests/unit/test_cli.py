@@ -130,6 +130,19 @@ def test_a_log_replaced_by_a_directory_while_the_job_runs_is_named_and_the_job_s
                    "directory or point log at a writable file\n")
 
 
+@pytest.mark.parametrize("command, stream", [("output", "stdout"), ("error", "stderr")])
+def test_job_output_that_cannot_be_written_holds_the_job_naming_the_command(tmp_path, command, stream):
+    """`output = /dev/full` warned "output relay of HTCJob_... ended: [Errno 28]" and exited 0, the output lost."""
+    done = run(tmp_path, executable="/bin/sh", arguments=f"\"-c 'echo lost >&{1 if stream == 'stdout' else 2}'\"",
+               **{command: "/dev/full"})
+    assert done.returncode == exitcodes.HELD, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.endswith(f".0: held (subcode 10): {command} = /dev/full: the job's {stream} could not be "
+                                f"written: No space left on device; free space there or point {command} at a "
+                                "writable file\n"), done.stdout
+    assert "Job was held." in (tmp_path / "job.log").read_text()
+
+
 def test_unwritable_home_for_the_cluster_counter(tmp_path):
     (tmp_path / "a-file").write_text("")
     done = condor_docker("run", submit(tmp_path), cwd=tmp_path, env_extra={"HOME": str(tmp_path / "a-file")})
