@@ -48,7 +48,8 @@ def check_fits(proc: Proc, machine_ad) -> None:
     wanted_memory = ads.get_int(proc.ad, "RequestMemory", 0) or 0
     if wanted_memory < MIN_CONTAINER_MEMORY_MB:   # the local slot is the request: the engine would refuse it
         raise SubmitError(f"request_memory = {wanted_memory} MB: a container needs at least "
-                          f"{MIN_CONTAINER_MEMORY_MB} MB (the engine's minimum); raise request_memory")
+                          f"{MIN_CONTAINER_MEMORY_MB} MB (the engine's minimum); raise request_memory "
+                          "(a fraction is rounded up to whole MB, as condor_submit does)")
     if wanted_memory > (ads.get_int(machine_ad, "Memory", 0) or 0):
         raise SubmitError(f"request_memory = {_amount(wanted_memory, ' MB')}: this machine has "
                           f"{machine_ad['Memory']} MB; lower request_memory or run it in a pool with bigger machines")

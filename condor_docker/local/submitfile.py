@@ -19,6 +19,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable
 
 import classad2
@@ -48,15 +49,28 @@ class Proc:
     output_remaps: tuple[tuple[str, str], ...] = ()   # transfer_output_remaps: (name, destination)
 
 
-_MEMORY_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_MEMORY_UNITS = {"": 1, "K": Fraction(1, 1024), "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def _size(text: str, command: str, units: dict, examples: str) -> int:
+    """A number with an optional unit, in whole units rounded up, as condor_submit writes it.
+
+    Exact (no float): `5.5` is 6 and `0` stays 0, so a request under a floor is
+    refused for what it is (localmachine.check_fits), not shown as 1 or 5.
+    """
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
+    try:
+        amount = Fraction(match.group(1)) if match else None
+    except ValueError:   # more digits than Python converts (sys.get_int_max_str_digits)
+        amount = None
+    if amount is None:
+        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. {examples}")
+    return math.ceil(amount * units[match.group(2).upper()])
 
 
 def parse_memory_mb(text: str, command: str = "request_memory") -> int:
     """`64`, `64M`, `1G`, `512 MB` -> megabytes (a bare number is MB, as in condor_submit)."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
-    if not match:
-        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. 128, 512M or 2G")
-    return max(1, int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()]))
+    return _size(text, command, _MEMORY_UNITS, "128, 512M or 2G")
 
 
 # Commands the local runner honours (lower case).  Policy commands become the
@@ -129,10 +143,7 @@ _DISK_UNITS = {"": 1, "K": 1, "M": 1024, "G": 1024 * 1024, "T": 1024 * 1024 * 10
 
 def parse_disk_kb(text: str, command: str = "request_disk") -> int:
     """request_disk: a bare number is KiB, as in condor_submit; `1G`, `500M` also work."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
-    if not match:
-        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. 1G or 500M")
-    return max(1, int(float(match.group(1)) * _DISK_UNITS[match.group(2).upper()]))
+    return max(1, _size(text, command, _DISK_UNITS, "1G or 500M"))
 
 
 def parse_remaps(text: str) -> tuple[tuple[str, str], ...]:
@@ -281,12 +292,26 @@ def _requested(submit: htcondor2.Submit, command: str, ad: classad2.ClassAd,
         try:
             value = classad2.ExprTree(text).eval(ad)
         except Exception:   # classad2 raises ClassAdException / ValueError for what is no expression
-            value = None
-        if isinstance(value, (bool, classad2.Value)) or not isinstance(value, (int, float)) or not 0 < value < 2 ** 53:
-            shown = value.name if isinstance(value, classad2.Value) else repr(value)
             raise SubmitError(f"{not_plain}, or an expression that gives a positive number for a new job "
-                              f"(here it gives {shown})") from None
-        return max(1, math.ceil(value))
+                              "(this is no ClassAd expression)") from None
+        # classad2.Value (undefined, error) is an int too
+        if isinstance(value, (bool, classad2.Value)) or not isinstance(value, (int, float)) or not value > 0:
+            raise SubmitError(f"{not_plain}, or an expression that gives a positive number for a new job "
+                              f"(here it gives {_in_classad_words(value)})") from None
+        return MAX_REQUEST if value >= MAX_REQUEST else math.ceil(value)
+
+
+def _in_classad_words(value: object) -> str:
+    """A value as the ClassAd language writes it (undefined, true, "text"), never Python's (None, True)."""
+    if value is None or isinstance(value, classad2.Value):
+        return value.name.lower() if value is not None else "undefined"
+    if isinstance(value, list):
+        return "{" + ", ".join(_in_classad_words(item) for item in value) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
 
 
 def _bool(value: str | None, command: str, default: bool) -> bool:

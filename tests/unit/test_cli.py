@@ -208,7 +208,11 @@ def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
     """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
     done = run(tmp_path, request_memory="0")
     assert done.returncode == 2
-    assert "MB: a container needs at least 6 MB (the engine's minimum); raise request_memory" in one_line(done)
+    assert one_line(done) == ("condor_docker run: request_memory = 0 MB: a container needs at least 6 MB (the "
+                              "engine's minimum); raise request_memory (a fraction is rounded up to whole MB, as "
+                              "condor_submit does)")
+    done = run(tmp_path, request_memory="5.5")      # was 5 MB (truncated), refused; condor_submit writes 6
+    assert done.returncode == 0 and done.stdout.endswith(".0: exited with code 0\n"), done.stderr
 
 
 def test_a_dead_engine_is_named_at_once_not_retried(tmp_path):

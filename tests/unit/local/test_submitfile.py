@@ -180,3 +180,26 @@ def test_an_empty_item_list_queues_no_job_as_for_condor_submit(tmp_path, queue):
 def test_a_queue_statement_with_items_or_a_count_still_queues(tmp_path, queue, jobs):
     path = write(tmp_path, f"universe = docker\ndocker_image = i:1\nqueue {queue}\n")
     assert len(submitfile.load_procs(path, 1)) == jobs
+
+
+@pytest.mark.parametrize("text, mb", [("0", 0), ("5.5", 6), ("0.5", 1), ("1500K", 2), ("9223372036854775807", 2 ** 63 - 1)])
+def test_a_size_is_exact_and_rounded_up_as_by_condor_submit(text, mb):
+    """`0` was shown as 1 MB and `5.5` as 5 MB (float, truncated, max 1); condor_submit -dry-run writes 0 and 6."""
+    assert submitfile.parse_memory_mb(text) == mb
+
+
+@pytest.mark.parametrize("expression, gives", [
+    ("ifThenElse(MemoryUsage =!= undefined, MemoryUsage, undefined)", "(here it gives undefined)"),
+    ("1/0", "(here it gives error)"),
+    ("1 > 0", "(here it gives true)"),
+    ('"big"', '(here it gives "big")'),
+    ("{1, 2}", "(here it gives {1, 2})"),
+    ("64 MB MB", "(this is no ClassAd expression)"),
+])
+def test_a_request_that_gives_no_number_says_what_it_gives_in_classad_words(tmp_path, expression, gives):
+    """An expression that did not parse showed "(here it gives None)", a Python word."""
+    path = write(tmp_path, f"universe = docker\ndocker_image = i:1\nrequest_memory = {expression}\nqueue\n")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        submitfile.load_procs(path, 1)
+    assert str(caught.value).endswith(f"or an expression that gives a positive number for a new job {gives}")
+    assert "None" not in str(caught.value) and "True" not in str(caught.value)
