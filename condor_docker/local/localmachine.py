@@ -42,6 +42,8 @@ def check_fits(proc: Proc, machine_ad) -> None:
         raise SubmitError(f"request_gpus = {_amount(wanted_gpus)}: this machine has {machine_ad['GPUs']} GPU(s) "
                           f"(found under /dev/nvidia*); lower request_gpus or run it in a pool with GPUs")
     wanted_cpus = ads.get_int(proc.ad, "RequestCpus", 0) or 0
+    if wanted_cpus < 1:   # the local slot is the request: a 0-CPU container would be held after a start
+        raise SubmitError(f"request_cpus = {wanted_cpus}: a job needs at least 1 CPU; raise request_cpus")
     if wanted_cpus > (ads.get_int(machine_ad, "Cpus", 0) or 0):
         raise SubmitError(f"request_cpus = {_amount(wanted_cpus)}: this machine has {machine_ad['Cpus']} CPUs; "
                           "lower request_cpus or run it in a pool with bigger machines")

@@ -204,6 +204,14 @@ def test_an_expression_with_too_many_operators_is_bad_input(tmp_path):
                                      "the 4096 allowed")
 
 
+def test_a_request_of_no_cpu_is_bad_input_up_front(tmp_path):
+    """request_cpus = 0 ran and was held 10 (exit 1) while -2 was refused up front (exit 2)."""
+    done = run(tmp_path, request_cpus="0")
+    assert done.returncode == exitcodes.BAD_INPUT and done.stdout == ""
+    assert one_line(done) == "condor_docker run: request_cpus = 0: a job needs at least 1 CPU; raise request_cpus"
+    assert not (tmp_path / "job.log").exists()
+
+
 def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
     """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
     done = run(tmp_path, request_memory="0")
