@@ -523,7 +523,28 @@ def _plan(args: argparse.Namespace) -> Plan:
     except (SubmitError, ValueError) as err:
         raise Refused(exitcodes.BAD_INPUT, str(err)) from None
     _check_logs(procs)
-    return Plan(settings, uid, gid, user, procs, warnings, gpu_ids)
+    return Plan(settings, uid, gid, user, procs, warnings + capped_requests(procs, settings), gpu_ids)
+
+
+# (submit command, job attribute, Settings field, knob, unit): the caps core/spec.py applies to a container
+CAPS = (("request_cpus", "RequestCpus", "max_cpus", "CONDOR_DOCKER_MAX_CPUS", ""),
+        ("request_memory", "RequestMemory", "max_memory_mb", "CONDOR_DOCKER_MAX_MEMORY_MB", " MB"))
+
+
+def capped_requests(procs: list[Proc], settings: Settings) -> list[str]:
+    """A warning for each request a cap cuts: the job then runs with less than it asked for.
+
+    spec.build_spec gives a container min(request, cap) without a word, which is right
+    in a pool (the admin's cap) but surprising here; one line per distinct request.
+    """
+    lines: dict[str, None] = {}
+    for proc in procs:
+        for command, attr, field, knob, unit in CAPS:
+            cap, wanted = getattr(settings, field), ads.get_int(proc.ad, attr, 0) or 0
+            if cap and wanted > cap:
+                lines[f"warning: {command} = {wanted}{unit} is capped by {knob} = {cap}: the job runs with "
+                      f"{cap}{unit}"] = None
+    return list(lines)
 
 
 def main_run(argv: list[str]) -> int:

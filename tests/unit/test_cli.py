@@ -212,6 +212,14 @@ def test_a_request_of_no_cpu_is_bad_input_up_front(tmp_path):
     assert not (tmp_path / "job.log").exists()
 
 
+def test_a_request_cut_by_a_cap_knob_is_one_warning_line(tmp_path):
+    """--set CONDOR_DOCKER_MAX_MEMORY_MB=10 ran a request_memory = 64 job with 10 MB without a word."""
+    done = run(tmp_path, "--set", "CONDOR_DOCKER_MAX_MEMORY_MB=10", request_memory="64", queue="2")
+    assert done.returncode == 0, done.stderr
+    assert one_line(done) == ("condor_docker run: warning: request_memory = 64 MB is capped by "
+                              "CONDOR_DOCKER_MAX_MEMORY_MB = 10: the job runs with 10 MB")
+
+
 def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
     """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
     done = run(tmp_path, request_memory="0")
