@@ -103,6 +103,8 @@ def _next_cluster(state_dir: str) -> int:
 
 def _run_as(name: str | None) -> tuple[int, int, str]:
     """The job's user: the caller, or (for root, who never runs jobs) `--user`, default nobody."""
+    if name is not None and not name.strip():   # `--user "$EMPTY"` must not quietly mean nobody
+        raise SubmitError("--user '': give the name of an ordinary user (e.g. --user nobody), or drop --user")
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
         if name not in (None, entry.pw_name):

@@ -86,6 +86,14 @@ def test_refused_extra_argument_stops_the_run_before_any_job(tmp_path):
     assert not (tmp_path / "job.log").exists()          # nothing submitted, so condor_wait is not left waiting
 
 
+def test_an_empty_user_is_bad_usage(tmp_path):
+    """`--user ''` ran the job as nobody."""
+    done = run(tmp_path, "--user", "")
+    assert done.returncode == exitcodes.USAGE and done.stdout == ""
+    assert one_line(done) == ("condor_docker run: --user '': give the name of an ordinary user (e.g. --user nobody), "
+                              "or drop --user")
+
+
 def test_set_without_equals_names_the_form():
     done = condor_docker("run", "x.sub", "--set", "NOEQUALS")
     assert done.returncode == exitcodes.USAGE
