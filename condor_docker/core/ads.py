@@ -339,3 +339,21 @@ def format_value(value: Any) -> str:
 def format_ad_lines(attrs: dict[str, Any]) -> str:
     """`Attr = Value` lines, as a startd cron job or a hook prints them."""
     return "".join(f"{name} = {format_value(value)}\n" for name, value in attrs.items())
+
+
+def expression_too_big(text: str) -> str | None:
+    """Why `text` must not reach the ClassAd library, or None when it may.
+
+    The bound parse_ad puts on every ad value (MAX_OPERATORS_PER_VALUE and the
+    rest), for an expression that comes from elsewhere (a submit file's
+    `request_memory` or `requirements`): the reason reads on after its name,
+    e.g. "has 200001 operators, more than the 4096 allowed (...)".
+    """
+    if len(text) <= _SHORT_VALUE:
+        return None
+    prefix = "cannot parse the expression: the value of it on line 0 "
+    try:
+        _check_value_bounds(text, "it", 0, "expression")
+    except Failure as failure:
+        return failure.reason[len(prefix):] if failure.reason.startswith(prefix) else failure.reason
+    return None

@@ -128,7 +128,8 @@ class ContainerRun:
 
     def __init__(self, engine: Engine, spec: ContainerSpec, io: JobIO, *, kill_grace: float = 10.0,
                  on_created: Callable[[str], None] | None = None, disk_limit_kb: int | None = None,
-                 disk_check_period: float = 30.0, on_started: Callable[[str], None] | None = None) -> None:
+                 disk_check_period: float = 30.0, on_started: Callable[[str], None] | None = None,
+                 reports_lost_output: bool = False) -> None:
         self.engine = engine
         self.spec = spec
         self.io = io
@@ -150,6 +151,11 @@ class ContainerRun:
         self.cgroup = ContainerCgroup(spec.cgroup_parent) if spec.cgroup_parent else None
         self._attach: EngineStream | None = None
         self._abandon = threading.Event()   # the container is gone: relays stop, whatever they wait for
+        # ("stdout" or "stderr", why) when a write to the job's own output fd failed (a full disk):
+        # the rest of that output is lost.  A caller that says so itself (`reports_lost_output`,
+        # the local runner) gets no warning line of ours besides its own.
+        self.output_lost: tuple[str, OSError] | None = None
+        self.reports_lost_output = reports_lost_output
 
     # -- control from other threads -------------------------------------------
     def stop(self, signum: int = signals.SIGTERM, grace: float | None = None) -> None:
@@ -346,13 +352,20 @@ class ContainerRun:
             for stream, data in frames(attach):
                 if stream == 2 and len(self._stderr_head) < 4096:
                     self._stderr_head += data[:4096 - len(self._stderr_head)]
-                if not writers[2 if stream == 2 else 1].write(data):
+                name = "stderr" if stream == 2 else "stdout"
+                try:
+                    written = writers[2 if stream == 2 else 1].write(data)
+                except OSError as err:
+                    self.output_lost = (name, err)
+                    raise
+                if not written:
                     log.warning("output relay of %s abandoned: the job's %s takes no more output",
-                                self.spec.name, "stderr" if stream == 2 else "stdout")
+                                self.spec.name, name)
                     break
         except (OSError, ValueError) as err:
             if not self._abandon.is_set():
-                log.warning("output relay of %s ended: %s", self.spec.name, err)
+                level = logging.INFO if self.output_lost and self.reports_lost_output else logging.WARNING
+                log.log(level, "output relay of %s ended: %s", self.spec.name, err)
         finally:
             attach.close()
             os.close(stdout_fd)

@@ -10,7 +10,7 @@ import os
 import tempfile
 
 from ..core import ads
-from .submitfile import Proc, SubmitError
+from .submitfile import MAX_REQUEST, Proc, SubmitError
 
 
 def local_machine_ad(gpu_ids: tuple[str, ...], scratch_parent: str | None = None):
@@ -29,28 +29,36 @@ def local_machine_ad(gpu_ids: tuple[str, ...], scratch_parent: str | None = None
 MIN_CONTAINER_MEMORY_MB = 6   # Docker's own floor ("Minimum memory limit allowed is 6MB")
 
 
+def _amount(wanted: int, unit: str = "") -> str:
+    """A request as a refusal shows it: one cut to MAX_REQUEST (more than an ad holds) says so."""
+    return f"{wanted}{unit}" + (" or more" if wanted >= MAX_REQUEST else "")
+
+
 def check_fits(proc: Proc, machine_ad) -> None:
     """What a negotiator would decide: a job this machine can never match is refused, not left idle."""
     name = f"job {proc.ad['ClusterId']}.{proc.ad['ProcId']}"
     wanted_gpus = ads.get_int(proc.ad, "RequestGPUs", 0) or 0
     if wanted_gpus > (ads.get_int(machine_ad, "GPUs", 0) or 0):
-        raise SubmitError(f"request_gpus = {wanted_gpus}: this machine has {machine_ad['GPUs']} GPU(s) "
+        raise SubmitError(f"request_gpus = {_amount(wanted_gpus)}: this machine has {machine_ad['GPUs']} GPU(s) "
                           f"(found under /dev/nvidia*); lower request_gpus or run it in a pool with GPUs")
     wanted_cpus = ads.get_int(proc.ad, "RequestCpus", 0) or 0
+    if wanted_cpus < 1:   # the local slot is the request: a 0-CPU container would be held after a start
+        raise SubmitError(f"request_cpus = {wanted_cpus}: a job needs at least 1 CPU; raise request_cpus")
     if wanted_cpus > (ads.get_int(machine_ad, "Cpus", 0) or 0):
-        raise SubmitError(f"request_cpus = {wanted_cpus}: this machine has {machine_ad['Cpus']} CPUs; "
+        raise SubmitError(f"request_cpus = {_amount(wanted_cpus)}: this machine has {machine_ad['Cpus']} CPUs; "
                           "lower request_cpus or run it in a pool with bigger machines")
     wanted_memory = ads.get_int(proc.ad, "RequestMemory", 0) or 0
     if wanted_memory < MIN_CONTAINER_MEMORY_MB:   # the local slot is the request: the engine would refuse it
         raise SubmitError(f"request_memory = {wanted_memory} MB: a container needs at least "
-                          f"{MIN_CONTAINER_MEMORY_MB} MB (the engine's minimum); raise request_memory")
+                          f"{MIN_CONTAINER_MEMORY_MB} MB (the engine's minimum); raise request_memory "
+                          "(a fraction is rounded up to whole MB, as condor_submit does)")
     if wanted_memory > (ads.get_int(machine_ad, "Memory", 0) or 0):
-        raise SubmitError(f"request_memory = {wanted_memory} MB: this machine has {machine_ad['Memory']} MB; "
-                          "lower request_memory or run it in a pool with bigger machines")
+        raise SubmitError(f"request_memory = {_amount(wanted_memory, ' MB')}: this machine has "
+                          f"{machine_ad['Memory']} MB; lower request_memory or run it in a pool with bigger machines")
     wanted_disk = ads.get_int(proc.ad, "RequestDisk", 0) or 0
     if wanted_disk > (ads.get_int(machine_ad, "Disk", 0) or 0):
-        raise SubmitError(f"request_disk = {wanted_disk} KB: only {machine_ad['Disk']} KB free for scratch dirs "
-                          f"here; lower request_disk or free space")
+        raise SubmitError(f"request_disk = {_amount(wanted_disk, ' KB')}: only {machine_ad['Disk']} KB free for "
+                          "scratch dirs here; lower request_disk or free space")
     if "Requirements" in proc.ad:
         expr = proc.ad.lookup("Requirements")
         try:

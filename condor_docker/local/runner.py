@@ -103,6 +103,8 @@ def _next_cluster(state_dir: str) -> int:
 
 def _run_as(name: str | None) -> tuple[int, int, str]:
     """The job's user: the caller, or (for root, who never runs jobs) `--user`, default nobody."""
+    if name is not None and not name.strip():   # `--user "$EMPTY"` must not quietly mean nobody
+        raise SubmitError("--user '': give the name of an ordinary user (e.g. --user nobody), or drop --user")
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
         if name not in (None, entry.pw_name):
@@ -258,7 +260,8 @@ class LocalRunner:
                 self.current = ContainerRun(self.engine, self._with_usage_cgroup(container), io,
                                             kill_grace=job_request.kill_grace or self.settings.kill_grace,
                                             disk_limit_kb=ads.get_int(proc.ad, "RequestDisk"),
-                                            disk_check_period=self.settings.disk_check_period)
+                                            disk_check_period=self.settings.disk_check_period,
+                                            reports_lost_output=True)
                 if self.interrupted.is_set():
                     raise Failure(Code.JOB_INTERRUPTED, "interrupted before the job started")
                 watcher = threading.Thread(target=self._watch_policy, args=(proc, run_started, stop_watching, decided),
@@ -270,6 +273,7 @@ class LocalRunner:
                     stop_watching.set()
                     watcher.join()
             userpolicy.record_exit(proc.ad, result.exit_code, result.signal, run_started)
+            check_output_kept(self.current, proc)
             transfer_out(proc, scratch)
             return result, (decided[0] if decided else None)
         finally:
@@ -314,6 +318,22 @@ def explain_transferred_executable(failure: Failure, proc: Proc) -> Failure:
     return Failure(failure.code, f"{failure.reason} (executable = {command} was transferred from this machine and "
                                  f"run as ./{os.path.basename(command)}, since transfer_executable defaults to true "
                                  f"as in HTCondor; to run the image's own {command}, write transfer_executable = false)")
+
+
+def check_output_kept(run: ContainerRun, proc: Proc) -> None:
+    """A job whose stdout or stderr could not be written (a full disk) is held, naming the command.
+
+    HTCondor holds a job whose output cannot be transferred back; transfer_out holds
+    it the same way here.  Its output is lost, so it did not run to a usable end.
+    """
+    if run.output_lost is None:
+        return
+    stream, err = run.output_lost
+    attr = "Out" if stream == "stdout" else "Err"
+    command = STREAM_COMMANDS[attr]
+    raise Failure(Code.BAD_JOB_AD, f"{command} = {ads.get_str(proc.ad, attr)}: the job's {stream} could not be "
+                                   f"written: {err.strerror}; free space there or point {command} at a writable "
+                                   "file")
 
 
 def job_request_slot(job: JobId) -> str:
@@ -400,6 +420,12 @@ def _settings(pairs: list[str]) -> Settings:
     return settings
 
 
+def unwritable_log(path: str, err: OSError) -> str:
+    """The one line for a `log =` file that cannot be written, before the run or during it."""
+    return (f"log = {path}: cannot write the job event log: {err.strerror}; "
+            "create its directory or point log at a writable file")
+
+
 def _check_logs(procs: list[Proc]) -> None:
     """Each `log =` file can be written, before anything is submitted to it."""
     for path in dict.fromkeys(p.ad.get("UserLog") for p in procs if p.ad.get("UserLog")):
@@ -409,8 +435,51 @@ def _check_logs(procs: list[Proc]) -> None:
             if not existed:       # a run refused later (no engine) leaves no empty log behind
                 os.unlink(path)
         except OSError as err:
-            raise Refused(exitcodes.CANTCREAT, f"log = {path}: cannot write the job event log: {err.strerror}; "
-                                               "create its directory or point log at a writable file") from None
+            raise Refused(exitcodes.CANTCREAT, unwritable_log(path, err)) from None
+
+
+class RunLog(EventLog):
+    """A `log =` file as the run writes it: a write that fails does not stop the jobs.
+
+    The file may become unwritable while a job runs (replaced by a directory, a
+    full disk): the job's own outcome is still true and is still reported; the
+    first failure is kept (`failure`) and the run ends CANTCREAT naming `log =`.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.failure: str | None = None
+        super().__init__(path)
+
+    def _write(self, event_number: int, job: JobId, body: str) -> None:
+        try:
+            super()._write(event_number, job, body)
+        except OSError as err:
+            self.failure = self.failure or unwritable_log(self.path, err)
+
+
+def _submit_all(procs: list[Proc]) -> dict[str, RunLog]:
+    """Each job's submit event, in its `log`; a log that takes none refuses the run before any job runs.
+
+    `log = /dev/full` opens (so _check_logs passes) and then takes no event.  The jobs
+    already submitted to another log are aborted there, so condor_wait on it returns.
+    """
+    event_logs: dict[str, RunLog] = {}
+    for path in dict.fromkeys(p.ad.get("UserLog") for p in procs if p.ad.get("UserLog")):
+        try:
+            event_logs[path] = RunLog(path)
+        except OSError as err:
+            raise Refused(exitcodes.CANTCREAT, unwritable_log(path, err)) from None
+    submitted = []
+    for proc in procs:
+        job, events = JobId(proc.ad["ClusterId"], proc.ad["ProcId"]), event_logs.get(proc.ad.get("UserLog"))
+        if events:
+            events.submit(job, "<127.0.0.1:0>")
+            if events.failure:
+                for earlier, earlier_log in submitted:
+                    earlier_log.aborted(earlier, f"condor_docker run did not start: {events.failure}")
+                raise Refused(exitcodes.CANTCREAT, events.failure)
+            submitted.append((job, events))
+    return event_logs
 
 
 def _check_engine(settings: Settings, engine: Engine) -> None:
@@ -456,7 +525,28 @@ def _plan(args: argparse.Namespace) -> Plan:
     except (SubmitError, ValueError) as err:
         raise Refused(exitcodes.BAD_INPUT, str(err)) from None
     _check_logs(procs)
-    return Plan(settings, uid, gid, user, procs, warnings, gpu_ids)
+    return Plan(settings, uid, gid, user, procs, warnings + capped_requests(procs, settings), gpu_ids)
+
+
+# (submit command, job attribute, Settings field, knob, unit): the caps core/spec.py applies to a container
+CAPS = (("request_cpus", "RequestCpus", "max_cpus", "CONDOR_DOCKER_MAX_CPUS", ""),
+        ("request_memory", "RequestMemory", "max_memory_mb", "CONDOR_DOCKER_MAX_MEMORY_MB", " MB"))
+
+
+def capped_requests(procs: list[Proc], settings: Settings) -> list[str]:
+    """A warning for each request a cap cuts: the job then runs with less than it asked for.
+
+    spec.build_spec gives a container min(request, cap) without a word, which is right
+    in a pool (the admin's cap) but surprising here; one line per distinct request.
+    """
+    lines: dict[str, None] = {}
+    for proc in procs:
+        for command, attr, field, knob, unit in CAPS:
+            cap, wanted = getattr(settings, field), ads.get_int(proc.ad, attr, 0) or 0
+            if cap and wanted > cap:
+                lines[f"warning: {command} = {wanted}{unit} is capped by {knob} = {cap}: the job runs with "
+                      f"{cap}{unit}"] = None
+    return list(lines)
 
 
 def main_run(argv: list[str]) -> int:
@@ -475,21 +565,27 @@ def main_run(argv: list[str]) -> int:
             return exitcodes.OK
         engine = Engine(plan.settings.engine_url, plan.settings.engine_timeout)
         _check_engine(plan.settings, engine)
+        event_logs = _submit_all(plan.procs)
     except Refused as refused:
         print(f"condor_docker run: {refused}", file=sys.stderr)
         return refused.exit_code
     runner = LocalRunner(plan.settings, engine, plan.uid, plan.gid, plan.user, args.retry_delay,
                          args.periodic_interval, plan.gpu_ids)
-    outcomes = _run_all(runner, plan.procs)
+    outcomes = _run_all(runner, plan.procs, event_logs)
     for outcome in outcomes:
         print(outcome.describe())
-    return exit_code(outcomes, runner.interrupted.is_set())
+    lost = [events.failure for events in event_logs.values() if events.failure]
+    for line in lost:
+        print(f"condor_docker run: {line}", file=sys.stderr)
+    return exit_code(outcomes, runner.interrupted.is_set(), lost_record=bool(lost))
 
 
-def exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
-    """0 only when every job ran to its end; which of the others, by how bad it is."""
+def exit_code(outcomes: list[Outcome], interrupted: bool, lost_record: bool = False) -> int:
+    """0 only when every job ran to its end and its record was kept; which of the others, by how bad it is."""
     if any(o.error for o in outcomes):
         return exitcodes.INTERNAL
+    if lost_record:
+        return exitcodes.CANTCREAT
     if interrupted:
         return exitcodes.INTERRUPTED
     if any(o.held for o in outcomes):
@@ -497,15 +593,9 @@ def exit_code(outcomes: list[Outcome], interrupted: bool) -> int:
     return exitcodes.OK
 
 
-def _run_all(runner: LocalRunner, procs: list[Proc]) -> list[Outcome]:
+def _run_all(runner: LocalRunner, procs: list[Proc], event_logs: Mapping[str, EventLog]) -> list[Outcome]:
     """Run in a worker thread so Ctrl-C (or SIGTERM) stops the current container cleanly."""
     outcomes: list[Outcome] = []
-    logs = {p.ad.get("UserLog") for p in procs}
-    event_logs = {path: EventLog(path) for path in logs if path}
-    for proc in procs:
-        events = event_logs.get(proc.ad.get("UserLog"))
-        if events:
-            events.submit(JobId(proc.ad["ClusterId"], proc.ad["ProcId"]), "<127.0.0.1:0>")
 
     def work() -> None:
         for proc in procs:
@@ -568,7 +658,7 @@ ABANDON_AFTER = 2.0   # seconds an interrupted run waits for a pull (no containe
 
 
 def _abandon(runner: LocalRunner, procs: list[Proc], outcomes: list[Outcome],
-             event_logs: dict[str, EventLog]) -> list[Outcome]:
+             event_logs: Mapping[str, EventLog]) -> list[Outcome]:
     """Interrupted with no container running (a pull in progress): every unfinished job is removed now.
 
     The worker thread is left in the pull and dies with the process, so its cleanup never

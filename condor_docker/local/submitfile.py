@@ -19,11 +19,13 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable
 
 import classad2
 import htcondor2
 
+from ..core import ads
 from ..core.arguments import (
     ArgumentSyntaxError,
     _env_to_v2_raw,
@@ -47,15 +49,28 @@ class Proc:
     output_remaps: tuple[tuple[str, str], ...] = ()   # transfer_output_remaps: (name, destination)
 
 
-_MEMORY_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_MEMORY_UNITS = {"": 1, "K": Fraction(1, 1024), "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def _size(text: str, command: str, units: dict, examples: str) -> int:
+    """A number with an optional unit, in whole units rounded up, as condor_submit writes it.
+
+    Exact (no float): `5.5` is 6 and `0` stays 0, so a request under a floor is
+    refused for what it is (localmachine.check_fits), not shown as 1 or 5.
+    """
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
+    try:
+        amount = Fraction(match.group(1)) if match else None
+    except ValueError:   # more digits than Python converts (sys.get_int_max_str_digits)
+        amount = None
+    if amount is None:
+        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. {examples}")
+    return math.ceil(amount * units[match.group(2).upper()])
 
 
 def parse_memory_mb(text: str, command: str = "request_memory") -> int:
     """`64`, `64M`, `1G`, `512 MB` -> megabytes (a bare number is MB, as in condor_submit)."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
-    if not match:
-        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. 128, 512M or 2G")
-    return max(1, int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()]))
+    return _size(text, command, _MEMORY_UNITS, "128, 512M or 2G")
 
 
 # Commands the local runner honours (lower case).  Policy commands become the
@@ -128,10 +143,7 @@ _DISK_UNITS = {"": 1, "K": 1, "M": 1024, "G": 1024 * 1024, "T": 1024 * 1024 * 10
 
 def parse_disk_kb(text: str, command: str = "request_disk") -> int:
     """request_disk: a bare number is KiB, as in condor_submit; `1G`, `500M` also work."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)B?\s*", text or "", re.I)
-    if not match:
-        raise SubmitError(f"{command} = {text!r} is not a size: write e.g. 1G or 500M")
-    return max(1, int(float(match.group(1)) * _DISK_UNITS[match.group(2).upper()]))
+    return max(1, _size(text, command, _DISK_UNITS, "1G or 500M"))
 
 
 def parse_remaps(text: str) -> tuple[tuple[str, str], ...]:
@@ -175,10 +187,7 @@ def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
     for command, attr in expressions:
         value = _expand(submit, command)
         if value:
-            try:
-                ad[attr] = classad2.ExprTree(value)
-            except Exception as err:
-                raise SubmitError(f"{command} = {value!r} is not a ClassAd expression: {err}") from err
+            ad[attr] = _expression(command, value)
     retries = _expand(submit, "max_retries")
     success = _expand(submit, "success_exit_code")
     if success:
@@ -197,6 +206,22 @@ def _policy_attrs(submit: htcondor2.Submit, ad: classad2.ClassAd) -> None:
             ad["OnExitHold"] = False
 
 
+def _bounded(command: str, text: str) -> None:
+    """Refuse what would crash libclassad: a 200,000-term `64+0+0...` is a SIGSEGV in it (core/ads.py's rule)."""
+    too_big = ads.expression_too_big(text)
+    if too_big:
+        raise SubmitError(f"{command}: the expression {too_big}; write a shorter one")
+
+
+def _expression(command: str, text: str) -> classad2.ExprTree:
+    """A command's value as a ClassAd expression, bounded before classad2 sees it."""
+    _bounded(command, text)
+    try:
+        return classad2.ExprTree(text)
+    except Exception as err:   # classad2 raises ClassAdException / ValueError
+        raise SubmitError(f"{command} = {text!r} is not a ClassAd expression: {err}") from err
+
+
 def _split_list(text: str) -> tuple[str, ...]:
     return tuple(item for item in re.split(r"[\s,]+", text.strip()) if item)
 
@@ -205,12 +230,15 @@ MAX_JOBS = 10000    # one after another on one machine: more is a typo (an extra
 
 
 def _queue_plan(submit: htcondor2.Submit) -> tuple[int, list[dict]]:
-    """(procs per item, items) from the queue statement; `queue` alone is one proc."""
+    """(procs per item, items) from the queue statement; `queue` alone is one proc.
+
+    An item list that turns out empty (`queue x in ()`, `from` an empty file, `matching`
+    nothing) queues no job, as condor_submit says ("only empty queue commands").
+    """
     qargs = (submit.getQArgs() or "").strip()
-    count = 1
-    first = qargs.split(None, 1)[0] if qargs else ""
-    if first.isdigit():
-        count = int(first)
+    counted = re.match(r"(\d+)(?:\s+|$)", qargs)
+    count = int(counted.group(1)) if counted else 1
+    has_items = bool(qargs[counted.end():] if counted else qargs)   # words after the count: an item list
     try:
         items = submit.itemdata()
     except Exception as err:
@@ -218,13 +246,22 @@ def _queue_plan(submit: htcondor2.Submit) -> tuple[int, list[dict]]:
     rows: list[dict] = []
     for item in items or []:
         rows.append(item if isinstance(item, dict) else {"Item": item})
-    return count, rows or [{}]
+    return count, rows or ([] if has_items else [{}])
 
 
 def _expand(submit: htcondor2.Submit, key: str) -> str | None:
+    """The command's value, macros expanded; None when it is unset or empty.
+
+    condor_submit takes `arguments =` (or a value whose macros expand to nothing)
+    as if the command were absent; htcondor2's expand() raises KeyError for it.
+    """
     if key not in submit:
         return None
-    return submit.expand(key).strip()
+    try:
+        value = submit.expand(key).strip()
+    except KeyError:
+        return None
+    return value or None
 
 
 def _parse_count(text: str, command: str) -> int:
@@ -233,27 +270,48 @@ def _parse_count(text: str, command: str) -> int:
     return int(text)
 
 
+# The largest integer a ClassAd holds (int64): a bigger request is stored as this, which no
+# machine has, so localmachine.check_fits refuses it as too big (classad2 raises SystemError
+# on a bigger Python int).
+MAX_REQUEST = 2 ** 63 - 1
+
+
 def _requested(submit: htcondor2.Submit, command: str, ad: classad2.ClassAd,
                parse: Callable[[str, str], int], default: str | None = None) -> int:
     """A request_* command as condor_submit takes it: a number (with units), or a ClassAd expression.
 
     condor_submit keeps an expression (`ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3/2, 2048)`)
     and the startd evaluates it against the job at match time; here it is evaluated once against
-    the new job's ad, where MemoryUsage and the like are still undefined.
+    the new job's ad, where MemoryUsage and the like are still undefined.  At most MAX_REQUEST.
     """
     text = _expand(submit, command) or default or ""
+    _bounded(command, text)
     try:
-        return parse(text, command)
+        return min(parse(text, command), MAX_REQUEST)
     except SubmitError as not_plain:
         try:
             value = classad2.ExprTree(text).eval(ad)
         except Exception:   # classad2 raises ClassAdException / ValueError for what is no expression
-            value = None
-        if isinstance(value, (bool, classad2.Value)) or not isinstance(value, (int, float)) or not 0 < value < 2 ** 53:
-            shown = value.name if isinstance(value, classad2.Value) else repr(value)
             raise SubmitError(f"{not_plain}, or an expression that gives a positive number for a new job "
-                              f"(here it gives {shown})") from None
-        return max(1, math.ceil(value))
+                              "(this is no ClassAd expression)") from None
+        # classad2.Value (undefined, error) is an int too
+        if isinstance(value, (bool, classad2.Value)) or not isinstance(value, (int, float)) or not value > 0:
+            raise SubmitError(f"{not_plain}, or an expression that gives a positive number for a new job "
+                              f"(here it gives {_in_classad_words(value)})") from None
+        return MAX_REQUEST if value >= MAX_REQUEST else math.ceil(value)
+
+
+def _in_classad_words(value: object) -> str:
+    """A value as the ClassAd language writes it (undefined, true, "text"), never Python's (None, True)."""
+    if value is None or isinstance(value, classad2.Value):
+        return value.name.lower() if value is not None else "undefined"
+    if isinstance(value, list):
+        return "{" + ", ".join(_in_classad_words(item) for item in value) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
 
 
 def _bool(value: str | None, command: str, default: bool) -> bool:
@@ -298,10 +356,7 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     for command, attr in (("requirements", "Requirements"), ("rank", "Rank")):
         value = _expand(submit, command)
         if value:
-            try:
-                ad[attr] = classad2.ExprTree(value)
-            except Exception as err:
-                raise SubmitError(f"{command} = {value!r} is not a ClassAd expression: {err}") from err
+            ad[attr] = _expression(command, value)
     if _expand(submit, "batch_name"):
         ad["JobBatchName"] = _expand(submit, "batch_name")
     notification = (_expand(submit, "notification") or "never").lower()
@@ -345,10 +400,8 @@ def _job_ad(submit: htcondor2.Submit, cluster: int, proc: int, submit_dir: str) 
     for key in submit.keys():
         if key.startswith("+") or key.upper().startswith("MY."):
             name = key[1:] if key.startswith("+") else key[3:]
-            try:
-                ad[name] = classad2.ExprTree(submit.expand(key))
-            except Exception as err:
-                raise SubmitError(f"{key} = {submit[key]!r} is not a ClassAd expression: {err}") from err
+            value = _expand(submit, key)   # `+MyAttr =` is undefined, as condor_submit writes it
+            ad[name] = _expression(key, value if value is not None else "undefined")
     outputs = _expand(submit, "transfer_output_files")
     return Proc(ad=ad, iwd=iwd,
                 transfer_input=_split_list(_expand(submit, "transfer_input_files") or ""),

@@ -86,6 +86,14 @@ def test_refused_extra_argument_stops_the_run_before_any_job(tmp_path):
     assert not (tmp_path / "job.log").exists()          # nothing submitted, so condor_wait is not left waiting
 
 
+def test_an_empty_user_is_bad_usage(tmp_path):
+    """`--user ''` ran the job as nobody."""
+    done = run(tmp_path, "--user", "")
+    assert done.returncode == exitcodes.USAGE and done.stdout == ""
+    assert one_line(done) == ("condor_docker run: --user '': give the name of an ordinary user (e.g. --user nobody), "
+                              "or drop --user")
+
+
 def test_set_without_equals_names_the_form():
     done = condor_docker("run", "x.sub", "--set", "NOEQUALS")
     assert done.returncode == exitcodes.USAGE
@@ -99,6 +107,48 @@ def test_unwritable_log_is_refused_before_anything_is_submitted(tmp_path):
     assert done.returncode == exitcodes.CANTCREAT == 73
     assert one_line(done) == (f"condor_docker run: log = {tmp_path}/a-file/job.log: cannot write the job event log: "
                               "Not a directory; create its directory or point log at a writable file")
+
+
+def test_a_log_that_takes_no_event_is_named_before_any_job_runs(tmp_path):
+    """`log = /dev/full` opens, then said "cannot write the output: No space left on device" naming nothing."""
+    done = run(tmp_path, log="/dev/full")
+    assert done.returncode == exitcodes.CANTCREAT and done.stdout == ""
+    assert one_line(done) == ("condor_docker run: log = /dev/full: cannot write the job event log: No space left on "
+                              "device; create its directory or point log at a writable file")
+
+
+def test_a_log_replaced_by_a_directory_while_the_job_runs_is_named_and_the_job_still_reported(tmp_path):
+    """It was exit 70 and "job N: removed: ... internal error" although the job had completed."""
+    import time
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "condor_docker.cli", "run",
+                             submit(tmp_path, executable="/bin/sleep", arguments="3"), "--state-dir",
+                             str(tmp_path / ".state")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "job.log"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "001 (" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    log.unlink()
+    log.mkdir()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == exitcodes.CANTCREAT, err
+    assert out.endswith(".0: exited with code 0\n"), out
+    assert err == (f"condor_docker run: log = {log}: cannot write the job event log: Is a directory; create its "
+                   "directory or point log at a writable file\n")
+
+
+@pytest.mark.parametrize("command, stream", [("output", "stdout"), ("error", "stderr")])
+def test_job_output_that_cannot_be_written_holds_the_job_naming_the_command(tmp_path, command, stream):
+    """`output = /dev/full` warned "output relay of HTCJob_... ended: [Errno 28]" and exited 0, the output lost."""
+    done = run(tmp_path, executable="/bin/sh", arguments=f"\"-c 'echo lost >&{1 if stream == 'stdout' else 2}'\"",
+               **{command: "/dev/full"})
+    assert done.returncode == exitcodes.HELD, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.endswith(f".0: held (subcode 10): {command} = /dev/full: the job's {stream} could not be "
+                                f"written: No space left on device; free space there or point {command} at a "
+                                "writable file\n"), done.stdout
+    assert "Job was held." in (tmp_path / "job.log").read_text()
 
 
 def test_unwritable_home_for_the_cluster_counter(tmp_path):
@@ -115,17 +165,78 @@ def test_queue_0_says_there_is_nothing_to_run(tmp_path):
     assert one_line(done).endswith("job.sub queues no jobs (queue 0, or an empty item list); nothing to run")
 
 
+@pytest.mark.parametrize("queue", ["x in ()", "x from empty.txt"])
+def test_an_empty_item_list_says_there_is_nothing_to_run(tmp_path, queue):
+    """It ran one job with $(x) empty; condor_submit queues none."""
+    (tmp_path / "empty.txt").write_text("")
+    done = run(tmp_path, queue=queue)
+    assert done.returncode == 0 and done.stdout == ""
+    assert one_line(done).endswith("job.sub queues no jobs (queue 0, or an empty item list); nothing to run")
+
+
 def test_a_memory_request_over_this_machine_is_bad_input(tmp_path):
     done = run(tmp_path, request_memory="10T")
     assert done.returncode == exitcodes.BAD_INPUT == 2
     assert one_line(done).startswith("condor_docker run: request_memory = 10485760 MB: this machine has ")
 
 
+@pytest.mark.parametrize("command, shown", [
+    ("request_memory", "request_memory = 9223372036854775807 MB or more: this machine has "),
+    ("request_disk", "request_disk = 9223372036854775807 KB or more: only "),
+    ("request_cpus", "request_cpus = 9223372036854775807 or more: this machine has "),
+])
+@pytest.mark.parametrize("value", ["9223372036854775807", "99999999999999999999999"])
+def test_a_request_past_what_an_ad_holds_is_too_big_for_this_machine(tmp_path, command, shown, value):
+    """2**63 and over was a SystemError from classad2 (exit 70)."""
+    done = run(tmp_path, **{command: value})
+    assert done.returncode == exitcodes.BAD_INPUT
+    assert one_line(done).startswith(f"condor_docker run: {shown}")
+
+
+@pytest.mark.parametrize("command", ["request_memory", "request_disk", "requirements", "rank", "on_exit_remove",
+                                     "periodic_hold", "+MyAttr"])
+def test_an_expression_too_big_for_libclassad_is_bad_input(tmp_path, command):
+    """A 200,000-term `64+0+0...` was a SIGSEGV in libclassad (exit 139): bounded as core/ads.py bounds ad values."""
+    done = run(tmp_path, **{command: "64" + "+0" * 200_000})
+    assert done.returncode == exitcodes.BAD_INPUT
+    named = command.replace("+", "MY.")    # htcondor2's name for +MyAttr, as condor_submit's
+    assert one_line(done) == (f"condor_docker run: {named}: the expression is 400002 characters long and not one "
+                              "plain string; no job ad written by HTCondor has an expression over 16384; "
+                              "write a shorter one")
+
+
+def test_an_expression_with_too_many_operators_is_bad_input(tmp_path):
+    done = run(tmp_path, requirements="||".join(["1"] * 5000))
+    assert done.returncode == exitcodes.BAD_INPUT
+    assert one_line(done).startswith("condor_docker run: requirements: the expression has 4999 operators, more than "
+                                     "the 4096 allowed")
+
+
+def test_a_request_of_no_cpu_is_bad_input_up_front(tmp_path):
+    """request_cpus = 0 ran and was held 10 (exit 1) while -2 was refused up front (exit 2)."""
+    done = run(tmp_path, request_cpus="0")
+    assert done.returncode == exitcodes.BAD_INPUT and done.stdout == ""
+    assert one_line(done) == "condor_docker run: request_cpus = 0: a job needs at least 1 CPU; raise request_cpus"
+    assert not (tmp_path / "job.log").exists()
+
+
+def test_a_request_cut_by_a_cap_knob_is_one_warning_line(tmp_path):
+    """--set CONDOR_DOCKER_MAX_MEMORY_MB=10 ran a request_memory = 64 job with 10 MB without a word."""
+    done = run(tmp_path, "--set", "CONDOR_DOCKER_MAX_MEMORY_MB=10", request_memory="64", queue="2")
+    assert done.returncode == 0, done.stderr
+    assert one_line(done) == ("condor_docker run: warning: request_memory = 64 MB is capped by "
+                              "CONDOR_DOCKER_MAX_MEMORY_MB = 10: the job runs with 10 MB")
+
+
 def test_a_memory_request_under_the_engines_floor_is_bad_input(tmp_path):
     """request_memory = 0 was held 18 by the engine ("Minimum memory limit allowed is 6MB") after a start."""
     done = run(tmp_path, request_memory="0")
     assert done.returncode == 2
-    assert "MB: a container needs at least 6 MB (the engine's minimum); raise request_memory" in one_line(done)
+    assert one_line(done) == ("condor_docker run: request_memory = 0 MB: a container needs at least 6 MB (the "
+                              "engine's minimum); raise request_memory (a fraction is rounded up to whole MB, as "
+                              "condor_submit does)")
+    done = run(tmp_path, request_memory="5.5")      # was 5 MB (truncated), refused; condor_submit writes 6
+    assert done.returncode == 0 and done.stdout.endswith(".0: exited with code 0\n"), done.stderr
 
 
 def test_a_dead_engine_is_named_at_once_not_retried(tmp_path):

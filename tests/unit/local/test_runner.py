@@ -43,6 +43,7 @@ def test_exit_status_is_0_only_when_every_job_ran_to_its_end():
     assert runner.exit_code([done, held], interrupted=False) == exitcodes.HELD
     assert runner.exit_code([done], interrupted=True) == exitcodes.INTERRUPTED
     assert runner.exit_code([held, broken], interrupted=True) == exitcodes.INTERNAL
+    assert runner.exit_code([done, held], interrupted=True, lost_record=True) == exitcodes.CANTCREAT
 
 
 def test_a_bug_in_one_job_still_writes_a_terminal_event(tmp_path, capsys):

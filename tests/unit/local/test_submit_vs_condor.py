@@ -94,4 +94,4 @@ def test_a_request_that_is_no_size_nor_number_names_the_fix(tmp_path):
     with pytest.raises(submitfile.SubmitError) as caught:
         submitfile.load_procs(str(path), 1)
     assert str(caught.value) == ("request_memory = 'MemoryUsage * 2' is not a size: write e.g. 128, 512M or 2G, "
-                                 "or an expression that gives a positive number for a new job (here it gives Undefined)")
+                                 "or an expression that gives a positive number for a new job (here it gives undefined)")

@@ -129,3 +129,77 @@ def test_a_binary_file_and_a_huge_queue_are_one_line_refusals(tmp_path):
     huge.write_text("universe = docker\ndocker_image = i:1\nqueue 99999999\n")
     with pytest.raises(submitfile.SubmitError, match="at most 10000 per submit file"):
         submitfile.load_procs(str(huge), 1)
+
+
+EMPTY_IS_UNSET = ["arguments", "output", "error", "log", "input", "request_memory", "request_cpus", "request_disk",
+                  "request_gpus", "executable", "universe", "environment", "getenv", "requirements", "rank",
+                  "initialdir", "batch_name", "max_retries", "success_exit_code", "on_exit_remove",
+                  "transfer_input_files", "transfer_output_files", "transfer_executable", "notification",
+                  "docker_network_type"]
+
+
+@pytest.mark.parametrize("command", EMPTY_IS_UNSET)
+def test_an_empty_command_is_unset_as_for_condor_submit(tmp_path, command):
+    """`arguments =` was a KeyError from htcondor2's expand() (exit 70); condor_submit -dry-run takes it as unset."""
+    universe = "" if command == "universe" else "universe = docker\n"
+    base = write(tmp_path, f"{universe}docker_image = i:1\nqueue\n")
+    (tmp_path / "empty").mkdir()
+    empty = write(tmp_path / "empty", f"{universe}docker_image = i:1\n{command} =\nalso = $(nothing)\n"
+                                      f"queue\n")
+    if command == "universe":   # unset is vanilla, as for condor_submit
+        with pytest.raises(submitfile.SubmitError, match="universe = vanilla: condor_docker runs only universe"):
+            submitfile.load_procs(empty, 1)
+        return
+    ours, unset = submitfile.load_procs(empty, 1)[0], submitfile.load_procs(base, 1)[0]
+    varying = {"QDate", "EnteredCurrentStatus", "Iwd"}
+    assert {k: str(ours.ad.lookup(k)) for k in ours.ad if k not in varying} == \
+           {k: str(unset.ad.lookup(k)) for k in unset.ad if k not in varying}
+    assert (ours.transfer_input, ours.transfer_output) == (unset.transfer_input, unset.transfer_output)
+
+
+def test_an_empty_docker_image_is_no_docker_image(tmp_path):
+    with pytest.raises(submitfile.SubmitError, match="no docker_image: add docker_image = "):
+        submitfile.load_procs(write(tmp_path, "universe = docker\ndocker_image =\nqueue\n"), 1)
+
+
+def test_an_empty_custom_attribute_is_undefined_as_for_condor_submit(tmp_path):
+    ad = submitfile.load_procs(write(tmp_path, "universe = docker\ndocker_image = i:1\n+MyAttr =\nqueue\n"), 1)[0].ad
+    assert str(ad.lookup("MyAttr")) == "undefined"
+
+
+@pytest.mark.parametrize("queue", ["x in ()", "2 x in ()", "x from {empty}", "x matching {tmp}/nothing-*.none"])
+def test_an_empty_item_list_queues_no_job_as_for_condor_submit(tmp_path, queue):
+    """`rows or [{}]` ran one job; condor_submit -dry-run: "only empty queue commands -- no jobs queued"."""
+    (tmp_path / "empty.txt").write_text("")
+    statement = queue.format(empty=tmp_path / "empty.txt", tmp=tmp_path)
+    assert submitfile.load_procs(write(tmp_path, f"universe = docker\ndocker_image = i:1\nqueue {statement}\n"),
+                                 1) == []
+
+
+@pytest.mark.parametrize("queue, jobs", [("", 1), ("2", 2), ("x in (a)", 1), ("2 x in (a, b)", 4)])
+def test_a_queue_statement_with_items_or_a_count_still_queues(tmp_path, queue, jobs):
+    path = write(tmp_path, f"universe = docker\ndocker_image = i:1\nqueue {queue}\n")
+    assert len(submitfile.load_procs(path, 1)) == jobs
+
+
+@pytest.mark.parametrize("text, mb", [("0", 0), ("5.5", 6), ("0.5", 1), ("1500K", 2), ("9223372036854775807", 2 ** 63 - 1)])
+def test_a_size_is_exact_and_rounded_up_as_by_condor_submit(text, mb):
+    """`0` was shown as 1 MB and `5.5` as 5 MB (float, truncated, max 1); condor_submit -dry-run writes 0 and 6."""
+    assert submitfile.parse_memory_mb(text) == mb
+
+
+@pytest.mark.parametrize("expression, gives", [
+    ("ifThenElse(MemoryUsage =!= undefined, MemoryUsage, undefined)", "(here it gives undefined)"),
+    ("1/0", "(here it gives error)"),
+    ("1 > 0", "(here it gives true)"),
+    ('"big"', '(here it gives "big")'),
+    ("{1, 2}", "(here it gives {1, 2})"),
+    ("64 MB MB", "(this is no ClassAd expression)"),
+])
+def test_a_request_that_gives_no_number_says_what_it_gives_in_classad_words(tmp_path, expression, gives):
+    """An expression that did not parse showed "(here it gives None)", a Python word."""
+    path = write(tmp_path, f"universe = docker\ndocker_image = i:1\nrequest_memory = {expression}\nqueue\n")
+    with pytest.raises(submitfile.SubmitError) as caught:
+        submitfile.load_procs(path, 1)
+    assert str(caught.value).endswith(f"or an expression that gives a positive number for a new job {gives}")
+    assert "None" not in str(caught.value) and "True" not in str(caught.value)
