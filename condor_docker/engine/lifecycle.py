@@ -482,7 +482,7 @@ class ContainerRun:
             if incomplete and not self._finished.is_set():
                 self._over_disk = Failure(Code.OVER_DISK, (
                     f"Docker job's disk use cannot be measured ({incomplete}; {used_kb} KB counted so far): "
-                    "write fewer, larger files"))
+                    "keep the scratch dir plain directories with fewer, larger files and no mounts"))
             elif self.disk_limit_kb and used_kb > self.disk_limit_kb and not self._finished.is_set():
                 self._over_disk = Failure(Code.OVER_DISK, (
                     f"Docker job has gone over its disk limit of {self.disk_limit_kb} KB: used {used_kb} KB "

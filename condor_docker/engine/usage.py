@@ -181,20 +181,26 @@ def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = M
     full at each of its links: an over-charge, never a file skipped.  Past
     `max_entries` entries or `max_depth` levels the size is incomplete: the
     caller must not take that for "within the limit" (a job that first makes a
-    million empty files would hide its big ones).
+    million empty files would hide its big ones).  So is a directory root may not
+    read, or one on another device: a job's FUSE mount (fusermount is setuid) over
+    a directory hides from root, in this mount namespace, what the container
+    still writes beneath it.
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
         top = os.open(path, flags)
-    except OSError:
+    except FileNotFoundError:
         return TreeSize(0)
+    except OSError as err:
+        return TreeSize(0, False, f"{path} cannot be opened ({err.strerror})")
+    device = os.fstat(top).st_dev
     seen: set[tuple[int, int]] = set()
     total = entries = 0
-    stack: list[tuple[int, Any]] = []
+    stack: list[tuple[int, Any, str]] = []   # (fd, its listing, its path)
     try:
-        stack.append((top, _listing(top)))
+        stack.append((top, _listing(top), path))
         while stack:
-            fd, listing = stack[-1]
+            fd, listing, where = stack[-1]
             entry = next(listing, None) if listing is not None else None
             if entry is None:
                 stack.pop()
@@ -205,8 +211,14 @@ def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = M
                 return TreeSize(total // 1024, False, f"more than {max_entries} entries")
             try:
                 info = entry.stat(follow_symlinks=False)
-            except OSError:
+            except FileNotFoundError:   # removed while we walk
                 continue
+            except OSError as err:      # root refused: another user's FUSE mount hides what is below it
+                return TreeSize(total // 1024, False, f"{os.path.join(where, entry.name)} cannot be read "
+                                                      f"({err.strerror})")
+            if stat.S_ISDIR(info.st_mode) and info.st_dev != device:
+                return TreeSize(total // 1024, False, f"a file system is mounted on "
+                                                      f"{os.path.join(where, entry.name)}")
             if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):   # only hard links can repeat
                 inode = (info.st_dev, info.st_ino)
                 if inode in seen:
@@ -220,11 +232,14 @@ def tree_size(path: str, max_entries: int = MAX_WALK_ENTRIES, max_depth: int = M
                 return TreeSize(total // 1024, False, f"directories nested deeper than {max_depth} levels")
             try:
                 child = os.open(entry.name, flags, dir_fd=fd)
-            except OSError:
-                continue
-            stack.append((child, _listing(child)))
+            except OSError as err:
+                if isinstance(err, PermissionError):
+                    return TreeSize(total // 1024, False, f"{os.path.join(where, entry.name)} cannot be "
+                                                          f"opened ({err.strerror})")
+                continue   # removed, or swapped for a link (never followed) while we walk
+            stack.append((child, _listing(child), os.path.join(where, entry.name)))
     finally:
-        for fd, listing in stack:
+        for fd, listing, _where in stack:
             _close(fd, listing)
     return TreeSize(total // 1024)
 

@@ -133,3 +133,21 @@ def test_past_the_hard_link_cap_links_are_charged_in_full_never_skipped(tmp_path
     assert usage.tree_size(str(tmp_path), max_links=1).kb == one + 3 * one
     assert usage.tree_size(str(tmp_path), max_links=0).kb == 6 * one
     assert usage.tree_size(str(tmp_path), max_links=1).complete   # a full set is an over-charge, not a hold
+
+
+def test_a_mount_in_the_tree_or_an_unopenable_top_makes_the_size_incomplete(tmp_path):
+    (tmp_path / "f").write_bytes(b"x" * 8192)
+    assert usage.tree_size(str(tmp_path / "f")).complete is False            # not a directory
+    assert usage.tree_size(str(tmp_path / "gone")) == usage.TreeSize(0)       # the scratch dir is gone: nothing
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    hidden = tmp_path / "hide"
+    hidden.mkdir()
+    import subprocess
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(hidden)], check=True)
+    try:   # a job's FUSE mount hides from root what the container writes beneath it: any mount is unmeasurable
+        size = usage.tree_size(str(tmp_path))
+        assert not size.complete and size.why == f"a file system is mounted on {hidden}"
+    finally:
+        subprocess.run(["umount", str(hidden)], check=True)
+    assert usage.tree_size(str(tmp_path)).complete
