@@ -29,6 +29,7 @@ from ..core.labels import (
     CGROUP_PARENT_LABEL,
     CLUSTER_LABEL,
     LAUNCHER_PID_LABEL,
+    LAUNCHER_START_LABEL,
     PROC_LABEL,
     SCRATCH_DIR_LABEL,
     SLOT_LABEL,
@@ -41,7 +42,7 @@ from ..core.settings import Settings
 from ..core.spec import ContainerSpec, build_spec
 from ..engine.client import ContainerState, Engine
 from ..engine.lifecycle import ContainerRun, ExitResult, JobIO
-from ..host import cgroups
+from ..host import cgroups, procs
 from ..wire import ops
 from . import launcher_watch, policy, starter_proof
 from .context import RequestContext
@@ -240,7 +241,7 @@ class JobService:
             spec = dataclasses.replace(
                 spec, cgroup_parent=parent,
                 environment=spec.environment + launcher_watch.ancestor_environment(ctx.pid),
-                labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),) + (
+                labels=spec.labels + ((LAUNCHER_PID_LABEL, str(ctx.pid)),) + _start_label(ctx.pid) + (
                     ((CGROUP_PARENT_LABEL, parent),) if parent else ()))
             self._check_no_live_container(scratch)
             job = self._track(request, spec, scratch)
@@ -483,3 +484,9 @@ class JobService:
         with self._lock:
             jobs = [job.describe() for job in self._jobs.values() if ctx.uid in (0, job.uid)]
         return ops.StatusReply(jobs).to_message()
+
+
+def _start_label(pid: int) -> tuple[tuple[str, str], ...]:
+    """The launcher's start time as a label, so the reaper never takes a recycled pid for it."""
+    start = procs.start_ticks(pid)
+    return () if start is None else ((LAUNCHER_START_LABEL, str(start)),)

@@ -37,6 +37,7 @@ UID_LABEL = LABEL_PREFIX + "uid"
 SCRATCH_DIR_LABEL = LABEL_PREFIX + "scratch_dir"
 IMAGE_LABEL = LABEL_PREFIX + "image"
 LAUNCHER_PID_LABEL = LABEL_PREFIX + "launcher_pid"
+LAUNCHER_START_LABEL = LABEL_PREFIX + "launcher_start"   # its start time (host/procs.py): not a reused pid
 STARTER_PID_LABEL = LABEL_PREFIX + "starter_pid"
 CGROUP_PARENT_LABEL = LABEL_PREFIX + "cgroup_parent"
 SELFTEST_LABEL = LABEL_PREFIX + "selftest"

@@ -33,11 +33,13 @@ from ..core.failures import Failure
 from ..core.labels import (
     AGENT_LABEL,
     LAUNCHER_PID_LABEL,
+    LAUNCHER_START_LABEL,
     MANAGED_LABEL,
     SCRATCH_DIR_LABEL,
     own_containers_filter,
 )
 from ..core.settings import Settings
+from ..host import procs
 from .client import Engine
 
 log = logging.getLogger("condor_docker.reaper")
@@ -53,15 +55,17 @@ class ReapDecision:
     why: str
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process exists (signal 0); EPERM means it exists but is not ours."""
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """Whether the process exists (signal 0; EPERM means it exists but is not ours) and, given its
+    start time, is still the one that had it: a job's user can fork until a dead launcher's pid
+    is its own, and would keep the container alive past the reaper."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return start is None or procs.start_ticks(pid) == start
 
 
 def _name(container: dict) -> str:
@@ -80,7 +84,7 @@ def _under(path: str, directories: Iterable[str]) -> bool:
 
 
 def decide(container: dict, tracked: set[str], now: float, grace: float,
-           alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None,
+           alive: Callable[..., bool] = pid_alive, agent_id: str | None = None,
            execute_dirs: Iterable[str] = ()) -> ReapDecision:
     """Reap or keep one container from the engine's container list; pure but for `alive`.
 
@@ -101,8 +105,9 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
     if _is_tracked(container, tracked):
         return ReapDecision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
-    pid_text = labels.get(LAUNCHER_PID_LABEL, "")
-    if pid_text.isdigit() and alive(int(pid_text)):
+    pid_text, start_text = labels.get(LAUNCHER_PID_LABEL, ""), labels.get(LAUNCHER_START_LABEL, "")
+    launcher = (int(pid_text),) + ((int(start_text),) if start_text.isdigit() else ()) if pid_text.isdigit() else ()
+    if launcher and alive(*launcher):   # (a container made before the start label: its pid alone)
         # its launcher still waits for it (e.g. served by another agent, or being reattached)
         return ReapDecision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")
     if state not in _RUNNING_STATES:
@@ -114,7 +119,7 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
 
 
 def plan(containers: Iterable[dict], tracked: set[str], now: float, grace: float,
-         alive: Callable[[int], bool] = pid_alive, agent_id: str | None = None,
+         alive: Callable[..., bool] = pid_alive, agent_id: str | None = None,
          execute_dirs: Iterable[str] = ()) -> list[ReapDecision]:
     return [decide(c, tracked, now, grace, alive, agent_id, execute_dirs) for c in containers]
 
@@ -129,7 +134,7 @@ class Reaper:
         self.tracked = tracked
         self.is_healthy = is_healthy
         self.clock: Callable[[], float] = time.time
-        self.alive: Callable[[int], bool] = pid_alive
+        self.alive: Callable[..., bool] = pid_alive
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()

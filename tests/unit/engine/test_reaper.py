@@ -125,3 +125,19 @@ def test_containers_of_another_execute_dir_are_never_reaped():
     assert decide(mine, set(), 1e9, 60, execute_dirs=["/x/execute"]).reap is True
     decision = decide(other, set(), 1e9, 60, execute_dirs=["/x/execute"])
     assert decision.reap is False and decision.why == "another execute dir's"
+
+
+def test_a_launcher_pid_taken_over_by_another_process_does_not_keep_the_container():
+    # an independent review: the job's user forked until it held the dead launcher's pid (9 s here)
+    import os
+
+    from condor_docker.core.labels import LAUNCHER_START_LABEL
+    from condor_docker.host import procs
+    me = os.getpid()
+    mine = procs.start_ticks(me)
+    assert mine is not None and procs.start_ticks(2 ** 22 + 7) is None
+    same = container("a", labels={**OURS, LAUNCHER_PID_LABEL: str(me), LAUNCHER_START_LABEL: str(mine)})
+    reused = container("b", labels={**OURS, LAUNCHER_PID_LABEL: str(me), LAUNCHER_START_LABEL: str(mine + 1)})
+    older = container("c", labels={**OURS, LAUNCHER_PID_LABEL: str(me)})   # made before the start label
+    decisions = reaper.plan([same, reused, older], set(), NOW, 60)
+    assert [d.reap for d in decisions] == [False, True, False], decisions
