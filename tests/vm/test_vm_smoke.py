@@ -157,6 +157,15 @@ def test_busy_job_usage_is_counted_by_htcondor(vm_pool):
             check=False).stdout.strip()
         if not where:
             time.sleep(2)
+    probe = ""
+    launcher = _cgroup_of("launcher", where)
+    if vm_pool.driver == "systemd" and launcher:
+        # while HTCondor's slice exists: can the systemd driver create a container in it at all?
+        probe = vm_pool.guest.ssh(
+            f"out=$(docker run --rm --network none --cgroup-parent={launcher.rsplit('/', 1)[0]} {REGISTRY_IMAGE} "
+            f"cat /proc/self/cgroup 2>&1); rc=$?; printf '%s\\n' \"$out\" | tail -2; echo rc=$rc",
+            check=False, timeout=300).stdout.strip()
+        MEASURED[f"busy job {vm_pool.name}: docker run --cgroup-parent=<HTCondor's slice>"] = probe.replace("\n", " | ")
     ad = _wait_done_or_requeued(vm_pool, job, 900)
     seconds = time.monotonic() - started
     if ad.get("JobStatus") != COMPLETED:
@@ -168,7 +177,7 @@ def test_busy_job_usage_is_counted_by_htcondor(vm_pool):
     MEASURED[f"busy job {vm_pool.name}"] = (
         f"{seconds:.0f} s submit to done; cgroups: {' | '.join(where.splitlines()) or '?'}; condor_history: "
         + ", ".join(f"{k}={v}" for k, v in usage.items() if v is not None))
-    container, launcher = _cgroup_of("container", where), _cgroup_of("launcher", where)
+    container = _cgroup_of("container", where)
     assert container and launcher, f"no container/launcher cgroup seen while the job ran: {where!r}"
     assert re.fullmatch(r"(/.*)?/htcondor/([^/]+)\.slice/\2\.scope", launcher), \
         f"the starter did not put the launcher in a slot scope (not using cgroups directly?): {launcher}"
@@ -185,6 +194,7 @@ def test_busy_job_usage_is_counted_by_htcondor(vm_pool):
         return
     assert re.fullmatch(r"/system\.slice/docker-[0-9a-f]{64}\.scope", container), \
         f"systemd driver: the container is not in the engine's own scope: {container}"
+    assert job_slice not in probe, f"the systemd driver did create a container in HTCondor's slice: {probe}"
     assert not counted, (f"systemd driver: HTCondor's RemoteUserCpu={htcondor} now counts the container "
                          f"(exact {exact}) in {container}: update this test and docs/USAGE-ACCOUNTING.md")
     pytest.xfail(f"systemd driver: the container runs in {container}, outside HTCondor's {job_slice}; "
