@@ -282,19 +282,28 @@ class JobService:
             self._untrack(job)
 
     def _cgroup_parent(self, ctx: RequestContext, name: str) -> str | None:
-        """`<launcher's job cgroup or /condor_docker>/<name>` (see host/cgroups.py); None unless cgroupfs."""
+        """`<launcher's job cgroup (v1) or slot slice (v2), else /condor_docker>/<name>` (see
+        host/cgroups.py); None unless cgroupfs."""
         if self._cgroup_driver is None:
             try:
                 self._cgroup_driver = str(self.engine.info().get("CgroupDriver") or "")
             except Failure as failure:
                 log.warning("cannot ask the engine for its cgroup driver: %s", failure.reason)
                 return None
+        v2 = cgroups.is_cgroup_v2()
         job_cgroup = cgroups.job_cgroup_parent(ctx.pid, self.settings.job_cgroup_prefix,
-                                               cgroup_v2=cgroups.is_cgroup_v2(), driver=self._cgroup_driver)
+                                               cgroup_v2=v2, driver=self._cgroup_driver)
         parent = cgroups.container_cgroup_parent(name, job_cgroup, self._cgroup_driver)
         if parent:
             log.info("job=%s container=%s cgroup parent %s%s", ctx.job, name, parent,
                      " (under the launcher's job cgroup)" if job_cgroup else "")
+        elif v2 and self.settings.job_cgroup_prefix:
+            job_slice = cgroups.htcondor_job_slice(ctx.pid, self.settings.job_cgroup_prefix)
+            if job_slice:
+                log.info("job=%s container=%s stays in the engine's own cgroup: the %s cgroup driver cannot "
+                         "create it under HTCondor's %s, so HTCondor's usage figures are the launcher's "
+                         "(the exact ones are the ChirpCondorDocker* attributes)",
+                         ctx.job, name, self._cgroup_driver or "engine's", job_slice)
         return parent
 
     def _disk_limits(self, request: JobRequest) -> dict:

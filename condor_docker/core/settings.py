@@ -157,7 +157,8 @@ KNOBS: tuple[Knob, ...] = (
          "one engine never reap each other's; empty means the host name plus a hash of the execute dirs."),
     Knob("CONDOR_DOCKER_JOB_CGROUP_PREFIX", "str", "/htcondor",
          "Create a container under its launcher's job cgroup when that is under this prefix (HTCondor's "
-         "BASE_CGROUP; cgroup v1, cgroupfs driver), so HTCondor's accounting covers it; empty: never."),
+         "BASE_CGROUP; cgroupfs driver only: on v1 the job cgroup, on v2 the slot's slice), so HTCondor's "
+         "accounting covers it; empty: never."),
     Knob("CONDOR_DOCKER_DISK_CHECK_PERIOD", "duration", "30",
          "Seconds between checks of a running job's disk use (scratch dir + writable layer) against its Disk.", 1),
 )

@@ -48,23 +48,27 @@ def frozen(pid: int, proc_root: str = "/proc", root: str = CGROUP_ROOT) -> bool:
 
 
 def job_cgroup_parent(pid: int, prefix: str, *, cgroup_v2: bool, driver: str,
-                      proc_root: str = "/proc") -> str | None:
+                      proc_root: str = "/proc", root: str = CGROUP_ROOT, trusted_uid: int = 0) -> str | None:
     """The cgroup to create the container under: the launcher's job cgroup, or None.
 
-    Only on cgroup v1 with the cgroupfs driver: there the engine creates
-    `<parent>/<container id>` in every controller and the v1 hierarchy counts a
-    child's CPU and memory in its parent's, so the starter's own accounting of the
-    job cgroup (cpuacct.stat, memory.max_usage_in_bytes), its memory limit and its
-    freezer all cover the container.  On v2 a cgroup holding a process (the
-    launcher) cannot give controllers to a child, and the systemd driver wants
-    slice names, so we leave the container where the engine puts it.
+    Only with the cgroupfs driver: there the engine creates `<parent>/<container id>`
+    below any cgroup path.  v1: the job cgroup itself; v1 counts a child's CPU and
+    memory in its parent's, so the starter's accounting of the job cgroup
+    (cpuacct.stat, memory.max_usage_in_bytes), its memory limit and its freezer all
+    cover the container.  v2: the slot's slice around the launcher's scope
+    (`htcondor_job_slice`), the cgroup HTCondor reads, freezes and kills.  The
+    systemd driver takes only a systemd slice *name* (`a-b.slice` is
+    /a.slice/a-b.slice) and HTCondor's cgroups are not systemd units: no name
+    reaches them, so there the container stays where the engine puts it.
 
     The launcher's user cannot move it into a cgroup it may not write (the
     cgroup dirs belong to root), and the path must be under `prefix` (HTCondor's
     BASE_CGROUP), so a launcher started outside HTCondor gets the default place.
     """
-    if cgroup_v2 or driver != "cgroupfs" or not prefix:
+    if driver != "cgroupfs" or not prefix:
         return None
+    if cgroup_v2:
+        return htcondor_job_slice(pid, prefix, proc_root=proc_root, root=root, trusted_uid=trusted_uid)
     paths = cgroup_paths(pid, proc_root)
     path = paths.get("memory") or paths.get("cpuacct")
     if not path or ".." in path.split("/"):
@@ -75,10 +79,52 @@ def job_cgroup_parent(pid: int, prefix: str, *, cgroup_v2: bool, driver: str,
     return path
 
 
+def htcondor_job_slice(pid: int, prefix: str, *, proc_root: str = "/proc", root: str = CGROUP_ROOT,
+                       trusted_uid: int = 0) -> str | None:
+    """cgroup v2: the slot's slice HTCondor made around the launcher, or None.
+
+    A starter tracking the job directly (ProcFamilyDirectCgroupV2) makes
+    `<its own cgroup's parent>/<BASE_CGROUP>/<uniq>.slice/<uniq>.scope` and puts
+    the job in the scope (v2 allows no process in a cgroup whose children have
+    controllers); it reads usage (cpu.stat, memory.stat), freezes, kills and
+    checks OOM on the *slice*, all of which count every cgroup below it.  So a
+    container in `<slice>/<name>/<id>`, a sibling of the scope, is the job's for
+    HTCondor.
+
+    The path comes from /proc/<pid>/cgroup (the kernel's, not the launcher's
+    word).  HTCondor chowns the slice (not its parent) to the job's user, who can
+    make cgroups below it and move their own processes there, but nowhere else:
+    so the launcher must sit in exactly `<...>/<prefix>/<X>.slice/<X>.scope`, and
+    `<...>/<prefix>` and every cgroup above it must belong to root: a user's own
+    delegated tree (a slot's slice, user@<uid>.service) is theirs, not HTCondor's.
+    """
+    tail = prefix.strip("/")
+    path = cgroup_paths(pid, proc_root).get("")
+    if not tail or not path or not path.startswith("/"):
+        return None
+    parts = path.split("/")[1:]
+    tail_parts = tail.split("/")
+    if any(part in ("", ".", "..") for part in parts + tail_parts) or len(parts) < len(tail_parts) + 2:
+        return None
+    slice_name, scope_name = parts[-2], parts[-1]
+    if not slice_name.endswith(".slice") or scope_name != slice_name[:-len(".slice")] + ".scope" \
+            or slice_name == ".slice" or parts[-2 - len(tail_parts):-2] != tail_parts:
+        return None
+    base = "/" + "/".join(parts[:-2])
+    try:   # the base and every cgroup above it: root's (HTCondor's, systemd's), none delegated to a user
+        for depth in range(len(parts) - 1):
+            if os.stat(os.path.join(root, *parts[:depth])).st_uid != trusted_uid:
+                return None
+    except OSError:
+        return None
+    return f"{base}/{slice_name}"
+
+
 def container_cgroup_parent(name: str, job_cgroup: str | None, driver: str) -> str | None:
     """`<job cgroup or /condor_docker>/<container name>`; None when the engine's driver is not cgroupfs.
 
-    (The systemd driver takes only `*.slice` names; there the engine's stream is all we have.)
+    (The systemd driver takes only systemd slice names, see `job_cgroup_parent`; there the
+    engine's stream is all we have.)
     """
     if driver != "cgroupfs" or "/" in name or name in ("", ".", ".."):
         return None

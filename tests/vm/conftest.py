@@ -6,7 +6,8 @@
     vm_project  the same guest with the checkout's wheel pip-installed (as an admin would)
                 and the test registry and images made by scripts/engine-up.sh inside it
     vm_pool     a personal pool in the guest (tests/vm/guest_pool.py, i.e. poolfixture.Pool),
-                once per HTCondor series the guest carries (25.0.13, 25.13.2)
+                once per HTCondor series the guest carries (25.0.13, 25.13.2) and engine cgroup
+                driver (systemd, the image's; cgroupfs; $CONDOR_DOCKER_VM_CGROUP_DRIVERS)
 
 Every test here is marked `vm`. The measured times (build, boot, install, pool start,
 hello job) are printed at the end of the run. At session end the guest is powered off and
@@ -29,11 +30,15 @@ from vmfixture import (  # noqa: E402
     Guest,
     VMError,
     build_guest,
+    cgroup_drivers,
     ensure_tools,
     htcondor_versions,
 )
 
 VERSIONS = htcondor_versions(REPO)
+DRIVERS = cgroup_drivers()
+# one pool per (HTCondor series, engine cgroup driver), grouped by driver: one engine restart
+POOLS = [(version, driver) for driver in DRIVERS for version in VERSIONS]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -89,15 +94,21 @@ def vm_checkout() -> str:
     return GUEST_CHECKOUT
 
 
-@pytest.fixture(scope="session", params=VERSIONS or [None], ids=lambda v: f"htcondor-{v}")
+@pytest.fixture(scope="session", params=POOLS or [None],
+                ids=lambda p: f"htcondor-{p[0]}-{p[1]}" if p else "none")
 def vm_pool(request, vm_project):
     if request.param is None:
-        pytest.skip("no HTCondor tarballs for the guest")
+        pytest.skip("no HTCondor tarballs for the guest (or CONDOR_DOCKER_VM_CGROUP_DRIVERS is empty)")
+    version, driver = request.param
     started = time.monotonic()
-    pool = vm_project.pool(f"/opt/condor_docker/htcondor-{request.param}")
-    pool.version = request.param
+    if vm_project.set_cgroup_driver(driver):
+        MEASURED[f"engine restart on the {driver} driver"] = f"{time.monotonic() - started:.0f} s"
+    started = time.monotonic()
+    pool = vm_project.pool(f"/opt/condor_docker/htcondor-{version}")
+    pool.version, pool.driver = version, driver
+    pool.name = f"{version} {driver}"
     offline = pool.info.get("first_offline")
-    MEASURED[f"pool {request.param}"] = (
+    MEASURED[f"pool {pool.name}"] = (
         f"up in {time.monotonic() - started:.0f} s (HasDocker {pool.info['has_docker_after']:.0f} s after the "
         f"startd started" + (f"; HasDocker = false {offline['after']:.0f} s after it: "
                              f"{offline['DockerOfflineReason']}" if offline else "") + ")")
@@ -118,4 +129,4 @@ def vm_pool(request, vm_project):
         if result["root_left"]:
             problems.append("the pool dir could not be removed")
         if problems:
-            pytest.fail(f"the guest's pool {request.param} left things behind: " + "; ".join(problems))
+            pytest.fail(f"the guest's pool {version} ({driver} driver) left things behind: " + "; ".join(problems))

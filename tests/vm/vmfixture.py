@@ -104,6 +104,13 @@ def htcondor_versions(repo: str) -> list[str]:
     return [v for v in found if v in wanted] if wanted else found
 
 
+def cgroup_drivers() -> list[str]:
+    """The guest engine's cgroup drivers to run each pool on: $CONDOR_DOCKER_VM_CGROUP_DRIVERS
+    (comma-separated), by default systemd (the image's, what most v2 hosts run) then cgroupfs."""
+    wanted = [d.strip() for d in os.environ.get("CONDOR_DOCKER_VM_CGROUP_DRIVERS", "systemd,cgroupfs").split(",")]
+    return [d for d in wanted if d]
+
+
 def _tarball_versions(repo: str) -> list[str]:
     directory = os.environ.get("CONDOR_DOCKER_VM_HTCONDOR_DIR")
     candidates = [directory] if directory else [os.path.join(os.path.dirname(repo), "shared", "htcondor"),
@@ -350,6 +357,25 @@ class Guest:
                  f"--find-links /opt/condor_docker/wheels {GUEST_CHECKOUT}/dist/{os.path.basename(wheel)} && "
                  f"chmod -R a+rX,go-w {GUEST_VENV} && {GUEST_VENV}/bin/condor_docker --help >/dev/null")
         return os.path.basename(wheel)
+
+    def cgroup_driver(self) -> str:
+        return self.ssh("docker info --format '{{.CgroupDriver}}'").stdout.strip()
+
+    def set_cgroup_driver(self, driver: str, timeout: float = 300) -> bool:
+        """The guest engine on `driver` (systemd, the image's, or cgroupfs): daemon.json's exec-opts
+        and a restart of docker.service when it changes (the overlay is thrown away at shutdown).
+        Images and the test registry (a process of its own) survive the restart. True if it changed."""
+        if driver not in ("systemd", "cgroupfs"):
+            raise VMError(f"unknown cgroup driver {driver!r}")
+        if self.cgroup_driver() == driver:
+            return False
+        self.ssh(f"sed -i 's/native.cgroupdriver=[a-z]*/native.cgroupdriver={driver}/' /etc/docker/daemon.json && "
+                 f"grep -q 'native.cgroupdriver={driver}' /etc/docker/daemon.json && systemctl restart docker && "
+                 f"for i in $(seq 1 120); do timeout 10 docker info >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1",
+                 timeout=timeout)
+        if self.cgroup_driver() != driver:
+            raise VMError(f"the guest's engine is not on the {driver} driver after its restart")
+        return True
 
     def pool(self, release_dir: str, timeout: float = 900) -> "GuestPool":
         client = GuestPool(self)

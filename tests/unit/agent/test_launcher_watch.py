@@ -34,7 +34,7 @@ def test_job_cgroup_parent_is_the_launchers_htcondor_cgroup_on_v1_cgroupfs(tmp_p
 
 
 @pytest.mark.parametrize("cgroup_text, v2, driver, prefix", [
-    (V1_IN_JOB, True, "cgroupfs", "/htcondor"),             # v2: no controllers below a busy cgroup
+    (V1_IN_JOB, True, "cgroupfs", "/htcondor"),             # v1 lines on v2: no unified path
     (V1_IN_JOB, False, "systemd", "/htcondor"),             # systemd driver: slices only
     (V1_IN_JOB, False, "cgroupfs", ""),                     # knob empty: off
     ("4:memory:/user.slice/user-1000.slice\n", False, "cgroupfs", "/htcondor"),   # not under HTCondor
