@@ -335,6 +335,16 @@ def test_job_exit_help_is_not_an_error_and_an_empty_socket_is():
     assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
 
 
+@pytest.mark.parametrize("command", ["launch", "prepare-job", "status", "ssh-shell"])
+def test_an_empty_socket_is_refused_not_the_default(command):
+    """`--socket=` used to be the default socket, silently, everywhere but job-exit."""
+    done = condor_docker(command, "--socket=", stdin="")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done) == (f"condor_docker {command}: argument --socket: an empty path; name the agent's "
+                              f"socket, or leave --socket out for the default; "
+                              f"`condor_docker {command} --help` lists the options")
+
+
 def test_ssh_shell_with_a_missing_htcondor_setup_is_unavailable_not_a_bug(tmp_path):
     done = condor_docker("ssh-shell", "--scratch-dir", str(tmp_path), "/nonexistent/setup", "envfile")
     assert done.returncode == 69, done.stderr
