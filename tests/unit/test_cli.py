@@ -365,6 +365,16 @@ def test_doctor_exits_1_on_any_failure_and_64_on_a_bad_set(tmp_path):
     assert done.returncode == exitcodes.USAGE and one_line(done).startswith("condor_docker doctor: --set 'NOEQUALS'")
 
 
+@pytest.mark.parametrize("bad", [["--set", "NOEQUALS"], ["--set", "CONDOR_DOCKER_NO_SUCH_KNOB=1"], ["--bogus"]])
+def test_doctor_json_is_json_even_for_a_bad_command_line(bad):
+    """`doctor --json --set BAD` printed a plain line: a script reading --json got no JSON."""
+    plain = condor_docker("doctor", *bad)
+    done = condor_docker("doctor", "--json", *bad)
+    assert done.returncode == plain.returncode == exitcodes.USAGE
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and report["checks"] == [] and report["error"] in one_line(done)
+
+
 def test_a_bug_is_one_line_and_exit_70(tmp_path):
     """Whatever escapes a subcommand: one line naming where, never a traceback (unless asked for)."""
     code = textwrap.dedent("""
