@@ -274,6 +274,15 @@ def test_hook_timeouts_and_periods_out_of_range_are_bad_usage(argv):
     assert "is not a number of seconds" in one_line(done)
 
 
+@pytest.mark.parametrize("value", ["-1", "-5", "x", "1.5"])
+def test_prepare_job_refuses_a_negative_or_non_integer_requeue_limit(value):
+    """`--max-requeues -1` was taken, and every job was then held "gave up after 0 attempts (limit -1)"."""
+    done = condor_docker("prepare-job", "--max-requeues", value, stdin="")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done).startswith(f"condor_docker prepare-job: argument --max-requeues: {value!r} is not a "
+                                     "whole number from 0")
+
+
 def test_prepare_job_with_stdin_closed_says_no_job_ad():
     env = dict(os.environ, PYTHONPATH=REPO)
     done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m condor_docker.cli prepare-job <&-'],
