@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, NoReturn
 
 from ..core import exitcodes
 from ..core.argparsing import Parser
@@ -110,8 +110,23 @@ def run_checks(settings: Settings, lookup: htcondor_checks.Lookup) -> list[Check
     return [_check(name, probe) for name, probe in checks]
 
 
+def _json_refusal(problem: str) -> None:
+    """With --json, a refused command line is JSON too: a script parses stdout whatever happened."""
+    print(json.dumps({"ok": False, "error": problem, "checks": []}, indent=1))
+
+
+class _DoctorParser(Parser):
+    json_wanted = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_wanted:
+            _json_refusal(message)
+        super().error(message)
+
+
 def main_doctor(argv: list[str]) -> int:
-    parser = Parser(prog="condor_docker doctor", description=__doc__.split("\n\n")[0])
+    parser = _DoctorParser(prog="condor_docker doctor", description=__doc__.split("\n\n")[0])
+    parser.json_wanted = "--json" in argv
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                         help="override a knob (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the checks as one JSON object")
@@ -119,6 +134,8 @@ def main_doctor(argv: list[str]) -> int:
     try:
         settings = settings_from_command_line(args.set)
     except OverrideError as err:
+        if args.json:
+            _json_refusal(str(err))
         print(f"condor_docker doctor: {err}", file=sys.stderr)
         return exitcodes.USAGE
     except SettingsError as err:

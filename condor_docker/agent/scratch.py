@@ -28,12 +28,12 @@ from ..core import ads
 from ..core.failures import Code, Failure
 from ..core.request import JobRequest, from_ads
 from ..core.settings import Settings
-from ..host import safefs
+from ..host import fdio, safefs
 from .policy import refuse, trusted_owners
 
 JOB_AD = ".job.ad"
 MACHINE_AD = ".machine.ad"
-MAX_AD_BYTES = 4 << 20
+MAX_AD_BYTES = fdio.MAX_AD_BYTES
 
 
 @dataclass(frozen=True)
@@ -172,29 +172,11 @@ def read_ad_text(dir_fd: int, name: str, *, required: bool) -> str | None:
     except OSError as err:
         raise refuse(f"{name} in the scratch dir cannot be read safely: {err.strerror}") from err
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise refuse(f"{name} in the scratch dir must be a plain file, not {_file_kind(info.st_mode)}")
-        if info.st_nlink != 1:   # a hard link could be another user's file
-            raise refuse(f"{name} in the scratch dir must be a plain file with one name, not {info.st_nlink} "
-                         "hard links")
-        if info.st_size > MAX_AD_BYTES:
-            raise refuse(f"{name} in the scratch dir is too large ({info.st_size} bytes)")
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(MAX_AD_BYTES + 1)
-        if len(data) > MAX_AD_BYTES:
-            raise refuse(f"{name} in the scratch dir is too large (over {MAX_AD_BYTES} bytes)")
-        return data.decode("utf-8", errors="replace")
+        return fdio.read_plain_file(fd, MAX_AD_BYTES).decode("utf-8", errors="replace")
+    except fdio.NotPlainFile as why:
+        raise refuse(f"{name} in the scratch dir {why}") from None
     finally:
         os.close(fd)
-
-
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symlink"))
-
-
-def _file_kind(mode: int) -> str:
-    return next((kind for test, kind in _KINDS if test(mode)), "a special file")
 
 
 def read_job_files(path: str, uid: int, settings: Settings, *, job_ad_required: bool = True

@@ -50,6 +50,18 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
+def socket_path(value: str) -> str:
+    """The type of every --socket option (Parser.add_argument gives it): a path, never empty.
+
+    An empty `--socket=` used to mean the default socket (socketpath.agent_socket takes ""
+    as "not told"), silently; `job-exit` refuses it with its own usage line.
+    """
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path; name the agent's socket, "
+                                         "or leave --socket out for the default")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args, usage_exit: int = exitcodes.USAGE, **kwargs) -> None:
         """`usage_exit`: the code for a bad command line (pool-node keeps its documented 2)."""
@@ -61,6 +73,11 @@ class Parser(argparse.ArgumentParser):
         # own range check, which names the problem. None of our options looks like a number.
         self._negative_number_matcher = _NEGATIVE_NUMBER
         self._help_later: list[tuple[argparse.Action, Callable[[], str]]] = []
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        if "--socket" in args:   # the one rule for every command's --socket (job-exit parses its own)
+            kwargs.setdefault("type", socket_path)
+        return super().add_argument(*args, **kwargs)
 
     def help_when_asked(self, action: argparse.Action, text: Callable[[], str]) -> None:
         """`action`'s help is `text()`, computed only when the help is printed (e.g. the default

@@ -56,6 +56,10 @@ def normalize(reference: str) -> str:
         hint = " (repository names must be lower case)" if remainder != remainder.lower() else ""
         raise Failure(Code.INVALID_IMAGE,
                       f"Invalid docker_image {text!r}{hint}: write [registry[:port]/]name[:tag][@digest]")
+    port = domain.rpartition(":")[2] if domain and ":" in domain else None
+    if port is not None and not 0 < int(port) <= 65535:   # the engine would only fail to connect (transient)
+        raise Failure(Code.INVALID_IMAGE, f"Invalid docker_image {text!r}: the registry port {port} is not "
+                                          "a TCP port (1 to 65535); write [registry[:port]/]name[:tag][@digest]")
     if (len(domain) + 1 if domain else 0) + len(match.group("path")) > MAX_NAME:
         raise Failure(Code.INVALID_IMAGE, f"Invalid docker_image {text[:80]!r}... ({len(text)} characters): "
                                           f"a repository name is at most {MAX_NAME} characters")

@@ -19,8 +19,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from ..core import ads
+from ..core import ads, exitcodes
 from ..core.argparsing import Parser
+from ..core.argparsing import socket_path as nonempty_socket
 from ..core.settings import positive_seconds, seconds
 from ..wire import protocol
 from ..wire.ops import MachineAttrs
@@ -124,15 +125,63 @@ def format_attrs(attrs: dict[str, Any]) -> str:
     return "".join(lines) + CONTAINER_LINES
 
 
+class _Refused(Exception):
+    """A command line argparse itself cannot read (advertise then goes on with every default)."""
+
+
+class _CronParser(Parser):
+    def error(self, message: str) -> Any:
+        raise _Refused(message)
+
+
+_MISSING = object()   # the value of an option given with none
+# option -> (its check, its default): a bad value is dropped for the default, with one stderr line
+_CHECKS = {"socket": (nonempty_socket, None), "timeout": (positive_seconds, TIMEOUT),
+           "agent_start_wait": (seconds, AGENT_START_WAIT)}
+
+
+def parse_options(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The options, and what was wrong with them: a bad or missing value reads as its default.
+
+    A startd cron prints nothing only to unpublish: a stray word is ignored, and so is a
+    bad value (`--agent-start-wait 20s`, a trailing `--socket`), so HasDocker is what it
+    would be without it.
+    """
+    parser = _CronParser(prog="condor_docker advertise", description="startd cron: print HasDocker and the image cache")
+    parser.add_argument("--socket", nargs="?", type=str, const=_MISSING, metavar="PATH", help="the agent's socket")
+    parser.add_argument("--timeout", nargs="?", type=str, const=_MISSING, help=argparse.SUPPRESS)
+    parser.add_argument("--agent-start-wait", nargs="?", type=str, const=_MISSING, metavar="SECONDS",
+                        help=f"how long to wait for an agent that is starting (default {AGENT_START_WAIT})")
+    problems: list[str] = []
+    try:
+        args, _unknown = parser.parse_known_args(argv)   # a cron line with extra words still publishes
+    except _Refused as refused:
+        args, problems = argparse.Namespace(socket=None, timeout=None, agent_start_wait=None), [str(refused)]
+    for name, (check, default) in _CHECKS.items():
+        option = "--" + name.replace("_", "-")
+        value = getattr(args, name)
+        if value is None or value is _MISSING:
+            if value is _MISSING:   # `--socket` last on the line, or before another option
+                problems.append(f"{option} needs a value")
+            setattr(args, name, default)
+            continue
+        try:
+            setattr(args, name, check(value))
+        except argparse.ArgumentTypeError as err:
+            problems.append(f"{option}: {err}")
+            setattr(args, name, default)
+    return args, problems
+
+
 def main_advertise(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
-    parser = Parser(prog="condor_docker advertise", description="startd cron: print HasDocker and the image cache")
-    parser.add_argument("--socket", default=None, help="the agent's socket")
-    parser.add_argument("--timeout", type=positive_seconds, default=TIMEOUT, help=argparse.SUPPRESS)
-    parser.add_argument("--agent-start-wait", type=seconds, default=AGENT_START_WAIT, metavar="SECONDS",
-                        help="how long to wait for an agent that is starting (default %(default)s)")
-    args, _unknown = parser.parse_known_args(argv)   # a cron line with extra words still publishes
+    """The ad on stdout, always; exit USAGE (with the ad all the same) when an option's value was bad."""
+    args, problems = parse_options(argv)
     socket_path = agent_socket(args.socket)
     out = stdout or sys.stdout
     out.write(format_attrs(query_agent(socket_path, args.timeout, args.agent_start_wait)))
     out.flush()
-    return 0
+    if problems:
+        print(f"condor_docker advertise: {'; '.join(problems)}; published as without it "
+              "(`condor_docker advertise --help` lists the options)", file=sys.stderr)
+        return exitcodes.USAGE
+    return exitcodes.OK

@@ -47,6 +47,7 @@ SOCKET_ATTR = "CondorDockerAgentSocket"   # the agent this job was prepared by (
 CLEANUP_TIMEOUT = 20.0     # HTCondor kills JOB_EXIT after <KEYWORD>_HOOK_JOB_EXIT_TIMEOUT (30 s)
 REASONS = ("exit", "remove", "hold", "evict")   # what the starter passes (StarterHookMgr.h)
 USAGE = f"usage: condor_docker job-exit [--socket PATH] [{'|'.join(REASONS)}]  (job ad on stdin)"
+CLEANED, NOTHING, FAILED = "cleaned", "nothing", "failed"   # what job_exit did (the agent's word, or none)
 
 
 class ExitTarget(Record):
@@ -113,8 +114,12 @@ def exit_target(job_ad: Any, env: dict[str, str], socket_override: str | None) -
 
 
 def job_exit(reason: str, job_text: str, env: dict[str, str], socket_override: str | None = None,
-             log: TextIO | None = None) -> int:
-    """Ask the agent to remove the container of this hook's starter; problems are logged, never raised."""
+             log: TextIO | None = None) -> str:
+    """Ask the agent to remove the container of this hook's starter; problems are logged, never raised.
+
+    CLEANED when the agent answered ok, NOTHING when the ad is not a docker job of ours
+    (nothing asked), FAILED when the agent did not answer or refused (logged).
+    """
     log = log or sys.stderr
     from_ad = socket_line(job_text)
     if from_ad is None:   # not rewritten by PREPARE_JOB: whether it is a docker job at all is the ad's to say
@@ -128,15 +133,14 @@ def job_exit(reason: str, job_text: str, env: dict[str, str], socket_override: s
     except protocol.AgentUnavailable as err:
         print(f"condor_docker job-exit ({reason}): {err}; the agent's reaper will remove "
               f"any container left behind", file=log)
-        return 0
+        return FAILED
     if error_of(reply, CleanupStarterJob.op) in (UNKNOWN_OP, NO_STARTER):
         return cleanup_by_job_id(reason, job_text, env, socket_path, log)
-    report(reason, "the job of this condor_starter", reply, log)
-    return 0
+    return report(reason, "the job of this condor_starter", reply, log)
 
 
 def cleanup_by_job_id(reason: str, job_text: str, env: dict[str, str], socket_override: str | None,
-                      log: TextIO) -> int:
+                      log: TextIO) -> str:
     """The `cleanup` op, with ClusterId/ProcId/slot from the job ad (parsed with classad2, hence rare)."""
     from ..core import ads
     from ..core.failures import Failure
@@ -147,10 +151,10 @@ def cleanup_by_job_id(reason: str, job_text: str, env: dict[str, str], socket_ov
         job_ad = ads.parse_ad(job_text, "job ad on the JOB_EXIT hook's stdin", check_complete=False)
     except Failure as failure:
         print(f"condor_docker job-exit ({reason}): {failure.reason}", file=log)
-        return 0
+        return NOTHING
     target = exit_target(job_ad, env, socket_override)
     if target is None:
-        return 0
+        return NOTHING
     job = f"job {target.cluster}.{target.proc} on {target.slot}"
     try:
         reply = protocol.AgentClient(target.socket, timeout=CLEANUP_TIMEOUT).call(
@@ -158,20 +162,21 @@ def cleanup_by_job_id(reason: str, job_text: str, env: dict[str, str], socket_ov
     except protocol.AgentUnavailable as err:
         print(f"condor_docker job-exit ({reason}): {job}: {err}; the agent's reaper will remove "
               f"any container left behind", file=log)
-        return 0
-    report(reason, job, reply, log)
-    return 0
+        return FAILED
+    return report(reason, job, reply, log)
 
 
-def report(reason: str, job: str, reply: dict, log: TextIO) -> None:
-    """One line for the starter log: what was removed, or why not."""
+def report(reason: str, job: str, reply: dict, log: TextIO) -> str:
+    """One line for the starter log: what was removed, or why not; CLEANED or FAILED."""
     if not reply.get("ok"):
         failure = reply.get("failure")
         why = failure.get("reason", reply) if isinstance(failure, dict) else reply   # whatever answered
         print(f"condor_docker job-exit ({reason}): {job}: cleanup failed: {why}", file=log)
-    elif reply.get("removed"):
+        return FAILED
+    if reply.get("removed"):
         print(f"condor_docker job-exit ({reason}): {job}: removed {', '.join(map(str, reply['removed']))}",
               file=log)
+    return CLEANED
 
 
 def parse_args(argv: list[str]) -> tuple[str, str | None] | None:
@@ -216,10 +221,13 @@ def main_job_exit(argv: list[str] | None = None, stdin: TextIO | None = None) ->
         return exitcodes.USAGE
     done = job_exit(reason, job_text, dict(os.environ), socket_override)
     if reason not in REASONS:   # cleaned up all the same: a newer starter may have a new word
+        outcome = {CLEANED: "the container was cleaned up all the same",
+                   NOTHING: "there was no container of ours to clean up",
+                   FAILED: "the container was NOT cleaned up (see above); the agent's reaper will remove it"}
         print(f"condor_docker job-exit: unknown reason {reason!r} (the starter gives {', '.join(REASONS)}); "
-              "the container was cleaned up all the same", file=sys.stderr)
+              f"{outcome[done]}", file=sys.stderr)
         return exitcodes.USAGE
-    return done
+    return exitcodes.OK
 
 
 def job_exit_entry() -> int:

@@ -39,6 +39,7 @@ Exit status, what the starter records as the job's ExitCode / ExitBySignal:
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import queue
@@ -54,6 +55,7 @@ from ..core.argparsing import Parser
 from ..core.chirpnames import HOST_PORT_SUFFIX, SERVICE_NAME
 from ..core.chirpnames import USAGE as USAGE_ATTRS
 from ..core.failures import Code, Failure
+from ..host import fdio
 from ..wire import ops
 from ..wire.protocol import AgentClient, AgentUnavailable, Connection, ProtocolError
 from ..wire.socketpath import default_help
@@ -111,14 +113,34 @@ def kill_signals(job_ad: Any) -> tuple[int, ...]:
 
 
 def _read_job_ad(env: dict[str, str]) -> Any:
+    """The job's own .job.ad ($_CONDOR_JOB_AD), None when absent or unreadable (the agent reads it too).
+
+    Opened non-blocking, not through a link of its own, and read only as a plain file of an ad's
+    size (host/fdio.py, the agent's rule): a FIFO or a link to /dev/zero would hang the
+    launcher, where the agent refuses them at once.  That is a Failure (a hold), as the agent's.
+    """
     path = env.get("_CONDOR_JOB_AD")
     if not path:
         return None
     try:
+        fd = os.open(path, fdio.READ_FLAGS)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Failure(Code.POLICY_REFUSED, f"the job ad {path} must be a plain file, not a symlink") from None
+        return None
+    try:
+        text = fdio.read_plain_file(fd).decode("utf-8", errors="replace")
+    except fdio.NotPlainFile as why:
+        raise Failure(Code.POLICY_REFUSED, f"the job ad {path} {why}") from None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
         from ..core import ads
 
-        return ads.read_ad_file(path, "job ad")
-    except (Failure, OSError):
+        return ads.parse_ad(text, "job ad")
+    except Failure:
         return None
 
 
@@ -142,7 +164,11 @@ class Launcher:
         self.client = AgentClient(socket_path, timeout=30.0)
         self.env = env
         self.scratch_dir = env.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
-        job_ad = _read_job_ad(env)
+        self.refused: Failure | None = None   # the job ad cannot be read safely: run() holds the job
+        try:
+            job_ad = _read_job_ad(env)
+        except Failure as failure:
+            job_ad, self.refused = None, failure
         self.grace = _job_grace(job_ad)
         self.kill_signals = kill_signals(job_ad)
         chirp.clear_stale_marks(job_ad, stderr=io.StringIO())   # a courtesy: never fatal, never noisy
@@ -254,6 +280,8 @@ class Launcher:
         raise LostAgent(f"could not reattach to {self.container} within {REATTACH_FOR:.0f} s: {why}")
 
     def run(self) -> int:
+        if self.refused is not None:
+            return report_failure(self.refused)
         try:
             try:
                 final = self._stream(ops.Launch(self.scratch_dir, dict(self.env)))

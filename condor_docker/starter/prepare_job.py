@@ -85,13 +85,25 @@ def positive_seconds(text: str) -> float:
     return parse(text)
 
 
+def requeue_limit(text: str) -> int:
+    """--max-requeues' type: a whole number from 0 (-1 held every job "after 0 attempts")."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 (0: hold at the first "
+                                         "transient failure)")
+    return value
+
+
 def _prepare_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="condor_docker prepare-job",
                                      description="HTCondor PREPARE_JOB hook (job ad on stdin)")
     parser.add_argument("--socket", default=None, help="the agent's socket")
     parser.add_argument("--launcher", default=None,
                         help="absolute path of the condor_docker entry point put in Cmd")
-    parser.add_argument("--max-requeues", type=int, default=DEFAULT_MAX_REQUEUES,
+    parser.add_argument("--max-requeues", type=requeue_limit, default=DEFAULT_MAX_REQUEUES,
                         help="hold instead of requeue when NumShadowStarts is above this")
     parser.add_argument("--timeout", type=positive_seconds, default=PREPARE_TIMEOUT,
                         help="seconds to wait for the agent's answer (it may be pulling)")

@@ -266,13 +266,21 @@ def test_advertise_ignores_extra_cron_words_and_still_publishes():
 
 
 @pytest.mark.parametrize("argv", [["prepare-job", "--timeout", "nan"], ["prepare-job", "--timeout", "0"],
-                                  ["advertise", "--timeout", "-1"], ["advertise", "--agent-start-wait", "inf"],
                                   ["run", "--periodic-interval", "0", "x.sub"]])
 def test_hook_timeouts_and_periods_out_of_range_are_bad_usage(argv):
     """nan/-1 timeouts crashed in the socket layer (exit 70); a period of 0 made `run` spin."""
     done = condor_docker(*argv)
     assert done.returncode == exitcodes.USAGE
     assert "is not a number of seconds" in one_line(done)
+
+
+@pytest.mark.parametrize("value", ["-1", "-5", "x", "1.5"])
+def test_prepare_job_refuses_a_negative_or_non_integer_requeue_limit(value):
+    """`--max-requeues -1` was taken, and every job was then held "gave up after 0 attempts (limit -1)"."""
+    done = condor_docker("prepare-job", "--max-requeues", value, stdin="")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done).startswith(f"condor_docker prepare-job: argument --max-requeues: {value!r} is not a "
+                                     "whole number from 0")
 
 
 def test_prepare_job_with_stdin_closed_says_no_job_ad():
@@ -335,6 +343,16 @@ def test_job_exit_help_is_not_an_error_and_an_empty_socket_is():
     assert one_line(done).startswith("condor_docker job-exit: usage: condor_docker job-exit")
 
 
+@pytest.mark.parametrize("command", ["launch", "prepare-job", "status", "ssh-shell"])
+def test_an_empty_socket_is_refused_not_the_default(command):
+    """`--socket=` used to be the default socket, silently, everywhere but job-exit."""
+    done = condor_docker(command, "--socket=", stdin="")
+    assert done.returncode == exitcodes.USAGE
+    assert one_line(done) == (f"condor_docker {command}: argument --socket: an empty path; name the agent's "
+                              f"socket, or leave --socket out for the default; "
+                              f"`condor_docker {command} --help` lists the options")
+
+
 def test_ssh_shell_with_a_missing_htcondor_setup_is_unavailable_not_a_bug(tmp_path):
     done = condor_docker("ssh-shell", "--scratch-dir", str(tmp_path), "/nonexistent/setup", "envfile")
     assert done.returncode == 69, done.stderr
@@ -354,6 +372,16 @@ def test_doctor_exits_1_on_any_failure_and_64_on_a_bad_set(tmp_path):
     assert done.returncode == 1 and json.loads(done.stdout)["ok"] is False
     done = condor_docker("doctor", "--set", "NOEQUALS")
     assert done.returncode == exitcodes.USAGE and one_line(done).startswith("condor_docker doctor: --set 'NOEQUALS'")
+
+
+@pytest.mark.parametrize("bad", [["--set", "NOEQUALS"], ["--set", "CONDOR_DOCKER_NO_SUCH_KNOB=1"], ["--bogus"]])
+def test_doctor_json_is_json_even_for_a_bad_command_line(bad):
+    """`doctor --json --set BAD` printed a plain line: a script reading --json got no JSON."""
+    plain = condor_docker("doctor", *bad)
+    done = condor_docker("doctor", "--json", *bad)
+    assert done.returncode == plain.returncode == exitcodes.USAGE
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and report["checks"] == [] and report["error"] in one_line(done)
 
 
 def test_a_bug_is_one_line_and_exit_70(tmp_path):

@@ -26,6 +26,17 @@ def test_invalid_references_are_holds(bad):
     assert caught.value.code is Code.INVALID_IMAGE and caught.value.kind is Kind.HOLD
 
 
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "00", "1" + "0" * 30])
+def test_a_registry_port_that_is_no_tcp_port_is_an_invalid_image_not_a_transient_error(port):
+    """`127.0.0.1:99999/x:1` reached the engine, whose connect failure was a requeue, then hold 19."""
+    with pytest.raises(Failure) as caught:
+        imageref.normalize(f"127.0.0.1:{port}/x:1")
+    assert caught.value.code is Code.INVALID_IMAGE and caught.value.kind is Kind.HOLD
+    assert f"the registry port {port} is not a TCP port (1 to 65535)" in caught.value.reason
+    assert imageref.normalize("127.0.0.1:65535/x:1") == "127.0.0.1:65535/x:1"
+    assert imageref.normalize("reg:1/x") == "reg:1/x:latest"
+
+
 def test_a_docker_url_in_docker_image_says_it_is_container_image_syntax():
     with pytest.raises(Failure) as caught:
         imageref.normalize("docker://127.0.0.1:5000/img:1")

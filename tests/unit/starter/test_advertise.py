@@ -218,3 +218,20 @@ def test_container_universe_attributes_follow_has_docker(has_docker):
     assert ad.eval("HasContainer") is has_docker
     ad["HasSingularity"] = True   # HTCondor's own Singularity keeps HasContainer
     assert ad.eval("HasContainer") is True
+
+
+@pytest.mark.parametrize("bad", [["--agent-start-wait", "20s"], ["--timeout", "-1"], ["--agent-start-wait", "inf"],
+                                 ["--socket"], ["--socket="], ["--timeout"]])
+def test_a_bad_option_value_still_publishes_what_the_agent_says(short_tmp, capsys, monkeypatch, bad):
+    """A bad value used to exit 64 with nothing on stdout: the startd then unpublishes HasDocker."""
+    agent = FakeAgent(short_tmp / "agent.sock", {"machine_attrs": {"ok": True, "attrs": {"HasDocker": True}}})
+    monkeypatch.setenv("CONDOR_DOCKER_AGENT_SOCKET", agent.path)   # where a dropped --socket leads
+    out = io.StringIO()
+    try:
+        argv = ["--socket", agent.path, *bad] if bad[0] != "--socket" else bad
+        assert advertise.main_advertise(argv, stdout=out) == 64
+    finally:
+        agent.close()
+    assert classad2.parseOne(out.getvalue())["HasDocker"] is True
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"condor_docker advertise: {bad[0].rstrip('=')}")

@@ -12,6 +12,7 @@ from condor_docker.core import ads
 from condor_docker.core.failures import Code
 from condor_docker.starter import launch
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 # -- the job's kill signals ------------------------------------------------------------
 @pytest.mark.parametrize("value, number", [
@@ -71,3 +72,30 @@ def test_service_ports_are_appended_to_the_jobs_own_ad(tmp_path, monkeypatch):
     assert got == {"web": 32768} and sent == [{"web_HostPort": 32768}]
     assert job_ad.read_text() == "ClusterId = 1\nweb_HostPort = 32768\n"
     assert launch.publish_services("not a mapping", {}) == {}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero", "device", "too large"])
+def test_a_job_ad_that_is_not_a_plain_file_is_refused_at_once(tmp_path, kind):
+    """A FIFO .job.ad hung the launcher in open(), a link to /dev/zero in read(); the agent refuses both."""
+    import resource
+    import subprocess
+    import sys
+    job_ad = tmp_path / ".job.ad"
+    if kind == "fifo":
+        os.mkfifo(job_ad)
+    elif kind == "symlink to /dev/zero":
+        job_ad.symlink_to("/dev/zero")
+    elif kind == "too large":
+        job_ad.write_bytes(b"A = 1\n" * (1 << 20))
+    env = dict(os.environ, PYTHONPATH=REPO, _CONDOR_SCRATCH_DIR=str(tmp_path),
+               _CONDOR_JOB_AD="/dev/zero" if kind == "device" else str(job_ad))
+    env.pop("_CONDOR_CHIRP_CONFIG", None)
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))   # noqa: E731 (before: /dev/zero)
+    done = subprocess.run([sys.executable, "-m", "condor_docker.cli", "launch", "--socket", str(tmp_path / "no.sock")],
+                          env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=20, preexec_fn=limit)
+    assert done.returncode == launch.EX_HOLD, done.stderr
+    first = done.stderr.splitlines()[0]   # then Chirp's "cannot report" (no starter here)
+    assert first.startswith("condor_docker: the job ad ") and "Traceback" not in done.stderr
+    assert {"fifo": "not a FIFO", "symlink to /dev/zero": "not a symlink", "device": "not a character device",
+            "too large": "is too large"}[kind] in first

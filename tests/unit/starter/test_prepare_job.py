@@ -381,6 +381,29 @@ def test_job_exit_without_agent_logs_and_exits_0(sock_dir, capsys):
     assert "gone.sock" in capsys.readouterr().err
 
 
+def test_job_exit_with_an_unknown_reason_says_cleaned_up_only_when_it_was(sock_dir, capsys):
+    """`job-exit frobnicate` with no agent said "cleaned up all the same" right after "does not answer"."""
+    status = job_exit.main_job_exit(["frobnicate"], stdin=io.StringIO(
+        exit_stdin(**{job_exit.SOCKET_ATTR: f'"{sock_dir / "gone.sock"}"'})))
+    err = capsys.readouterr().err
+    assert status == 64 and "cleaned up all the same" not in err
+    assert "unknown reason 'frobnicate'" in err.splitlines()[-1] and "NOT cleaned up" in err.splitlines()[-1]
+    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": {"ok": True, "removed": ["c"]}})
+    try:
+        assert job_exit.main_job_exit(["frobnicate"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'}))) == 64
+    finally:
+        agent.close()
+    assert capsys.readouterr().err.splitlines()[-1].endswith("the container was cleaned up all the same")
+    agent = FakeAgent(sock_dir / "refusing.sock", {"cleanup_starter_job": {"ok": False, "failure": {"reason": "no"}}})
+    try:
+        assert job_exit.main_job_exit(["frobnicate"], stdin=io.StringIO(
+            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'}))) == 64
+    finally:
+        agent.close()
+    assert "NOT cleaned up" in capsys.readouterr().err.splitlines()[-1]
+
+
 def test_job_exit_of_a_non_docker_job_does_nothing(capsys):
     stdin = "\n".join(l for l in exit_stdin(WantDocker="false").splitlines()
                       if not l.startswith(("DockerImage", "CDX"))) + "\n"
