@@ -170,6 +170,9 @@ def parent_gone(parent: int | None) -> bool:
     return parent is not None and parent > 1 and os.getppid() != parent
 
 
+RESTART_DRAIN_S = 5.0   # what a restart in place waits for the quick requests under way
+
+
 def serve(agent: Agent, path: str, stop: threading.Event, parent: int | None = None,
           listener: socket.socket | None = None, keep: threading.Event | None = None) -> socket.socket | None:
     """Accept until `stop`, or until `parent` (a pid) is gone; each admitted connection gets its own thread.
@@ -300,6 +303,8 @@ def main_agent(argv: list[str] | None = None) -> int:
     threading.Thread(target=reconfig.watch, args=(stop,), daemon=True, name="condor_docker-reconfig").start()
     try:
         kept = serve(agent, path, stop, parent, listener, keep=reconfig.restart)
+        if kept is not None and not agent.drain_quick(RESTART_DRAIN_S):
+            log.warning("restart in place: a request still unanswered after %.0f s is cut", RESTART_DRAIN_S)
     except OSError as err:
         log.error("cannot serve on %s: %s", path, err)
         print(f"condor_docker agent: cannot serve on {path}: {err}", file=sys.stderr)

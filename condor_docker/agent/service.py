@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from typing import Any, Callable
 
@@ -43,6 +44,10 @@ def advertised_networks(configured, present) -> str:
     return ",".join(n for n in configured if not present or n in present)
 
 
+# ops whose answer comes when a job or a pull ends: a restart in place does not wait for them
+LONG_OPS = frozenset((ops.Launch.op, ops.Reattach.op, ops.Exec.op, ops.Prepare.op))
+
+
 class Agent:
     """The ops, with their dependencies; `serve` is the socket loop around `handle`."""
 
@@ -73,6 +78,8 @@ class Agent:
             ops.Exec.op: ExecOp(self.engine, self.settings).run,
         }
         assert set(self._ops) == set(ops.REQUESTS), "every op declared in wire/ops.py has a handler"
+        self._quick = 0   # connections not yet answered, but for the ops that last as long as a job or a pull
+        self._quick_done = threading.Condition()
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -84,6 +91,21 @@ class Agent:
         """Stop the background threads; running containers are left alone (see module doc)."""
         self.reaper.stop()
         self.health.stop()
+
+    def drain_quick(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until every connection but the long ones has its answer.
+
+        Before a restart in place (condor_reconfig): a ping or status accepted just
+        before the exec would otherwise lose its connection mid-answer.  The long ops
+        (LONG_OPS) are left: their clients reattach to the next image.
+        """
+        with self._quick_done:
+            return self._quick_done.wait_for(lambda: self._quick == 0, timeout)
+
+    def _quick_ended(self) -> None:
+        with self._quick_done:
+            self._quick -= 1
+            self._quick_done.notify_all()
 
     # -- simple ops ------------------------------------------------------------------
     def ping(self, ctx: RequestContext, request: ops.Ping) -> dict:
@@ -140,6 +162,9 @@ class Agent:
         fds: list[int] = []
         ctx = None
         pidfd = -1
+        with self._quick_done:
+            self._quick += 1
+        quick = True
         try:
             pid, uid, gid = creds or peer_credentials(sock)
             pidfd = _pidfd(pid)
@@ -154,6 +179,9 @@ class Agent:
                 return
             sock.settimeout(None)
             op = message.get("op", "")   # a peer's: never str() of a deep list, never unbounded
+            if isinstance(op, str) and op in LONG_OPS:   # a peer may send any JSON here
+                quick = False
+                self._quick_ended()
             ctx = RequestContext(op[:64] if isinstance(op, str) else f"<{type(op).__name__}>", pid, uid, gid,
                                  connection, fds, pidfd=pidfd)
             pidfd = -1   # the context closes it
@@ -176,6 +204,8 @@ class Agent:
             if pidfd >= 0:
                 os.close(pidfd)
             connection.close()
+            if quick:
+                self._quick_ended()
 
     @staticmethod
     def _refuse_quietly(connection: Connection, reason: str) -> None:

@@ -191,20 +191,30 @@ def _references(value: str, values: dict[str, tuple[int, str, str]]) -> tuple[li
 
 
 def _bound(key: str, values: dict, refs: dict, bounds: dict[str, int], visiting: set[str]) -> int:
-    """An upper bound of the evaluated size of attribute `key` (memoized; a cycle evaluates to an error)."""
-    if key in bounds:
-        return bounds[key]
-    if key in visiting:
-        return 0
-    visiting.add(key)
-    names, factor = refs[key]
-    total = len(values[key][2])
-    for name in names:
-        total += factor * _bound(name, values, refs, bounds, visiting)
-        if total > MAX_EVALUATED_CHARS:
-            break
-    visiting.discard(key)
-    bounds[key] = min(total, MAX_EVALUATED_CHARS + 1)
+    """An upper bound of the evaluated size of attribute `key` (memoized; a cycle evaluates to an error).
+
+    Iterative: a chain of 100,000 references (`Ref0 = Ref1`, ...) must not recurse.
+    """
+    stack = [(key, 0)]
+    while stack:
+        name, done = stack.pop()
+        if name in bounds:
+            continue
+        names, factor = refs[name]
+        while done < len(names) and (names[done] in bounds or names[done] in visiting):
+            done += 1   # each reference is looked at once per attribute: linear in the ad
+        if done < len(names):
+            visiting.add(name)
+            stack.append((name, done + 1))
+            stack.append((names[done], 0))
+            continue
+        total = len(values[name][2])
+        for ref in names:
+            total += factor * bounds.get(ref, 0)   # not in bounds: a cycle, which evaluates to an error
+            if total > MAX_EVALUATED_CHARS:
+                break
+        visiting.discard(name)
+        bounds[name] = min(total, MAX_EVALUATED_CHARS + 1)
     return bounds[key]
 
 

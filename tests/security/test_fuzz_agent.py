@@ -154,6 +154,7 @@ def _valid_messages(held: str) -> dict[str, dict]:
         "reattach": ops.Reattach("HTCJob_1_0_slot1_1"), "signal": ops.Signal("HTCJob_1_0_slot1_1", 15, 2.0),
         "suspend": ops.Suspend("HTCJob_1_0_slot1_1"), "resume": ops.Resume("HTCJob_1_0_slot1_1"),
         "cleanup": ops.Cleanup(1, 0, "slot1_1"), "exec": ops.Exec(held, ("/bin/true",), True, 24, 80, "xterm"),
+        "cleanup_starter_job": ops.CleanupStarterJob(),
     }
     assert set(built) == set(ops.REQUESTS), "a new op needs a valid example here"
     return {op: request.to_message() for op, request in built.items()}

@@ -472,7 +472,7 @@ def test_no_htcondor_on_path_is_one_line(sandbox):
 
 
 @pytest.mark.parametrize("name, value, words", [("CONFIG_TIMEOUT", "soon", "not a number of seconds"),
-                                                ("CONFIG_TIMEOUT", "inf", "below 86400"),
+                                                ("CONFIG_TIMEOUT", "inf", "above 0 to 86400"),
                                                 ("SSH_PORT", "ssh", "port 'ssh'")])
 def test_a_bad_number_in_the_environment_is_one_line(sandbox, name, value, words):
     done = pool_node(sandbox, "--role", "central-manager", "--central-manager", "127.0.0.1:19618",
