@@ -104,6 +104,18 @@ def test_100000_sibling_directories_keep_the_agents_fds_bounded(agent_factory, r
     assert peak <= idle + FD_HEADROOM, (idle, peak)
 
 
+def _held_over_disk(agent, scratch, start_launcher, fake_chirp, test_users, managed_containers) -> str:
+    """Launch cdtest1's job; it must be killed (137) and held 103 through Chirp. Its launcher's stderr."""
+    fake_chirp.write_config(scratch, *test_users["cdtest1"])
+    job = start_launcher(agent, scratch)
+    try:
+        assert job.wait(40) == 137, job.stderr()
+    finally:
+        _kill_all(agent, managed_containers, job)
+    assert _hold(fake_chirp)["ChirpCondorDockerHoldSubCode"] == "103", fake_chirp.attributes
+    return job.stderr()
+
+
 def test_the_disk_limit_is_the_trusted_slots_when_the_job_deletes_disk(agent_factory, make_scratch, start_launcher,
                                                                        real_job_ad, fake_chirp, test_users,
                                                                        managed_containers):
@@ -115,14 +127,8 @@ def test_the_disk_limit_is_the_trusted_slots_when_the_job_deletes_disk(agent_fac
     agent = agent_factory(CONDOR_DOCKER_MAX_DISK_MB="1", CONDOR_DOCKER_DISK_CHECK_PERIOD="1")
     job_ad = _without(real_job_ad(Arguments="-c 'head -c 4194304 /dev/zero > big; sleep 20'"), "RequestDisk")
     scratch = make_scratch("cdtest1", job_ad, _machine_ad_without_disk())
-    fake_chirp.write_config(scratch, *test_users["cdtest1"])
-    job = start_launcher(agent, scratch)
-    try:
-        assert job.wait(40) == 137, job.stderr()
-    finally:
-        _kill_all(agent, managed_containers, job)
-    assert "over its disk limit of 1024 KB" in job.stderr(), job.stderr()
-    assert _hold(fake_chirp)["ChirpCondorDockerHoldSubCode"] == "103", fake_chirp.attributes
+    stderr = _held_over_disk(agent, scratch, start_launcher, fake_chirp, test_users, managed_containers)
+    assert "over its disk limit of 1024 KB" in stderr, stderr
 
 
 def test_a_tree_too_deep_to_measure_is_held_not_taken_as_small(agent_factory, run_as, make_scratch, start_launcher,
@@ -139,15 +145,8 @@ def test_a_tree_too_deep_to_measure_is_held_not_taken_as_small(agent_factory, ru
     _as_user(run_as, "cdtest1", "import os, sys\npath = os.path.join(sys.argv[1], *['d'] * int(sys.argv[2]))\n"
              "os.makedirs(path)\nopen(os.path.join(path, 'big'), 'wb').write(b'x' * (4 << 20))",
              scratch, str(usage.MAX_WALK_DEPTH + 2))
-    fake_chirp.write_config(scratch, *test_users["cdtest1"])
-    job = start_launcher(agent, scratch)
-    try:
-        assert job.wait(40) == 137, job.stderr()
-    finally:
-        _kill_all(agent, managed_containers, job)
-    assert "disk use cannot be measured" in job.stderr(), job.stderr()
-    assert f"deeper than {usage.MAX_WALK_DEPTH} levels" in job.stderr(), job.stderr()
-    assert _hold(fake_chirp)["ChirpCondorDockerHoldSubCode"] == "103", fake_chirp.attributes
+    stderr = _held_over_disk(agent, scratch, start_launcher, fake_chirp, test_users, managed_containers)
+    assert "disk use cannot be measured" in stderr and f"deeper than {usage.MAX_WALK_DEPTH} levels" in stderr, stderr
 
 
 def test_many_entries_before_a_big_file_never_hide_it(run_as, make_scratch):

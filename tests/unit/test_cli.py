@@ -117,18 +117,23 @@ def test_a_log_that_takes_no_event_is_named_before_any_job_runs(tmp_path):
                               "device; create its directory or point log at a writable file")
 
 
-def test_a_log_replaced_by_a_directory_while_the_job_runs_is_named_and_the_job_still_reported(tmp_path):
-    """It was exit 70 and "job N: removed: ... internal error" although the job had completed."""
+def _run_until_started(tmp_path, path: str) -> subprocess.Popen:
+    """`condor_docker run path` in the background, returned once job.log has its execute event."""
     import time
-    env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "condor_docker.cli", "run",
-                             submit(tmp_path, executable="/bin/sleep", arguments="3"), "--state-dir",
-                             str(tmp_path / ".state")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "condor_docker.cli", "run", path, "--state-dir",
+                             str(tmp_path / ".state")], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "job.log"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and "001 (" not in (log.read_text() if log.exists() else ""):
         time.sleep(0.1)
+    return proc
+
+
+def test_a_log_replaced_by_a_directory_while_the_job_runs_is_named_and_the_job_still_reported(tmp_path):
+    """It was exit 70 and "job N: removed: ... internal error" although the job had completed."""
+    proc = _run_until_started(tmp_path, submit(tmp_path, executable="/bin/sleep", arguments="3"))
+    log = tmp_path / "job.log"
     log.unlink()
     log.mkdir()
     out, err = proc.communicate(timeout=90)
@@ -294,16 +299,8 @@ def test_prepare_job_with_stdin_closed_says_no_job_ad():
 def test_a_sighup_stops_the_job_like_sigterm(tmp_path):
     """A closed terminal (SIGHUP) must not orphan the container: the job is aborted and the log ends."""
     import signal
-    import time
-    path = submit(tmp_path, executable="/bin/sleep", arguments="300")
-    env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "condor_docker.cli", "run", path, "--state-dir",
-                             str(tmp_path / ".state")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = _run_until_started(tmp_path, submit(tmp_path, executable="/bin/sleep", arguments="300"))
     log = tmp_path / "job.log"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and "001 (" not in (log.read_text() if log.exists() else ""):
-        time.sleep(0.3)
     proc.send_signal(signal.SIGHUP)
     _out, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err

@@ -286,13 +286,19 @@ NO_STARTER = {"ok": False, "failure": {"code": 16, "reason": "process 9 has no c
               "error": "no_starter"}
 
 
-def test_job_exit_asks_the_agent_of_the_ad_socket_for_its_starters_job(sock_dir, capsys):
-    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
+def _job_exit_with(sock_dir, replies: dict) -> tuple[int, "FakeAgent"]:
+    """job-exit `exit` against a fake agent (named in the ad) answering `replies`; (status, the agent)."""
+    agent = FakeAgent(sock_dir / "agent.sock", replies)
     try:
         status = job_exit.main_job_exit(["exit"], stdin=io.StringIO(
             exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'})))
     finally:
         agent.close()
+    return status, agent
+
+
+def test_job_exit_asks_the_agent_of_the_ad_socket_for_its_starters_job(sock_dir, capsys):
+    status, agent = _job_exit_with(sock_dir, {"cleanup_starter_job": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
     assert status == 0
     assert agent.requests == [{"op": "cleanup_starter_job"}]   # no job id: the agent asks the kernel
     assert "removed HTCJob_28_0_slot1_1" in capsys.readouterr().err
@@ -301,13 +307,8 @@ def test_job_exit_asks_the_agent_of_the_ad_socket_for_its_starters_job(sock_dir,
 @pytest.mark.parametrize("refusal", [OLD_AGENT, NO_STARTER], ids=["older-agent", "no-starter"])
 def test_job_exit_falls_back_to_the_job_id_from_the_ad(sock_dir, capsys, refusal):
     """An agent from before cleanup_starter_job, or no condor_starter above the hook: `cleanup` as before."""
-    agent = FakeAgent(sock_dir / "agent.sock", {"cleanup_starter_job": refusal,
-                                                "cleanup": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
-    try:
-        status = job_exit.main_job_exit(["exit"], stdin=io.StringIO(
-            exit_stdin(**{job_exit.SOCKET_ATTR: f'"{agent.path}"'})))
-    finally:
-        agent.close()
+    status, agent = _job_exit_with(sock_dir, {"cleanup_starter_job": refusal,
+                                              "cleanup": {"ok": True, "removed": ["HTCJob_28_0_slot1_1"]}})
     assert status == 0
     assert agent.requests == [{"op": "cleanup_starter_job"},
                               {"op": "cleanup", "cluster": 28, "proc": 0, "slot": "slot1_1"}]
