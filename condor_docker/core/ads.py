@@ -157,8 +157,11 @@ def _check_value_bounds(value: str, name: str, number: int, what: str) -> None:
 MAX_EVALUATED_CHARS = 16 * 1024 * 1024   # what one value may grow to when evaluated (ads are at most 4 MB)
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
 _REFERENCE = re.compile(r"'((?:[^'\\]|\\.)*)'|(?<![\w.])(?:(?:MY|TARGET)\.)?([A-Za-z_]\w*)", re.I)
-# functions whose result can be many times their arguments (a substitute of backreferences, a width)
-_AMPLIFIERS = frozenset(("regexps", "replace", "replaceall", "sprintf"))
+# functions whose result can be many times their arguments: a substitute of backreferences, a
+# width, a separator put between every piece of a split, a string evaluated as an expression
+_AMPLIFIERS = frozenset(("regexps", "replace", "replaceall", "sprintf", "join", "split", "splitusername",
+                         "splitslotname", "eval"))
+_CONSTANTS = frozenset(("true", "false", "undefined", "error", "is", "isnt"))
 
 
 def _check_growth(lines: list[tuple[int, str, str]], what: str) -> None:
@@ -168,11 +171,20 @@ def _check_growth(lines: list[tuple[int, str, str]], what: str) -> None:
     from B1, ... makes a string four times bigger per line: 4 GB from a 1 MB B0 in six
     short lines, and classad2 aborts the process on the failed allocation (seen: the
     root agent and both hooks died of SIGABRT).  An upper bound of each value's size is
-    cheap: its own text, plus each reference's bound (times the text's length where an
-    amplifying function may copy it over and over).  The bound over-counts, never under.
+    cheap: its own text plus each reference's bound, and the square of that where an
+    amplifying function may multiply its arguments (`join(B0, split(B0))` is quadratic;
+    `eval` of a string counts the names inside it).  A nested ad whose attributes are
+    expressions (`[a = "..."; b = strcat(a, a); ...].b`) hides its names from this count:
+    HTCondor writes only literal nested ads, so such a value is refused.  The bound
+    over-counts, never under.
     """
     values = {name.lower(): (number, name, value) for number, name, value in lines}
-    refs = {key: _references(value, values) for key, (_n, _name, value) in values.items()}
+    refs = {}
+    for key, (number, name, value) in values.items():
+        refs[key] = _references(value, values)
+        if refs[key][2]:
+            raise Failure(Code.BAD_JOB_AD, f"cannot parse the {what}: the value of {name} on line {number} holds "
+                                           "a nested ad with expressions (HTCondor writes only literal ones)")
     bounds: dict[str, int] = {}
     for key in values:
         if _bound(key, values, refs, bounds, set()) > MAX_EVALUATED_CHARS:
@@ -182,12 +194,33 @@ def _check_growth(lines: list[tuple[int, str, str]], what: str) -> None:
                                            "(its references copy other values over and over)")
 
 
-def _references(value: str, values: dict[str, tuple[int, str, str]]) -> tuple[list[str], int]:
-    """(the attributes of this ad that `value` names, each occurrence; the copy factor)."""
+def _references(value: str, values: dict[str, tuple[int, str, str]]) -> tuple[list[str], bool, bool]:
+    """(the attributes of this ad that `value` names, each occurrence; whether it amplifies;
+    whether it holds a nested ad that is not all literals)."""
     code = _STRING.sub('""', value)
     names = [(quoted or bare).lower() for quoted, bare in _REFERENCE.findall(code)]
-    factor = max(1, len(value)) if any(name in _AMPLIFIERS for name in names) else 1
-    return [name for name in names if name in values], factor
+    amplifies = any(name in _AMPLIFIERS for name in names)
+    if "eval" in names:   # what its strings say is an expression too: names, nested ads
+        code = value
+        names = [(quoted or bare).lower() for quoted, bare in _REFERENCE.findall(code)]
+    return [name for name in names if name in values], amplifies, _nested_ad_with_expressions(code)
+
+
+_NESTED_AD = re.compile(r"(?:^|[^\w\])\s])\s*\[([^\[\]]*)")   # `[` that opens an ad, not a subscript
+_LOCAL_VALUE = re.compile(r"=\s*([^;\]]*)")
+
+
+def _nested_ad_with_expressions(code: str) -> bool:
+    """Whether a nested ad in `code` (strings already blanked) names anything: an attribute or a function.
+
+    Operators over literals cannot grow past their text; a name can (it is copied in).
+    """
+    for match in _NESTED_AD.finditer(code):
+        for local in _LOCAL_VALUE.findall(match.group(1)):
+            words = [(quoted or bare).lower() for quoted, bare in _REFERENCE.findall(local)]
+            if any(word not in _CONSTANTS for word in words):   # a reference, or a function's name
+                return True
+    return False
 
 
 def _bound(key: str, values: dict, refs: dict, bounds: dict[str, int], visiting: set[str]) -> int:
@@ -200,7 +233,7 @@ def _bound(key: str, values: dict, refs: dict, bounds: dict[str, int], visiting:
         name, done = stack.pop()
         if name in bounds:
             continue
-        names, factor = refs[name]
+        names, amplifies, _nested = refs[name]
         while done < len(names) and (names[done] in bounds or names[done] in visiting):
             done += 1   # each reference is looked at once per attribute: linear in the ad
         if done < len(names):
@@ -210,9 +243,11 @@ def _bound(key: str, values: dict, refs: dict, bounds: dict[str, int], visiting:
             continue
         total = len(values[name][2])
         for ref in names:
-            total += factor * bounds.get(ref, 0)   # not in bounds: a cycle, which evaluates to an error
+            total += bounds.get(ref, 0)   # not in bounds: a cycle, which evaluates to an error
             if total > MAX_EVALUATED_CHARS:
                 break
+        if amplifies:
+            total = min(total, MAX_EVALUATED_CHARS + 1) ** 2
         visiting.discard(name)
         bounds[name] = min(total, MAX_EVALUATED_CHARS + 1)
     return bounds[key]

@@ -47,6 +47,9 @@ def may_be_ours(job_text: str) -> bool:
     """
     try:
         ad = ads.parse_ad(ads.lines_named(job_text, KIND_ATTRS), "job ad's kind lines")
+        # a kind line that refers elsewhere (`DockerImage = Img`, `WantDocker = Yes`) is
+        # undefined alone: it may well be ours, so only plain values decide "not ours"
+        unclear = any(isinstance(ad.eval(name), classad2.Value) for name in ad.keys())
     except Exception:   # a Failure, or anything classad2 raises
         return True
-    return "JobUniverse" not in ad or is_docker_job(ad)   # the starter always writes JobUniverse
+    return unclear or "JobUniverse" not in ad or is_docker_job(ad)   # the starter always writes JobUniverse

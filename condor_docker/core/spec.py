@@ -27,6 +27,7 @@ from .labels import (
     IMAGE_LABEL,
     LABEL_PREFIX,
     LAUNCHER_PID_LABEL,
+    LAUNCHER_START_LABEL,
     MANAGED_LABEL,
     OWNER_LABEL,
     PROC_LABEL,
@@ -262,6 +263,7 @@ def _labels(request: JobRequest, extras: Extras, agent_id: str) -> tuple[tuple[s
         # a `launcher_pid` of 1 would keep the reaper away forever, a `cgroup_parent` move the
         # container on reattach (trust round 2, item 13)
         LAUNCHER_PID_LABEL: "",
+        LAUNCHER_START_LABEL: "",
         STARTER_PID_LABEL: "",
         CGROUP_PARENT_LABEL: "",
         SELFTEST_LABEL: "",

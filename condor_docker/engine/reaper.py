@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ class ReapDecision:
     name: str
     reap: bool
     why: str
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")   # ASCII digits only: str.isdigit() takes "²", which int() refuses
 
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
@@ -106,7 +110,8 @@ def decide(container: dict, tracked: set[str], now: float, grace: float,
         return ReapDecision(cid, name, False, "tracked")
     state = str(container.get("State", "")).lower()
     pid_text, start_text = labels.get(LAUNCHER_PID_LABEL, ""), labels.get(LAUNCHER_START_LABEL, "")
-    launcher = (int(pid_text),) + ((int(start_text),) if start_text.isdigit() else ()) if pid_text.isdigit() else ()
+    launcher = ((int(pid_text),) + ((int(start_text),) if _DIGITS.fullmatch(start_text) else ())
+                if _DIGITS.fullmatch(pid_text) else ())
     if launcher and alive(*launcher):   # (a container made before the start label: its pid alone)
         # its launcher still waits for it (e.g. served by another agent, or being reattached)
         return ReapDecision(cid, name, False, f"untracked but its launcher (pid {pid_text}) is alive")

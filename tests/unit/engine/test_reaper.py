@@ -141,3 +141,11 @@ def test_a_launcher_pid_taken_over_by_another_process_does_not_keep_the_containe
     older = container("c", labels={**OURS, LAUNCHER_PID_LABEL: str(me)})   # made before the start label
     decisions = reaper.plan([same, reused, older], set(), NOW, 60)
     assert [d.reap for d in decisions] == [False, True, False], decisions
+
+
+def test_labels_that_are_not_ascii_digits_never_stop_a_sweep():
+    # "²".isdigit() is True and int("²") raises: one such label aborted every sweep
+    from condor_docker.core.labels import LAUNCHER_START_LABEL
+    odd = [container(c, labels={**OURS, LAUNCHER_PID_LABEL: pid, LAUNCHER_START_LABEL: start})
+           for c, pid, start in (("a", "1", "²"), ("b", "١", ""), ("c", "9" * 40, "1"))]
+    assert [d.reap for d in reaper.plan(odd, set(), NOW, 60, alive=lambda *_: True)] == [False, True, True]

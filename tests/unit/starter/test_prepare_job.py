@@ -577,3 +577,15 @@ def test_an_ad_the_reader_refuses_is_held_only_when_it_may_be_a_docker_job(tmp_p
     attrs, status = prepare_job.prepare_job(text, str(tmp_path), prepare_job.HookOptions(
         socket=str(tmp_path / "none.sock"), launcher="/bin/false", max_requeues=3, timeout=5))
     assert (status, "HookStatusCode" in attrs) == ((1, True) if ours else (0, False)), attrs
+
+
+@pytest.mark.parametrize("kind", ['DockerImage = Img\nImg = "i:1"\n', 'WantDocker = Yes\n',
+                                  'DockerImage = strcat("i:", Tag)\nTag = "1"\n',
+                                  'WantContainer = true\nContainerImage = Img\nImg = "docker://i:1"\n'])
+def test_a_refused_ad_whose_kind_lines_refer_elsewhere_is_held_not_passed_on(tmp_path, kind):
+    # an independent review: the kind lines alone were undefined, read as "not ours", and the job ran outside us
+    text = ("ClusterId = 1\nProcId = 0\nJobUniverse = 5\nCmd = \"/bin/true\"\n" + kind
+            + "Junk = " + "+".join(["1"] * 5000) + "\n")
+    attrs, status = prepare_job.prepare_job(text, str(tmp_path), prepare_job.HookOptions(
+        socket=str(tmp_path / "none.sock"), launcher="/bin/false", max_requeues=3, timeout=5))
+    assert status == 1 and attrs["HookStatusCode"] == 10, attrs
