@@ -34,7 +34,8 @@ def terminal_columns() -> int:
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
-    """Like ArgumentDefaultsHelpFormatter, without "(default: None)" for options that have none."""
+    """Like ArgumentDefaultsHelpFormatter, without "(default: None)" or "(default: )" for options that
+    have none, nor a second default after a help text that gives its own."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None, **kwargs) -> None:
@@ -43,7 +44,8 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS):
+        if ("%(default)" in text or "(default" in text
+                or action.default in (None, False, [], "", argparse.SUPPRESS)):   # nothing, or said already
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             text += " (default: %(default)s)"
@@ -62,6 +64,17 @@ def socket_path(value: str) -> str:
     return value
 
 
+_PATH_OPTIONS = frozenset(("--launcher", "--state-dir", "--log"))
+
+
+def non_empty_path(value: str) -> str:
+    """The type of the other path options with a default: `--state-dir=` is a mistake, not the default
+    (it was the cluster counter "in ''", exit 73; `--launcher=` was the default launcher, silently)."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path; name one, or leave the option out for its default")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args, usage_exit: int = exitcodes.USAGE, **kwargs) -> None:
         """`usage_exit`: the code for a bad command line (pool-node keeps its documented 2)."""
@@ -77,6 +90,8 @@ class Parser(argparse.ArgumentParser):
     def add_argument(self, *args, **kwargs) -> argparse.Action:
         if "--socket" in args:   # the one rule for every command's --socket (job-exit parses its own)
             kwargs.setdefault("type", socket_path)
+        elif _PATH_OPTIONS.intersection(args):   # and for every other path with a default
+            kwargs.setdefault("type", non_empty_path)
         return super().add_argument(*args, **kwargs)
 
     def help_when_asked(self, action: argparse.Action, text: Callable[[], str]) -> None:

@@ -447,3 +447,15 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback():
 def test_no_command_prints_the_usage_on_stderr_and_exits_usage():
     done = condor_docker()
     assert done.returncode == exitcodes.USAGE and done.stdout == "" and "commands for people:" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [("run", "--state-dir=", "x.sub"), ("prepare-job", "--launcher="), ("agent", "--log=")])
+def test_an_empty_path_option_is_a_usage_error_not_its_default(argv):
+    done = condor_docker(*argv)
+    assert done.returncode == exitcodes.USAGE
+    assert f"argument {argv[1].rstrip('=')}: an empty path" in one_line(done)
+
+
+def test_help_shows_no_empty_or_doubled_defaults():
+    done = condor_docker("pool-node", "--help")
+    assert done.returncode == 0 and "(default: )" not in done.stdout and ") (default:" not in done.stdout
