@@ -44,7 +44,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("%(default)" in text or "(default" in text
+        if ("%(default)" in text or re.search(r"\bdefault\b", text)
                 or action.default in (None, False, [], "", argparse.SUPPRESS)):   # nothing, or said already
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
