@@ -434,26 +434,28 @@ class Engine:
         with translate_engine_errors("other", container_id[:12]):
             self.api.unpause(container_id)
 
-    def remove(self, container_id: str) -> bool:
+    def remove(self, container_id: str, cgroup_parent: str | None = None) -> bool:
         """Force-remove with volumes, then the container's own parent cgroup; "not found" counts as done (False).
 
-        The agent gives each container a parent cgroup of its own (engine/usage.py); the
-        run that made it removes it, but a container removed by someone else (JOB_EXIT or
-        the reaper after an agent restart) left it behind, empty, in every hierarchy.
+        The agent gives each container a parent cgroup of its own (engine/usage.py).  The
+        run that made it passes it (`cgroup_parent`); any other remover (JOB_EXIT, the
+        reaper after an agent restart) left it behind, empty, in every hierarchy, so
+        without it the container's own is read from the engine first.
         """
-        parent = self._own_cgroup_parent(container_id)
+        parent = cgroup_parent or self._own_cgroup_parent(container_id)
         with translate_engine_errors("other", container_id[:12]):
             try:
                 self.api.remove_container(container_id, force=True, v=True)
+                removed = True
             except docker.errors.NotFound:
-                return False
+                removed = False
             except docker.errors.APIError as err:
-                if err.status_code == 409 and "already in progress" in str(err.explanation):
-                    return False
-                raise
+                if not (err.status_code == 409 and "already in progress" in str(err.explanation)):
+                    raise
+                return False   # another remover is at it: the cgroup is its to remove
         if parent is not None:
             ContainerCgroup(parent).remove()
-        return True
+        return removed
 
     def _own_cgroup_parent(self, container_id: str) -> str | None:
         """The managed container's per-container parent cgroup (named after it), else None."""

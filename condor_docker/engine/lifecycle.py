@@ -318,14 +318,11 @@ class ContainerRun:
 
     def _remove(self) -> None:
         try:
-            self.engine.remove(self.container_id)
+            self.engine.remove(self.container_id, self.spec.cgroup_parent)   # its parent cgroup goes with it
             log.info("removed %s (%s)", self.spec.name, self.container_id[:12])
         except Failure as failure:
             log.error("cannot remove %s (%s): %s; the reaper will retry",
                       self.spec.name, self.container_id[:12], failure.reason)
-            return
-        if self.cgroup is not None:
-            self.cgroup.remove()
 
     def _start_pumps(self, attach: EngineStream) -> list[threading.Thread]:
         """The relays, each with its own copies of the job's fds, which it closes when it ends."""
